@@ -1,0 +1,29 @@
+"""Errors raised by the optimisation layer."""
+
+from __future__ import annotations
+
+
+class InvalidInputError(ValueError):
+    """Input data violates a documented range; the message lists every violation."""
+
+    def __init__(self, problems: list[str] | str, context: str = "invalid input") -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{context} ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class InfeasiblePlanError(RuntimeError):
+    """No plan satisfies the constraints, or the solver did not prove optimality.
+
+    Attributes
+    ----------
+    status : str
+        Termination condition reported by the solver (or ``"precheck"``).
+    reasons : list of str
+        Human explanations, each naming the constraint group that blocks.
+    """
+
+    def __init__(self, reasons: list[str] | str, status: str = "infeasible") -> None:
+        self.status = status
+        self.reasons = [reasons] if isinstance(reasons, str) else list(reasons)
+        super().__init__(f"no feasible plan ({status}): " + "; ".join(self.reasons))
