@@ -1,0 +1,34 @@
+"""Chinese working-day calendar: weekends, public holidays and make-up working days (调休)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from functools import lru_cache
+
+import chinese_calendar
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=4096)
+def day_kind(day: dt.date) -> tuple[bool, str | None]:
+    """Whether ``day`` is a working day, and the statutory holiday it belongs to.
+
+    Uses the State Council schedule shipped in the ``chinesecalendar`` package, so make-up
+    working days on weekends count as working days. For years the package does not cover, falls
+    back to Monday-Friday with no holidays and logs a warning once per day asked.
+
+    Returns
+    -------
+    (is_workday, holiday_name) : (bool, str or None)
+        ``holiday_name`` is e.g. ``"Spring Festival"``, ``"Labour Day"``, ``"National Day"``
+        on days off of that holiday, else None.
+    """
+    try:
+        workday = chinese_calendar.is_workday(day)
+        is_holiday, name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:
+        log.warning("no Chinese holiday data for %s: using Mon-Fri as working days", day)
+        return day.weekday() < 5, None
+    return bool(workday), (str(name) if is_holiday and name else None)

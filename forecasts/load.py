@@ -1,0 +1,100 @@
+"""Load profiles: archetype shapes on the Chinese work calendar, and meter-data import."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasts.calendar import day_kind
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """Hour-beginning shares of peak load [-] for working and non-working days, by month."""
+
+    name: str
+    workday: tuple[float, ...]
+    non_workday: tuple[float, ...]
+    monthly_factor: tuple[float, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for field, size in (("workday", 24), ("non_workday", 24), ("monthly_factor", 12)):
+            values = getattr(self, field)
+            if len(values) != size or min(values) < 0 or max(values) > 1.5:
+                raise ValueError(
+                    f"load shape {self.name}.{field}: need {size} values in [0, 1.5], "
+                    f"got {len(values)}"
+                )
+
+
+def archetype_profile(shape: LoadShape, peak_kw: float, index: pd.DatetimeIndex) -> pd.Series:
+    """Load [kW] for each interval of ``index`` (interval starts, tz-aware).
+
+    The hour-beginning shape values sit at hour midpoints and are interpolated linearly (and
+    cyclically over the day) to interval midpoints; the day's kind (working day or weekend /
+    holiday, with make-up working days) picks the shape, the month its factor.
+    """
+    if index.tz is None:
+        raise ValueError("load index must be timezone-aware (Asia/Shanghai)")
+    local = index.tz_convert("Asia/Shanghai")
+    step_h = (local[1] - local[0]).total_seconds() / 3600 if len(local) > 1 else 0.25
+    hour_mid = local.hour + local.minute / 60 + step_h / 2
+    x = np.arange(-0.5, 25.0, 1.0)  # hour midpoints, padded for the cyclic wrap
+    work = np.array(shape.workday)
+    off = np.array(shape.non_workday)
+    curves = {
+        True: np.concatenate([[work[-1]], work, [work[0]]]),
+        False: np.concatenate([[off[-1]], off, [off[0]]]),
+    }
+    values = np.empty(len(local))
+    dates = local.date
+    for i, (d, h) in enumerate(zip(dates, hour_mid, strict=True)):
+        workday, _ = day_kind(d)
+        values[i] = np.interp(h, x, curves[workday]) * shape.monthly_factor[d.month - 1]
+    return pd.Series(values * peak_kw, index=index, name="load_kw")
+
+
+def read_meter_csv(
+    source: str | Path | io.IOBase, column: str = "load_kw", tz: str = "Asia/Shanghai"
+) -> pd.Series:
+    """Read a 15-minute meter CSV with columns ``timestamp`` and ``column`` [kW].
+
+    Timestamps without an offset are taken as local time in ``tz``; each row is the average
+    power over the 15 minutes starting at its timestamp.
+
+    Raises
+    ------
+    ValueError
+        Naming missing columns, unparsable timestamps, negative or missing values, or a step
+        other than 15 minutes.
+    """
+    df = pd.read_csv(source)
+    missing = [c for c in ("timestamp", column) if c not in df.columns]
+    if missing:
+        raise ValueError(f"meter CSV: missing columns {missing}; found {list(df.columns)}")
+    try:
+        ts = pd.to_datetime(df["timestamp"], format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"meter CSV: timestamp column not ISO 8601: {exc}") from None
+    idx = pd.DatetimeIndex(ts)
+    idx = idx.tz_localize(tz) if idx.tz is None else idx.tz_convert(tz)
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    problems = []
+    if np.isnan(values).any():
+        problems.append(f"{int(np.isnan(values).sum())} missing or non-numeric {column} values")
+    if (values < 0).any():
+        problems.append(f"{column} must be >= 0 kW, minimum is {np.nanmin(values)}")
+    if len(idx) > 1:
+        steps = np.asarray((idx[1:] - idx[:-1]).total_seconds())
+        if np.any(steps != 900):
+            bad = int(np.flatnonzero(steps != 900)[0])
+            problems.append(f"rows must be 15 minutes apart; row {bad + 2} follows after "
+                            f"{steps[bad] / 60:g} min")
+    if problems:
+        raise ValueError("meter CSV: " + "; ".join(problems))
+    return pd.Series(values, index=idx, name=column)
