@@ -1,0 +1,83 @@
+"""Where the data lives and how it is loaded: fleet, tariffs, subsidy policy, load archetypes.
+
+Defaults ship inside the package (``vpp/data``). Users replace any of them without code
+changes: ``VPP_DATA_DIR`` (a folder laid out like ``vpp/data``) or the CLI's ``--data-dir``,
+``--fleet`` for another fleet file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from forecasts.load import LoadShape
+from models.errors import InvalidInputError
+from vpp.sites import Fleet, load_fleet
+from vpp.subsidy import SubsidyPolicy, load_policy
+from vpp.tariffs import TariffBook
+
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_FLEET = "fleet/changzhou-pilots.toml"
+DEFAULT_POLICY = "policies/changzhou-storage-subsidy-2024.toml"
+
+
+def data_dir(explicit: str | Path | None = None) -> Path:
+    """The data folder: ``explicit``, else ``$VPP_DATA_DIR``, else the shipped defaults."""
+    folder = Path(explicit or os.environ.get("VPP_DATA_DIR") or PACKAGE_DATA)
+    if not folder.is_dir():
+        raise InvalidInputError(f"data folder {folder} does not exist")
+    return folder
+
+
+def load_archetypes(path: Path) -> dict[str, LoadShape]:
+    """Read the load-archetype TOML into :class:`LoadShape` objects by name."""
+    data = tomllib.loads(Path(path).read_text("utf-8"))
+    shapes = {}
+    problems = []
+    for name, spec in data.items():
+        if not isinstance(spec, dict):
+            continue
+        try:
+            shapes[name] = LoadShape(
+                name=name,
+                workday=tuple(spec["workday"]),
+                non_workday=tuple(spec["non_workday"]),
+                monthly_factor=tuple(spec["monthly_factor"]),
+                description=spec.get("description", ""),
+            )
+        except (KeyError, ValueError) as exc:
+            problems.append(f"{path.name}: archetype {name}: {exc}")
+    if problems:
+        raise InvalidInputError(problems, "invalid load archetypes")
+    return shapes
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything a plan reads from data files."""
+
+    fleet: Fleet
+    tariffs: TariffBook
+    policy: SubsidyPolicy
+    archetypes: dict[str, LoadShape]
+    root: Path
+
+    @classmethod
+    def load(cls, root: str | Path | None = None, fleet: str | Path | None = None) -> Catalog:
+        """Load and validate the data in ``root`` (see :func:`data_dir`)."""
+        folder = data_dir(root)
+        tariffs = TariffBook.from_dir(folder / "tariffs")
+        archetypes = load_archetypes(folder / "loads" / "archetypes.toml")
+        fleet_path = Path(fleet) if fleet else folder / DEFAULT_FLEET
+        fl = load_fleet(fleet_path, tariff_ids=tariffs.ids, archetypes=set(archetypes))
+        policy = load_policy(folder / DEFAULT_POLICY)
+        return cls(fleet=fl, tariffs=tariffs, policy=policy, archetypes=archetypes, root=folder)
+
+
+@lru_cache(maxsize=4)
+def default_catalog(root: str | None = None, fleet: str | None = None) -> Catalog:
+    """A cached :meth:`Catalog.load` for repeated use in one process."""
+    return Catalog.load(root, fleet)

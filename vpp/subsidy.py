@@ -1,0 +1,142 @@
+"""The Changzhou storage subsidy as versioned policy data, and the rate it pays.
+
+常政办发〔2024〕32号: new-type storage stations of installed capacity >= 0.5 MW earn at most
+0.3 yuan per kWh discharged, from the month after grid connection, for at most 2 consecutive
+years. Read here as: eligible when rated power >= ``min_power_kw``; paid on every kWh
+discharged from 00:00 on the first day of the month after the grid-connection date, for
+``duration_months`` months (connection on 2025-03-17: paid 2025-04-01 to 2027-03-31).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class SubsidyPolicy:
+    """Policy parameters; rates in yuan/kWh, power in kW."""
+
+    id: str
+    version: str
+    name: str
+    effective_from: dt.date
+    source: str
+    min_power_kw: float
+    rate_yuan_per_kwh: float
+    max_rate_yuan_per_kwh: float
+    duration_months: int
+
+    def describe(self) -> dict:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "source": self.source,
+            "min_power_kw": self.min_power_kw,
+            "rate_yuan_per_kwh": self.rate_yuan_per_kwh,
+            "duration_months": self.duration_months,
+        }
+
+
+def parse_policy(data: dict, origin: str = "policy") -> SubsidyPolicy:
+    """Validate a subsidy policy document, listing every problem in one error."""
+    problems = []
+    for k in ("id", "version", "name", "source"):
+        if not isinstance(data.get(k), str):
+            problems.append(f"{origin}: {k} missing (string)")
+    if not isinstance(data.get("effective_from"), dt.date):
+        problems.append(f"{origin}: effective_from missing (date)")
+    if data.get("start") != "first-day-of-next-month":
+        problems.append(f"{origin}: start={data.get('start')!r}: only 'first-day-of-next-month'")
+    mx = data.get("max_rate_yuan_per_kwh")
+    rate = data.get("rate_yuan_per_kwh")
+    if not isinstance(mx, int | float) or mx < 0:
+        problems.append(f"{origin}: max_rate_yuan_per_kwh={mx!r}: need a number >= 0")
+    elif not isinstance(rate, int | float) or not 0 <= rate <= mx:
+        problems.append(f"{origin}: rate_yuan_per_kwh={rate!r}: allowed range [0, {mx}]")
+    mp = data.get("min_power_kw")
+    if not isinstance(mp, int | float) or mp < 0:
+        problems.append(f"{origin}: min_power_kw={mp!r}: need a number >= 0")
+    dur = data.get("duration_months")
+    if not isinstance(dur, int) or dur <= 0:
+        problems.append(f"{origin}: duration_months={dur!r}: need a whole number > 0")
+    if problems:
+        raise InvalidInputError(problems, "invalid subsidy policy")
+    return SubsidyPolicy(
+        id=data["id"],
+        version=data["version"],
+        name=data["name"],
+        effective_from=data["effective_from"],
+        source=data["source"],
+        min_power_kw=float(mp),
+        rate_yuan_per_kwh=float(rate),
+        max_rate_yuan_per_kwh=float(mx),
+        duration_months=dur,
+    )
+
+
+def load_policy(path: Path) -> SubsidyPolicy:
+    """Read and validate a subsidy policy TOML file."""
+    try:
+        return parse_policy(tomllib.loads(Path(path).read_text("utf-8")), Path(path).name)
+    except FileNotFoundError:
+        raise InvalidInputError(f"subsidy policy file {path} not found") from None
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    y, m = divmod(day.month - 1 + months, 12)
+    return dt.date(day.year + y, m + 1, 1)
+
+
+def subsidy_window(
+    policy: SubsidyPolicy, power_kw: float, grid_connection: dt.date
+) -> tuple[dt.date, dt.date] | None:
+    """First and last paid day (both inclusive), or None when the station is not eligible."""
+    if power_kw < policy.min_power_kw:
+        return None
+    first = _add_months(grid_connection.replace(day=1), 1)
+    last = _add_months(first, policy.duration_months) - dt.timedelta(days=1)
+    return first, last
+
+
+def subsidy_rate_series(
+    policy: SubsidyPolicy,
+    power_kw: float,
+    grid_connection: dt.date,
+    index: pd.DatetimeIndex,
+    rate_yuan_per_kwh: float | None = None,
+) -> pd.Series:
+    """Subsidy per kWh discharged for each interval of ``index`` [yuan/kWh], 0 outside.
+
+    Parameters
+    ----------
+    power_kw : float
+        Rated (installed) storage power [kW].
+    grid_connection : date
+        Date the station was connected (并网投运).
+    index : DatetimeIndex
+        Interval-start labels, timezone-aware; an interval counts on its local start date.
+    rate_yuan_per_kwh : float, optional
+        Rate to apply in [0, policy maximum]; defaults to the policy's rate.
+    """
+    if index.tz is None:
+        raise InvalidInputError("subsidy index must be timezone-aware (Asia/Shanghai)")
+    rate = policy.rate_yuan_per_kwh if rate_yuan_per_kwh is None else float(rate_yuan_per_kwh)
+    if not 0.0 <= rate <= policy.max_rate_yuan_per_kwh:
+        raise InvalidInputError(
+            f"subsidy_rate_yuan_per_kwh={rate}: allowed range [0, "
+            f"{policy.max_rate_yuan_per_kwh}] under {policy.version}"
+        )
+    window = subsidy_window(policy, power_kw, grid_connection)
+    values = np.zeros(len(index))
+    if window is not None:
+        days = np.array(index.tz_convert("Asia/Shanghai").date)
+        values[(days >= window[0]) & (days <= window[1])] = rate
+    return pd.Series(values, index=index, name="subsidy_yuan_per_kwh")

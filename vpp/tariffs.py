@@ -1,0 +1,318 @@
+"""Time-of-use tariffs as versioned data, and the price series they give.
+
+A tariff file (TOML, see ``vpp/data/tariffs``) is one *version* of a tariff ``id`` with an
+``effective_from`` date and a ``source``. Several versions of one id form its history; the
+version in force on a day is the latest whose ``effective_from`` is not after that day, unless
+a version is asked for by name (to compare 426号 with 555号, say).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasts.calendar import day_kind
+from models.errors import InvalidInputError
+
+PERIODS = ("peak", "flat", "valley")
+MINUTES_PER_DAY = 1440
+
+
+def _span(text: str, where: str) -> tuple[int, int]:
+    try:
+        a, b = text.split("-")
+        ha, ma = (int(x) for x in a.split(":"))
+        hb, mb = (int(x) for x in b.split(":"))
+    except ValueError:
+        raise InvalidInputError(f"{where}: {text!r} is not 'HH:MM-HH:MM'") from None
+    start, end = ha * 60 + ma, hb * 60 + mb
+    if not 0 <= start < end <= MINUTES_PER_DAY:
+        raise InvalidInputError(f"{where}: {text!r} must run forward within 00:00-24:00")
+    return start, end
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """One version of a time-of-use tariff. Prices in yuan/kWh, charges per month."""
+
+    id: str
+    version: str
+    name: str
+    effective_from: dt.date
+    source: str
+    illustrative_prices: bool
+    prices_yuan_per_kwh: dict[str, float]
+    export_price_yuan_per_kwh: float
+    demand_yuan_per_kw_month: float
+    capacity_yuan_per_kva_month: float
+    period_by_month: dict[int, np.ndarray]  # month -> period code per minute of day
+    critical_multiplier: float
+    critical_min_kva: float
+    critical_by_month: dict[int, tuple[tuple[int, int], ...]]
+    deep_valley_multiplier: float
+    deep_valley_holidays: frozenset[str]
+    deep_valley_minutes: tuple[tuple[int, int], ...]
+
+    def describe(self) -> dict:
+        """The tariff as plain data, for plans and the CLI."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "name": self.name,
+            "effective_from": self.effective_from.isoformat(),
+            "source": self.source,
+            "illustrative_prices": self.illustrative_prices,
+            "prices_yuan_per_kwh": dict(self.prices_yuan_per_kwh),
+            "export_price_yuan_per_kwh": self.export_price_yuan_per_kwh,
+            "demand_yuan_per_kw_month": self.demand_yuan_per_kw_month,
+            "capacity_yuan_per_kva_month": self.capacity_yuan_per_kva_month,
+            "critical_peak_multiplier": self.critical_multiplier,
+            "critical_peak_min_transformer_kva": self.critical_min_kva,
+            "holiday_deep_valley_multiplier": self.deep_valley_multiplier,
+        }
+
+
+def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
+    """Validate a tariff document; one :class:`InvalidInputError` lists every problem."""
+    problems: list[str] = []
+
+    def need(key: str, kind: type | tuple[type, ...]):
+        v = data.get(key)
+        if not isinstance(v, kind):
+            problems.append(f"{origin}: {key} missing or not {kind}")
+        return v
+
+    tid, version, name, source = (need(k, str) for k in ("id", "version", "name", "source"))
+    eff = need("effective_from", dt.date)
+    prices = data.get("prices_yuan_per_kwh", {})
+    for p in PERIODS:
+        v = prices.get(p)
+        if not isinstance(v, int | float) or v < 0:
+            problems.append(f"{origin}: prices_yuan_per_kwh.{p}={v!r}: need a number >= 0")
+    export = data.get("export", {}).get("price_yuan_per_kwh")
+    if not isinstance(export, int | float):
+        problems.append(f"{origin}: export.price_yuan_per_kwh missing")
+    basic = data.get("basic_charge", {})
+    for k in ("demand_yuan_per_kw_month", "capacity_yuan_per_kva_month"):
+        v = basic.get(k)
+        if not isinstance(v, int | float) or v < 0:
+            problems.append(f"{origin}: basic_charge.{k}={v!r}: need a number >= 0")
+    period_by_month: dict[int, np.ndarray] = {}
+    for i, season in enumerate(data.get("seasons", [])):
+        where = f"{origin}: seasons[{i}] ({season.get('name', '?')})"
+        codes = np.full(MINUTES_PER_DAY, -1, dtype=np.int8)
+        try:
+            for code, period in enumerate(PERIODS):
+                for text in season.get(period, []):
+                    a, b = _span(text, where)
+                    if np.any(codes[a:b] >= 0):
+                        problems.append(f"{where}: {period} {text} overlaps another period")
+                    codes[a:b] = code
+        except InvalidInputError as exc:
+            problems += exc.problems
+            continue
+        gaps = np.flatnonzero(codes < 0)
+        if gaps.size:
+            problems.append(
+                f"{where}: periods leave {gaps.size} minutes of the day uncovered "
+                f"(first at {gaps[0] // 60:02d}:{gaps[0] % 60:02d})"
+            )
+        for month in season.get("months", []):
+            if month in period_by_month:
+                problems.append(f"{where}: month {month} already belongs to another season")
+            period_by_month[month] = codes
+    missing = sorted(set(range(1, 13)) - set(period_by_month))
+    if missing:
+        problems.append(f"{origin}: seasons do not cover months {missing}")
+    crit = data.get("critical_peak", {})
+    crit_by_month: dict[int, list[tuple[int, int]]] = {}
+    for w in crit.get("windows", []):
+        for month in w.get("months", []):
+            for text in w.get("hours", []):
+                try:
+                    crit_by_month.setdefault(month, []).append(_span(text, f"{origin}: critical"))
+                except InvalidInputError as exc:
+                    problems += exc.problems
+    deep = data.get("holiday_deep_valley", {})
+    deep_minutes = []
+    for text in deep.get("hours", []):
+        try:
+            deep_minutes.append(_span(text, f"{origin}: holiday_deep_valley"))
+        except InvalidInputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidInputError(problems, "invalid tariff")
+    return Tariff(
+        id=tid,
+        version=version,
+        name=name,
+        effective_from=eff,
+        source=source,
+        illustrative_prices=bool(data.get("illustrative_prices", False)),
+        prices_yuan_per_kwh={p: float(prices[p]) for p in PERIODS},
+        export_price_yuan_per_kwh=float(export),
+        demand_yuan_per_kw_month=float(basic["demand_yuan_per_kw_month"]),
+        capacity_yuan_per_kva_month=float(basic["capacity_yuan_per_kva_month"]),
+        period_by_month=period_by_month,
+        critical_multiplier=float(crit.get("multiplier", 1.0)),
+        critical_min_kva=float(crit.get("min_transformer_kva", 0.0)),
+        critical_by_month={k: tuple(v) for k, v in crit_by_month.items()},
+        deep_valley_multiplier=float(deep.get("multiplier", 1.0)),
+        deep_valley_holidays=frozenset(deep.get("holidays", [])),
+        deep_valley_minutes=tuple(deep_minutes),
+    )
+
+
+class TariffBook:
+    """All tariff versions found in a folder of TOML files, by id and effective date."""
+
+    def __init__(self, tariffs: list[Tariff]) -> None:
+        self._by_id: dict[str, list[Tariff]] = {}
+        for t in tariffs:
+            self._by_id.setdefault(t.id, []).append(t)
+        for versions in self._by_id.values():
+            versions.sort(key=lambda t: t.effective_from)
+
+    @classmethod
+    def from_dir(cls, folder: Path) -> TariffBook:
+        """Read every ``*.toml`` in ``folder``; one error lists the problems of all files."""
+        problems: list[str] = []
+        tariffs = []
+        files = sorted(Path(folder).glob("*.toml"))
+        if not files:
+            raise InvalidInputError(f"no tariff files (*.toml) in {folder}")
+        for f in files:
+            try:
+                tariffs.append(parse_tariff(tomllib.loads(f.read_text("utf-8")), f.name))
+            except InvalidInputError as exc:
+                problems += exc.problems
+            except tomllib.TOMLDecodeError as exc:
+                problems.append(f"{f.name}: not valid TOML: {exc}")
+        if problems:
+            raise InvalidInputError(problems, "invalid tariff files")
+        seen = {(t.id, t.version) for t in tariffs}
+        if len(seen) != len(tariffs):
+            raise InvalidInputError("tariff files: two files share an id and version")
+        return cls(tariffs)
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self._by_id)
+
+    def versions(self, tariff_id: str) -> list[Tariff]:
+        """Every version of ``tariff_id``, oldest first."""
+        if tariff_id not in self._by_id:
+            raise InvalidInputError(
+                f"tariff_id={tariff_id!r} unknown; known: {', '.join(sorted(self._by_id))}"
+            )
+        return list(self._by_id[tariff_id])
+
+    def select(self, tariff_id: str, day: dt.date, version: str | None = None) -> Tariff:
+        """The version in force on ``day`` (or the named ``version``)."""
+        versions = self.versions(tariff_id)
+        if version is not None:
+            for t in versions:
+                if t.version == version:
+                    return t
+            names = ", ".join(t.version for t in versions)
+            raise InvalidInputError(f"tariff version {version!r} unknown for {tariff_id}: {names}")
+        in_force = [t for t in versions if t.effective_from <= day]
+        if not in_force:
+            first = versions[0].effective_from
+            raise InvalidInputError(
+                f"no version of tariff {tariff_id} in force on {day}: the earliest starts {first}"
+            )
+        return in_force[-1]
+
+
+def price_series(
+    book: TariffBook,
+    tariff_id: str,
+    index: pd.DatetimeIndex,
+    transformer_kva: float,
+    version: str | None = None,
+) -> pd.DataFrame:
+    """Prices for every interval of ``index`` (interval-start labels, tz-aware).
+
+    Parameters
+    ----------
+    transformer_kva : float
+        Decides whether critical-peak pricing applies [kVA].
+    version : str, optional
+        Force one tariff version for the whole range.
+
+    Returns
+    -------
+    DataFrame indexed like ``index`` with ``period`` (peak, flat, valley, critical_peak,
+    deep_valley), ``import_price_yuan_per_kwh``, ``export_price_yuan_per_kwh`` and
+    ``tariff_version``.
+
+    Raises
+    ------
+    InvalidInputError
+        Index not tz-aware or not regular, or a period boundary falls inside an interval.
+    """
+    if index.tz is None:
+        raise InvalidInputError("price index must be timezone-aware (Asia/Shanghai)")
+    if len(index) == 0:
+        raise InvalidInputError("price index is empty")
+    local = index.tz_convert("Asia/Shanghai")
+    step = _step_minutes(local)
+    minute = (local.hour * 60 + local.minute).to_numpy()
+    n = len(local)
+    period = np.empty(n, dtype=object)
+    imp = np.empty(n)
+    exp = np.empty(n)
+    ver = np.empty(n, dtype=object)
+    days = local.normalize()
+    for day in days.unique():
+        sel = np.flatnonzero(days == day)
+        date = day.date()
+        t = book.select(tariff_id, date, version)
+        codes = t.period_by_month[date.month]
+        mins = minute[sel]
+        for m0 in mins:
+            block = codes[m0 : m0 + step]
+            if np.any(block != block[0]):
+                raise InvalidInputError(
+                    f"tariff {t.version}: a period boundary falls inside the {step}-minute "
+                    f"interval starting {m0 // 60:02d}:{m0 % 60:02d}; use shorter intervals"
+                )
+        names = np.array(PERIODS, dtype=object)[codes[mins]]
+        price = np.array([t.prices_yuan_per_kwh[p] for p in names])
+        if transformer_kva >= t.critical_min_kva:
+            for a, b in t.critical_by_month.get(date.month, ()):
+                hit = (mins >= a) & (mins < b)
+                names[hit] = "critical_peak"
+                price[hit] = t.prices_yuan_per_kwh["peak"] * t.critical_multiplier
+        _, holiday = day_kind(date)
+        if holiday in t.deep_valley_holidays:
+            for a, b in t.deep_valley_minutes:
+                hit = (mins >= a) & (mins < b)
+                names[hit] = "deep_valley"
+                price[hit] = t.prices_yuan_per_kwh["valley"] * t.deep_valley_multiplier
+        period[sel], imp[sel] = names, price
+        exp[sel], ver[sel] = t.export_price_yuan_per_kwh, t.version
+    return pd.DataFrame(
+        {
+            "period": period,
+            "import_price_yuan_per_kwh": imp,
+            "export_price_yuan_per_kwh": exp,
+            "tariff_version": ver,
+        },
+        index=index,
+    )
+
+
+def _step_minutes(index: pd.DatetimeIndex) -> int:
+    if len(index) < 2:
+        return 15
+    diffs = np.asarray((index[1:] - index[:-1]).total_seconds()) / 60.0
+    if np.any(diffs != diffs[0]) or diffs[0] < 1 or MINUTES_PER_DAY % diffs[0]:
+        raise InvalidInputError("price index must be regular with a step dividing one day")
+    return int(diffs[0])
