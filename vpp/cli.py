@@ -1,0 +1,260 @@
+"""The ``vpp`` command line.
+
+Errors in the user's input or infeasible plans end with a one-paragraph message and exit
+status 2 (never a traceback); ``--verbose`` adds solver logging.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from forecasts.load import read_meter_csv
+from models.errors import InfeasiblePlanError, InvalidInputError
+from vpp.audit import audit_plan
+from vpp.catalog import Catalog
+from vpp.plan_io import (
+    format_table,
+    plan_csv,
+    plan_json,
+    plot_plan,
+    read_plan,
+    site_table,
+    summary_table,
+)
+from vpp.planning import TZ, PlanOptions, plan_fleet, plan_site
+from vpp.subsidy import subsidy_window
+from vpp.tariffs import price_series
+
+
+def tomorrow() -> dt.date:
+    """Tomorrow in Changzhou."""
+    return (pd.Timestamp.now(tz=TZ) + pd.Timedelta(days=1)).date()
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (InvalidInputError, InfeasiblePlanError, ValueError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder laid out like vpp/data (tariffs/, policies/, fleet/, loads/). "
+                   "Default: $VPP_DATA_DIR or the shipped data.")
+@click.option("--fleet", type=click.Path(dir_okay=False), default=None,
+              help="Fleet TOML file instead of the shipped 30 pilot microgrids.")
+@click.option("-v", "--verbose", is_flag=True, help="Log solver steps to stderr.")
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None, fleet: str | None, verbose: bool) -> None:
+    """Dispatch optimizer for Changzhou's pilot smart microgrids and their VPP."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"data_dir": data_dir, "fleet": fleet}
+
+
+def _catalog(ctx: click.Context) -> Catalog:
+    if "catalog" not in ctx.obj:
+        ctx.obj["catalog"] = Catalog.load(ctx.obj["data_dir"], ctx.obj["fleet"])
+    return ctx.obj["catalog"]
+
+
+def _series(path: str | None, column: str) -> pd.Series | None:
+    return None if path is None else read_meter_csv(path, column=column)
+
+
+@main.command()
+@click.option("--site", "site_id", help="Site id, e.g. CZ-MG-01.")
+@click.option("--all", "all_sites", is_flag=True, help="Plan every site of the fleet.")
+@click.option("--date", "date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First day (local). Default: tomorrow.")
+@click.option("--days", type=click.IntRange(1, 7), default=1, show_default=True,
+              help="Horizon in days.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output of a single-site plan.")
+@click.option("--out", type=click.Path(), default=None,
+              help="File (one site) or folder (--all) to write plans to.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="PNG plot of a single-site plan.")
+@click.option("--subsidy-blind", is_flag=True, help="Leave the subsidy out of the objective.")
+@click.option("--subsidy-rate", type=float, default=None,
+              help="Subsidy [yuan/kWh discharged], 0..policy maximum (default policy rate).")
+@click.option("--month-peak-kw", type=float, default=0.0, show_default=True,
+              help="Highest 15-min import so far this month [kW].")
+@click.option("--soc-initial", type=float, default=None, help="Initial SOC [0-1 of energy].")
+@click.option("--soc-terminal", type=float, default=None,
+              help="Lowest end-of-horizon SOC [0-1 of energy] (default: the initial SOC).")
+@click.option("--tariff-version", default=None,
+              help="Force a tariff version, e.g. su-fagaijiage-2023-555.")
+@click.option("--gap", type=float, default=1e-3, show_default=True,
+              help="Certified relative optimality gap required [-].")
+@click.option("--time-limit", type=float, default=60.0, show_default=True,
+              help="HiGHS time limit per call [s].")
+@click.option("--method", type=click.Choice(["auto", "milp"]), default="auto",
+              show_default=True)
+@click.option("--load-csv", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="15-min meter CSV (timestamp,load_kw) to use as the load.")
+@click.option("--pv-csv", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="15-min CSV (timestamp,pv_kw) to use as the PV forecast.")
+@click.pass_context
+def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.datetime | None,
+         days: int, fmt: str, out: str | None, plot: str | None, subsidy_blind: bool,
+         subsidy_rate: float | None, month_peak_kw: float, soc_initial: float | None,
+         soc_terminal: float | None, tariff_version: str | None, gap: float,
+         time_limit: float, method: str, load_csv: str | None, pv_csv: str | None) -> None:
+    """Day-ahead dispatch plan for one site (--site) or the whole fleet (--all).
+
+    \b
+    vpp plan --site CZ-MG-01 --date 2026-07-15 --plot plan.png
+    vpp plan --site CZ-MG-01 --date 2026-07-15 --format json --out plan.json
+    vpp plan --all --date 2026-07-15 --out plans/
+    """
+    if bool(site_id) == all_sites:
+        raise click.UsageError("give exactly one of --site ID or --all")
+    if all_sites and (load_csv or pv_csv or plot):
+        raise click.UsageError("--load-csv, --pv-csv and --plot are for a single --site")
+    options = PlanOptions(
+        days=days, subsidy_aware=not subsidy_blind, subsidy_rate_yuan_per_kwh=subsidy_rate,
+        month_peak_kw=month_peak_kw, soc_initial_frac=soc_initial,
+        soc_terminal_min_frac=soc_terminal, tariff_version=tariff_version, mip_rel_gap=gap,
+        time_limit_s=time_limit, method=method,
+    )
+    options.validate()
+    start = date.date() if date else tomorrow()
+    catalog = _catalog(ctx)
+    if site_id:
+        p = plan_site(catalog, site_id, start, options, pv_kw=_series(pv_csv, "pv_kw"),
+                      load_kw=_series(load_csv, "load_kw"))
+        text = {"json": plan_json, "csv": plan_csv, "table": site_table}[fmt](p)
+        if out:
+            Path(out).write_text(text if fmt != "table" else plan_json(p), "utf-8")
+            click.echo(f"wrote {out}", err=True)
+        else:
+            click.echo(text)
+        if plot:
+            plot_plan(p, plot)
+            click.echo(f"wrote {plot}", err=True)
+        return
+    _plan_all(catalog, start, options, out)
+
+
+def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str | None) -> None:
+    folder = Path(out) if out else None
+    if folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    total = len(catalog.fleet.sites)
+    done = [0]
+    failed: list[str] = []
+    t0 = time.perf_counter()
+
+    def progress(site_id: str, p: dict | None, err: Exception | None) -> None:
+        done[0] += 1
+        if p is None:
+            failed.append(site_id)
+            click.echo(f"[{done[0]:>2}/{total}] {site_id} FAILED: {err}", err=True)
+            return
+        if folder:
+            (folder / f"{site_id}_{start.isoformat()}.json").write_text(plan_json(p), "utf-8")
+        click.echo(f"[{done[0]:>2}/{total}] {site_id} {p['solver']['method']:<9} "
+                   f"gap {p['solver']['optimality_gap']:.3%} {p['solver']['seconds']:.2f} s",
+                   err=True)
+
+    plans = plan_fleet(catalog, start, options, on_plan=progress)
+    if not plans:
+        raise InfeasiblePlanError("no site could be planned", status="fleet")
+    table = summary_table(list(plans.values()))
+    click.echo(f"\nDay-ahead plans for {start} ({options.days} day(s)), "
+               f"{len(plans)}/{total} sites, {time.perf_counter() - t0:.1f} s"
+               + (" — fleet data is ILLUSTRATIVE" if catalog.fleet.illustrative else ""))
+    click.echo("demand Δ: increase of the month's demand charge above "
+               f"--month-peak-kw={options.month_peak_kw:g} kW; savings vs the same day "
+               "without storage or flexibility, subsidy included\n")
+    click.echo(format_table(table))
+    if folder:
+        table.to_csv(folder / f"summary_{start.isoformat()}.csv", float_format="%.6f")
+        click.echo(f"\nwrote {len(plans)} plans and summary_{start.isoformat()}.csv to {folder}")
+    if failed:
+        click.echo(f"\n{len(failed)} site(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.pass_context
+def sites(ctx: click.Context) -> None:
+    """List the fleet: PV, storage, grid connection and subsidy window of each site."""
+    catalog = _catalog(ctx)
+    rows = []
+    for s in catalog.fleet.sites:
+        st = s.storage
+        w = subsidy_window(catalog.policy, st.power_kw, st.grid_connection_date) if st else None
+        rows.append({
+            "site": s.id, "district": s.district, "name": s.name,
+            "PV [kWp]": s.pv_dc_kwp,
+            "storage [kW/kWh]": f"{st.power_kw:g}/{st.energy_kwh:g}" if st else "-",
+            "connected": st.grid_connection_date.isoformat() if st else "-",
+            "subsidy window": f"{w[0]}..{w[1]}" if w else "not eligible",
+            "export [kW]": s.grid.export_limit_kw or "anti-backflow",
+            "billing": s.billing_basis,
+        })
+    click.echo(f"fleet {catalog.fleet.version}: {catalog.fleet.source}")
+    click.echo(pd.DataFrame(rows).set_index("site").to_string())
+
+
+@main.command()
+@click.option("--date", "date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Day (local). Default: tomorrow.")
+@click.option("--tariff", "tariff_id", default="jiangsu-ci-two-part-1-10kv", show_default=True)
+@click.option("--tariff-version", default=None)
+@click.option("--transformer-kva", type=float, default=1000.0, show_default=True,
+              help="Critical peak applies at or above the tariff's threshold [kVA].")
+@click.pass_context
+def tariff(ctx: click.Context, date: dt.datetime | None, tariff_id: str,
+           tariff_version: str | None, transformer_kva: float) -> None:
+    """Show the time-of-use periods and prices of one day."""
+    catalog = _catalog(ctx)
+    day = date.date() if date else tomorrow()
+    idx = pd.date_range(pd.Timestamp(day).tz_localize(TZ), periods=96, freq="15min")
+    prices = price_series(catalog.tariffs, tariff_id, idx, transformer_kva, tariff_version)
+    t = catalog.tariffs.select(tariff_id, day, tariff_version)
+    click.echo(f"{t.id} / {t.version} (from {t.effective_from}): {t.source}")
+    change = prices["period"].ne(prices["period"].shift())
+    blocks = prices[change]
+    ends = [*blocks.index[1:], idx[-1] + pd.Timedelta(minutes=15)]
+    for (start, row), end in zip(blocks.iterrows(), ends, strict=True):
+        click.echo(f"  {start:%H:%M}-{end:%H:%M}  {row['period']:<13} "
+                   f"{row['import_price_yuan_per_kwh']:.4f} yuan/kWh")
+    click.echo(f"  export {t.export_price_yuan_per_kwh:.4f} yuan/kWh; basic charge "
+               f"{t.demand_yuan_per_kw_month:g} yuan/kW·month (demand) or "
+               f"{t.capacity_yuan_per_kva_month:g} yuan/kVA·month (capacity)")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def audit(files: tuple[str, ...]) -> None:
+    """Recheck plan JSON files: energy balance, SOC, limits, directions, costs, subsidy."""
+    bad = 0
+    for f in files:
+        problems = audit_plan(read_plan(f))
+        if problems:
+            bad += 1
+            click.echo(f"{f}: {len(problems)} problem(s)")
+            for p in problems:
+                click.echo(f"  - {p}")
+        else:
+            click.echo(f"{f}: ok")
+    if bad:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Plan documents on disk and on screen: JSON, interval CSV, summary tables, PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def plan_json(plan: dict[str, Any]) -> str:
+    """The plan as UTF-8 JSON text (stable key order, Chinese kept readable)."""
+    return json.dumps(plan, ensure_ascii=False, indent=1)
+
+
+def read_plan(path: str | Path) -> dict[str, Any]:
+    """Load a plan JSON file."""
+    return json.loads(Path(path).read_text("utf-8"))
+
+
+def intervals_frame(plan: dict[str, Any]) -> pd.DataFrame:
+    """Inputs and decisions per interval, indexed by interval start (units in the names)."""
+    inputs = {k: v for k, v in plan["inputs"].items() if k != "timestamps"}
+    df = pd.DataFrame({**inputs, **plan["intervals"]})
+    df.index = pd.DatetimeIndex(pd.to_datetime(plan["inputs"]["timestamps"]), name="start")
+    return df
+
+
+def plan_csv(plan: dict[str, Any]) -> str:
+    """Per-interval CSV text."""
+    return intervals_frame(plan).to_csv(float_format="%.6f")
+
+
+SUMMARY_COLUMNS = {
+    "net_cost_yuan": "net cost [yuan]",
+    "baseline_cost_yuan": "baseline [yuan]",
+    "savings_yuan": "savings [yuan]",
+    "demand_charge_yuan": "demand Δ [yuan]",
+    "subsidy_yuan": "subsidy [yuan]",
+    "discharge_kwh": "discharge [kWh]",
+    "peak_import_kw": "peak [kW]",
+    "renewable_share": "RE share [-]",
+}
+
+
+def summary_row(plan: dict[str, Any]) -> dict[str, Any]:
+    """One line of a fleet summary: KPIs and solver facts of a plan."""
+    k = plan["kpis"]
+    row = {"site": plan["site_id"]}
+    row.update({label: k[key] for key, label in SUMMARY_COLUMNS.items()})
+    row["gap [%]"] = 100 * plan["solver"]["optimality_gap"]
+    row["method"] = plan["solver"]["method"]
+    row["solve [s]"] = plan["solver"]["seconds"]
+    return row
+
+
+def summary_table(plans: list[dict[str, Any]]) -> pd.DataFrame:
+    """Fleet summary, one row per plan, with a TOTAL row for the additive columns."""
+    df = pd.DataFrame([summary_row(p) for p in plans]).set_index("site")
+    if len(df) > 1:
+        additive = [c for c in df.columns if c.endswith(("[yuan]", "[kWh]"))]
+        df.loc["TOTAL", additive] = df[additive].sum()
+    return df
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """Fixed-width text of a summary table."""
+    fmt = {c: (lambda v: "" if pd.isna(v) else f"{v:,.0f}") for c in df.columns
+           if c.endswith(("[yuan]", "[kWh]", "[kW]"))}
+    fmt["RE share [-]"] = lambda v: "" if pd.isna(v) else f"{v:.2f}"
+    fmt["gap [%]"] = lambda v: "" if pd.isna(v) else f"{v:.3f}"
+    fmt["solve [s]"] = lambda v: "" if pd.isna(v) else f"{v:.2f}"
+    return df.to_string(formatters={c: f for c, f in fmt.items() if c in df.columns},
+                        na_rep="")
+
+
+def site_table(plan: dict[str, Any]) -> str:
+    """Human summary of one plan: KPIs, then hourly means of powers [kW] and prices
+    [yuan/kWh] with the state of charge at the end of each hour [kWh]."""
+    lines = [f"{plan['site_id']} {plan['site_name']}  {plan['start']} .. {plan['end']}",
+             f"solver: {plan['solver']['name']} {plan['solver']['version']}, "
+             f"{plan['solver']['method']}, gap {plan['solver']['optimality_gap']:.4%}, "
+             f"{plan['solver']['seconds']:.2f} s"]
+    for key, value in plan["kpis"].items():
+        lines.append(f"  {key:<28} {value:>14,.3f}")
+    df = intervals_frame(plan)
+    powers = ["load_kw", "pv_forecast_kw", "charge_kw", "discharge_kw", "grid_import_kw",
+              "grid_export_kw", "import_price_yuan_per_kwh"]
+    hourly = df[powers].resample("1h").mean()
+    hourly["soc_end_kwh"] = df["soc_kwh"].resample("1h").last()
+    hourly.index = hourly.index.strftime("%m-%d %H:%M")
+    lines.append("")
+    fmt = {c: (lambda v: f"{v:,.1f}") for c in hourly.columns}
+    fmt["import_price_yuan_per_kwh"] = lambda v: f"{v:.4f}"
+    lines.append(hourly.to_string(formatters=fmt))
+    return "\n".join(lines)
+
+
+PERIOD_COLOURS = {"valley": "#d8ecd8", "deep_valley": "#b6dcb6", "flat": "#f4f4f4",
+                  "peak": "#fbe3c8", "critical_peak": "#f6c1b4"}
+
+
+def plot_plan(plan: dict[str, Any], path: str | Path) -> Path:
+    """PNG of one plan: load, PV, grid, battery power, SOC, with tariff period bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = intervals_frame(plan)
+    x = df.index.tz_convert("Asia/Shanghai").tz_localize(None)
+    step = x[1] - x[0] if len(x) > 1 else pd.Timedelta(minutes=15)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 7), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1.4]})
+    for a in (ax, ax2):
+        for t, period in zip(x, df["period"], strict=True):
+            a.axvspan(t, t + step, color=PERIOD_COLOURS.get(period, "white"), lw=0, zorder=0)
+    ax.step(x, df["load_kw"] + df["flexible_load_kw"], where="post", label="load incl. flexible",
+            color="black")
+    ax.step(x, df["pv_forecast_kw"], where="post", label="PV forecast", color="#e0a000")
+    ax.step(x, df["grid_import_kw"] - df["grid_export_kw"], where="post",
+            label="grid (import +)", color="#1f5fbf")
+    ax.bar(x, df["discharge_kw"] - df["charge_kw"], width=step, align="edge",
+           label="battery (discharge +)", color="#2a9d5c", alpha=0.7)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("power [kW]")
+    ax.legend(loc="upper left", fontsize=8, ncol=2)
+    k = plan["kpis"]
+    ax.set_title(f"{plan['site_id']} {plan['site_name']} — {plan['start'][:10]}   "
+                 f"net cost {k['net_cost_yuan']:,.0f} yuan, savings {k['savings_yuan']:,.0f} "
+                 f"yuan, subsidy {k['subsidy_yuan']:,.0f} yuan", fontsize=10)
+    ax2.step(x, df["soc_kwh"], where="post", color="#2a9d5c", label="SOC (end of interval)")
+    ax2.set_ylabel("SOC [kWh]")
+    price = ax2.twinx()
+    price.step(x, df["import_price_yuan_per_kwh"], where="post", color="#c0392b", lw=0.8)
+    price.set_ylabel("price [yuan/kWh]", color="#c0392b")
+    ax2.set_xlabel("local time (Asia/Shanghai); bands: green valley, grey flat, orange peak, "
+                   "red critical peak")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
