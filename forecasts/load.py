@@ -93,7 +93,7 @@ def read_meter_csv(
         steps = np.asarray((idx[1:] - idx[:-1]).total_seconds())
         if np.any(steps != 900):
             bad = int(np.flatnonzero(steps != 900)[0])
-            problems.append(f"rows must be 15 minutes apart; row {bad + 2} follows after "
+            problems.append(f"rows must be 15 minutes apart; line {bad + 3} follows after "
                             f"{steps[bad] / 60:g} min")
     if problems:
         raise ValueError("meter CSV: " + "; ".join(problems))

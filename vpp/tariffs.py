@@ -281,18 +281,30 @@ def price_series(
             if np.any(block != block[0]):
                 raise InvalidInputError(
                     f"tariff {t.version}: a period boundary falls inside the {step}-minute "
-                    f"interval starting {m0 // 60:02d}:{m0 % 60:02d}; use shorter intervals"
+                    f"interval starting {m0 // 60:02d}:{m0 % 60:02d} on {date}; use shorter "
+                    "intervals"
                 )
         names = np.array(PERIODS, dtype=object)[codes[mins]]
         price = np.array([t.prices_yuan_per_kwh[p] for p in names])
-        if transformer_kva >= t.critical_min_kva:
-            for a, b in t.critical_by_month.get(date.month, ()):
+        critical = t.critical_by_month.get(date.month, ()) if (
+            transformer_kva >= t.critical_min_kva) else ()
+        _, holiday = day_kind(date)
+        deep = t.deep_valley_minutes if holiday in t.deep_valley_holidays else ()
+        for a, b in (*critical, *deep):
+            inside = [x for x in (a, b) if np.any((mins < x) & (x < mins + step))]
+            if inside:
+                x = inside[0]
+                raise InvalidInputError(
+                    f"tariff {t.version}: a period boundary ({x // 60:02d}:{x % 60:02d}) falls "
+                    f"inside a {step}-minute interval on {date}; use shorter intervals"
+                )
+        if critical:
+            for a, b in critical:
                 hit = (mins >= a) & (mins < b)
                 names[hit] = "critical_peak"
                 price[hit] = t.prices_yuan_per_kwh["peak"] * t.critical_multiplier
-        _, holiday = day_kind(date)
-        if holiday in t.deep_valley_holidays:
-            for a, b in t.deep_valley_minutes:
+        if deep:
+            for a, b in deep:
                 hit = (mins >= a) & (mins < b)
                 names[hit] = "deep_valley"
                 price[hit] = t.prices_yuan_per_kwh["valley"] * t.deep_valley_multiplier

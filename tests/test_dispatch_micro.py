@@ -1,0 +1,234 @@
+"""Hand-solved micro cases: one site, 4 intervals, the exact optimum derived in each docstring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_valid
+
+from models.dispatch import (
+    DispatchProblem,
+    GridSpec,
+    ShiftableLoad,
+    SolveOptions,
+    StorageSpec,
+    solve_dispatch,
+)
+
+EXACT = SolveOptions(mip_rel_gap=0.0)
+
+
+def problem(load, price, *, pv=None, export_price=None, subsidy=None, storage=None,
+            grid=None, shiftable=(), dt_h=1.0) -> DispatchProblem:
+    n = len(load)
+    return DispatchProblem(
+        dt_h=dt_h,
+        load_kw=np.asarray(load, dtype=float),
+        pv_kw=np.zeros(n) if pv is None else np.asarray(pv, dtype=float),
+        import_price_yuan_per_kwh=np.asarray(price, dtype=float),
+        export_price_yuan_per_kwh=np.zeros(n) if export_price is None
+        else np.asarray(export_price, dtype=float),
+        subsidy_yuan_per_kwh=np.zeros(n) if subsidy is None else np.asarray(subsidy, float),
+        day_of_interval=np.zeros(n, dtype=int),
+        storage=storage,
+        grid=grid or GridSpec(import_limit_kw=1000.0),
+        shiftable=tuple(shiftable),
+    )
+
+
+def battery(**kw) -> StorageSpec:
+    base = dict(power_kw=50.0, energy_kwh=100.0, eta_charge=0.9, eta_discharge=0.9,
+                soc_min_kwh=0.0, soc_max_kwh=100.0, soc_initial_kwh=0.0)
+    return StorageSpec(**{**base, **kw})
+
+
+def solve(p: DispatchProblem, opts: SolveOptions = EXACT):
+    r = solve_dispatch(p, opts)
+    assert_valid(p, r, opts.mip_rel_gap)
+    return r
+
+
+def test_arbitrage_two_cheap_two_dear_hours():
+    """Load 100 kW, prices 0.3/0.3/1.0/1.0, 50 kW / 100 kWh battery, 90 % each way, empty.
+
+    Charge 50 kW in both cheap hours: 100 kWh from the grid, SOC 90 kWh (cap 100 not reached);
+    discharge 90 x 0.9 = 81 kWh in the dear hours. Each kWh charged costs 0.3 and returns
+    0.81 yuan, so charging fully is optimal:
+    0.3 x (150 + 150) + 1.0 x (200 - 81) = 90 + 119 = 209 yuan (no storage: 260).
+    """
+    r = solve(problem([100] * 4, [0.3, 0.3, 1.0, 1.0], storage=battery()))
+    assert r.objective_yuan == pytest.approx(209.0, abs=1e-6)
+    np.testing.assert_allclose(r.charge_kw, [50, 50, 0, 0], atol=1e-6)
+    assert r.discharge_kw.sum() == pytest.approx(81.0, abs=1e-6)
+    assert r.soc_kwh[1] == pytest.approx(90.0, abs=1e-6)
+    assert r.soc_kwh[-1] == pytest.approx(0.0, abs=1e-6)
+    assert r.optimality_gap == 0.0
+
+
+def test_daily_cycle_cap_limits_discharge():
+    """Same day, cap 0.5 cycles/day: discharge <= 50 kWh, so charge only 50 / 0.81 kWh.
+
+    0.3 x 50/0.81 = 18.5185 yuan of charging saves 50 yuan: 260 + 18.518519 - 50 = 228.518519.
+    """
+    r = solve(problem([100] * 4, [0.3, 0.3, 1.0, 1.0], storage=battery(max_cycles_per_day=0.5)))
+    assert r.objective_yuan == pytest.approx(260 + 0.3 * 50 / 0.81 - 50, abs=1e-6)
+    assert r.discharge_kw.sum() == pytest.approx(50.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("wear", "expected"),
+    [(0.5, 209.0 + 0.5 * 81), (0.7, 260.0)],
+    ids=["wear-below-spread", "wear-above-spread"],
+)
+def test_degradation_cost(wear, expected):
+    """Net value of a discharged kWh is 1.0 - 0.3/0.81 = 0.6296 yuan before wear.
+
+    Wear 0.5 yuan/kWh still pays: 209 + 0.5 x 81 = 249.5. Wear 0.7 does not: idle, 260.
+    """
+    r = solve(problem([100] * 4, [0.3, 0.3, 1.0, 1.0],
+                      storage=battery(degradation_yuan_per_kwh=wear)))
+    assert r.objective_yuan == pytest.approx(expected, abs=1e-6)
+
+
+def test_subsidy_cycling_needs_one_direction_per_interval():
+    """Flat 0.5 yuan/kWh, subsidy 0.3 on discharge, 90 % each way, SOC 50 kWh back to 50.
+
+    With charge C and discharge D [kWh], the cost is 200 + 0.5 C - 0.8 D and the terminal SOC
+    needs D <= 0.81 C, so every charged kWh gains 0.8 x 0.81 - 0.5 = 0.148 yuan.
+    With one direction per interval, k charging hours allow C <= 50 k and D <= 50 (4 - k):
+    k = 2 gives C = 100, D = 81 (feasible as discharge 36-45, charge, charge, discharge the
+    rest), a gain of 14.8, so the optimum is 185.2 yuan (k = 3: 9.14; k = 1: 7.4).
+    The LP relaxation (ch/P + dis/P <= 1) reaches C = 200/1.81: 183.646 yuan, 0.84 % lower,
+    so the solver must go beyond the LP to certify this plan.
+    """
+    r = solve(problem([100] * 4, [0.5] * 4, subsidy=[0.3] * 4,
+                      storage=battery(soc_initial_kwh=50.0)))
+    assert r.objective_yuan == pytest.approx(185.2, abs=1e-6)
+    assert r.charge_kw.sum() == pytest.approx(100.0, abs=1e-6)
+    assert r.discharge_kw.sum() == pytest.approx(81.0, abs=1e-6)
+    assert r.method == "milp"
+    assert r.objective_bound_yuan == pytest.approx(185.2, abs=1e-6)
+
+
+def test_subsidy_cycling_default_gap_is_certified():
+    """At the default 0.1 % gap the plan is within 0.1 % of 185.2 and never below it."""
+    r = solve(problem([100] * 4, [0.5] * 4, subsidy=[0.3] * 4,
+                      storage=battery(soc_initial_kwh=50.0)), SolveOptions())
+    assert 185.2 - 1e-6 <= r.objective_yuan <= 185.2 * 1.001
+    assert r.optimality_gap <= 1e-3
+
+
+def test_auto_and_milp_agree():
+    """The LP/repair path and the plain MILP reach the same optimum on the subsidy case."""
+    p = problem([100] * 4, [0.5] * 4, subsidy=[0.3] * 4, storage=battery(soc_initial_kwh=50.0))
+    auto = solve(p, SolveOptions(mip_rel_gap=0.0, method="auto"))
+    milp = solve(p, SolveOptions(mip_rel_gap=0.0, method="milp"))
+    assert auto.objective_yuan == pytest.approx(milp.objective_yuan, abs=1e-6)
+
+
+def test_lossless_subsidy_cycling_repaired_lp():
+    """With 100 % efficiency the relaxation is tight: ch + dis <= 50 per interval and
+    SOC 50 -> 50 give D <= 100 kWh; cost 0.5 x 400 - 0.3 x 100 = 170 yuan."""
+    r = solve(problem([100] * 4, [0.5] * 4, subsidy=[0.3] * 4,
+                      storage=battery(soc_initial_kwh=50.0, eta_charge=1.0, eta_discharge=1.0)))
+    assert r.objective_yuan == pytest.approx(170.0, abs=1e-6)
+    assert r.discharge_kw.sum() == pytest.approx(100.0, abs=1e-6)
+
+
+def test_demand_charge_peak_shaving():
+    """15-minute intervals, load 100/100/300/100 kW, month peak so far 150 kW, 40 yuan/kW.
+
+    Without storage: peak 300, demand charge 40 x 150 = 6000. A 100 kW battery (lossless,
+    SOC 50 -> 50 kWh) discharges 100 kW in the spike and recharges 25 kWh below 200 kW:
+    peak 200, charge 40 x 50 = 2000, energy 150 kWh x 0.5 = 75: optimum 2075 yuan.
+    """
+    p = problem([100, 100, 300, 100], [0.5] * 4, dt_h=0.25,
+                storage=battery(power_kw=100.0, eta_charge=1.0, eta_discharge=1.0,
+                                soc_initial_kwh=50.0),
+                grid=GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=40.0,
+                              month_peak_kw=150.0))
+    r = solve(p)
+    assert r.objective_yuan == pytest.approx(2075.0, abs=1e-6)
+    assert r.peak_kw == pytest.approx(200.0, abs=1e-6)
+
+
+def test_demand_below_month_peak_is_free():
+    """Peak 300 kW under a month-to-date peak of 400 kW adds no demand charge: 150 x 0.5."""
+    p = problem([100, 100, 300, 100], [0.5] * 4, dt_h=0.25,
+                grid=GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=40.0,
+                              month_peak_kw=400.0))
+    assert solve(p).objective_yuan == pytest.approx(75.0, abs=1e-6)
+
+
+def test_contract_excess_billed_twice():
+    """Contract 200 kW: demand above 210 kW is billed once more. Load peak 300 kW, no
+    storage, month peak 0: 40 x 300 + 40 x (300 - 210) = 15600, plus energy 75 yuan."""
+    p = problem([100, 100, 300, 100], [0.5] * 4, dt_h=0.25,
+                grid=GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=40.0,
+                              contract_demand_kw=200.0))
+    assert solve(p).objective_yuan == pytest.approx(15675.0, abs=1e-6)
+
+
+def test_export_limit_and_curtailment():
+    """Load 50 kW, PV 0/200/200/0 kW, import 0.5, export 0.2, export limit 100 kW.
+
+    Midday surplus 150 kW: export 100, curtail 50, twice. Cost 0.5 x 100 - 0.2 x 200 = 10.
+    """
+    p = problem([50] * 4, [0.5] * 4, pv=[0, 200, 200, 0], export_price=[0.2] * 4,
+                grid=GridSpec(import_limit_kw=1000.0, export_limit_kw=100.0))
+    r = solve(p)
+    assert r.objective_yuan == pytest.approx(10.0, abs=1e-6)
+    np.testing.assert_allclose(r.grid_export_kw, [0, 100, 100, 0], atol=1e-6)
+    np.testing.assert_allclose(r.pv_curtailed_kw, [0, 50, 50, 0], atol=1e-6)
+
+
+def test_anti_backflow_curtails_all_surplus():
+    """Export limit 0: all 150 kW surplus curtailed; cost is the night import, 0.5 x 100 = 50."""
+    p = problem([50] * 4, [0.5] * 4, pv=[0, 200, 200, 0], export_price=[0.2] * 4,
+                grid=GridSpec(import_limit_kw=1000.0, export_limit_kw=0.0))
+    r = solve(p)
+    assert r.objective_yuan == pytest.approx(50.0, abs=1e-6)
+    assert r.grid_export_kw.max() == 0.0
+    assert r.pv_curtailed_kw.sum() == pytest.approx(300.0, abs=1e-6)
+
+
+def test_anti_backflow_battery_soaks_surplus():
+    """Anti-backflow with a lossless 50 kW / 100 kWh battery starting empty, terminal >= 0:
+    it stores 50 kW of each surplus hour (100 kWh) and covers the last hour's 50 kWh load,
+    so cost = 0.5 x 50 (first hour) = 25 yuan; 50 kWh stays in the battery."""
+    p = problem([50] * 4, [0.5] * 4, pv=[0, 200, 200, 0], export_price=[0.2] * 4,
+                storage=battery(eta_charge=1.0, eta_discharge=1.0),
+                grid=GridSpec(import_limit_kw=1000.0, export_limit_kw=0.0))
+    r = solve(p)
+    assert r.objective_yuan == pytest.approx(25.0, abs=1e-6)
+
+
+def test_export_at_or_above_import_price_one_direction():
+    """Export price 0.6 >= import 0.5 on a 1000 kW connection: an LP would import and export
+    at once to earn 0.1 yuan/kWh; one direction per interval leaves net flows only.
+    Load 50, PV 100 each hour: export 50 kW x 4 h x 0.6 = -120 yuan."""
+    p = problem([50] * 4, [0.5] * 4, pv=[100] * 4, export_price=[0.6] * 4,
+                grid=GridSpec(import_limit_kw=1000.0, export_limit_kw=1000.0))
+    r = solve(p)
+    assert r.objective_yuan == pytest.approx(-120.0, abs=1e-6)
+    assert r.grid_import_kw.max() == 0.0
+
+
+def test_shiftable_load_goes_to_cheap_hours():
+    """100 kWh within hours 0-2 (10-60 kW), prices 1.0/0.4/0.6/0.2: 10 kW in hour 0 at 1.0,
+    60 kW in hour 1 at 0.4, the remaining 30 kW in hour 2 at 0.6; hour 3 is outside the window.
+    Cost 10 + 24 + 18 = 52 yuan."""
+    sh = ShiftableLoad("pump", energy_kwh=100.0, start=0, end=3, p_max_kw=60.0, p_min_kw=10.0)
+    r = solve(problem([0] * 4, [1.0, 0.4, 0.6, 0.2], shiftable=[sh]))
+    assert r.objective_yuan == pytest.approx(52.0, abs=1e-6)
+    np.testing.assert_allclose(r.shiftable_kw["pump"], [10, 60, 30, 0], atol=1e-6)
+
+
+def test_terminal_soc_floor_configurable():
+    """Start at 50 kWh, prices 1.0 all day, terminal floor 0: sell the stored energy,
+    45 kWh AC out of 50 kWh at 90 %, cost 400 - 45 = 355. Default floor (= initial): 400."""
+    load, price = [100] * 4, [1.0] * 4
+    r = solve(problem(load, price, storage=battery(soc_initial_kwh=50.0, soc_terminal_min_kwh=0)))
+    assert r.objective_yuan == pytest.approx(355.0, abs=1e-6)
+    r = solve(problem(load, price, storage=battery(soc_initial_kwh=50.0)))
+    assert r.objective_yuan == pytest.approx(400.0, abs=1e-6)

@@ -1,0 +1,100 @@
+"""The Changzhou storage subsidy exactly as written: >= 0.5 MW, <= 0.3 yuan/kWh, from the first
+day of the month after grid connection, for 24 months."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.errors import InvalidInputError
+from vpp.catalog import PACKAGE_DATA
+from vpp.subsidy import parse_policy, subsidy_rate_series, subsidy_window
+
+D = dt.date
+
+
+@pytest.mark.parametrize(
+    ("power_kw", "connected", "window"),
+    [
+        (490.0, D(2025, 3, 17), None),  # 0.49 MW: below the threshold, nothing
+        (499.999, D(2025, 3, 17), None),
+        (500.0, D(2025, 3, 17), (D(2025, 4, 1), D(2027, 3, 31))),  # exactly 0.5 MW counts
+        (2000.0, D(2025, 3, 31), (D(2025, 4, 1), D(2027, 3, 31))),
+        (2000.0, D(2025, 3, 1), (D(2025, 4, 1), D(2027, 3, 31))),  # connected on the 1st
+        (2000.0, D(2025, 12, 1), (D(2026, 1, 1), D(2027, 12, 31))),  # across the year end
+        (2000.0, D(2024, 1, 31), (D(2024, 2, 1), D(2026, 1, 31))),
+    ],
+)
+def test_window(catalog, power_kw, connected, window):
+    assert subsidy_window(catalog.policy, power_kw, connected) == window
+
+
+def idx(*stamps: str) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex([pd.Timestamp(s) for s in stamps]).tz_localize("Asia/Shanghai")
+
+
+def test_rate_series_edges(catalog):
+    i = idx("2025-03-31 23:45", "2025-04-01 00:00", "2027-03-31 23:45", "2027-04-01 00:00")
+    s = subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i)
+    np.testing.assert_array_equal(s.to_numpy(), [0.0, 0.3, 0.3, 0.0])
+    assert s.name == "subsidy_yuan_per_kwh"
+
+
+def test_rate_series_uses_local_date(catalog):
+    """2025-03-31 16:00 UTC is 2025-04-01 00:00 in Changzhou: inside the window."""
+    i = pd.DatetimeIndex([pd.Timestamp("2025-03-31 16:00", tz="UTC")])
+    assert subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i).iloc[0] == 0.3
+
+
+def test_ineligible_site_earns_nothing(catalog):
+    i = idx("2025-06-01 12:00", "2026-06-01 12:00")
+    s = subsidy_rate_series(catalog.policy, 490.0, D(2025, 3, 17), i)
+    assert s.sum() == 0.0
+
+
+def test_configurable_rate(catalog):
+    i = idx("2025-06-01 12:00")
+    assert subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i, 0.2).iloc[0] == 0.2
+    assert subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i, 0.0).iloc[0] == 0.0
+
+
+@pytest.mark.parametrize("rate", [0.35, -0.1])
+def test_rate_above_policy_cap_rejected(catalog, rate):
+    with pytest.raises(InvalidInputError, match=rf"subsidy_rate_yuan_per_kwh={rate}: allowed "
+                                                 r"range \[0, 0.3\]"):
+        subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), idx("2025-06-01"), rate)
+
+
+def test_naive_index_rejected(catalog):
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17),
+                            pd.DatetimeIndex([pd.Timestamp("2025-06-01")]))
+
+
+def raw() -> dict:
+    path = PACKAGE_DATA / "policies" / "changzhou-storage-subsidy-2024.toml"
+    return tomllib.loads(path.read_text())
+
+
+def test_shipped_policy():
+    p = parse_policy(raw())
+    assert (p.min_power_kw, p.rate_yuan_per_kwh, p.duration_months) == (500.0, 0.3, 24)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"rate_yuan_per_kwh": 0.5}, r"rate_yuan_per_kwh=0.5: allowed range \[0, 0.3\]"),
+        ({"duration_months": 0}, r"duration_months=0: need a whole number > 0"),
+        ({"min_power_kw": -1}, r"min_power_kw=-1"),
+        ({"start": "on-connection"}, r"start='on-connection': only 'first-day-of-next-month'"),
+        ({"source": None}, r"source missing"),
+    ],
+)
+def test_policy_file_errors(change, match):
+    with pytest.raises(InvalidInputError, match=match):
+        parse_policy({**raw(), **change})
