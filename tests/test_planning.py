@@ -1,0 +1,207 @@
+"""Plans of the shipped pilot sites: self-describing, audited, subsidy and baseline by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import assert_valid_plan
+
+from models.errors import InfeasiblePlanError, InvalidInputError
+from vpp.catalog import PACKAGE_DATA, Catalog
+from vpp.planning import PlanOptions, horizon, plan_site
+
+DAY = dt.date(2026, 7, 15)
+
+
+@pytest.fixture(scope="module")
+def plan01(catalog):
+    p = plan_site(catalog, "CZ-MG-01", DAY)
+    assert_valid_plan(p)
+    return p
+
+
+def test_plan_document(plan01):
+    p = plan01
+    assert p["site_id"] == "CZ-MG-01"
+    assert p["start"] == "2026-07-15T00:00:00+08:00"
+    assert p["end"] == "2026-07-16T00:00:00+08:00"
+    assert p["interval_minutes"] == 15 and p["status"] == "optimal"
+    solver = p["solver"]
+    assert solver["name"] == "HiGHS" and solver["version"]
+    assert solver["optimality_gap"] <= 1e-3
+    assert solver["objective_bound_yuan"] <= solver["objective_yuan"] + 1e-6
+    for key in ("pv_forecast_kw", "load_kw", "import_price_yuan_per_kwh",
+                "export_price_yuan_per_kwh", "subsidy_yuan_per_kwh"):
+        assert len(p["inputs"][key]) == 96, key
+    for key in ("pv_used_kw", "pv_curtailed_kw", "charge_kw", "discharge_kw", "soc_kwh",
+                "grid_import_kw", "grid_export_kw", "flexible_load_kw"):
+        assert len(p["intervals"][key]) == 96, key
+    st = p["parameters"]["storage"]
+    assert (st["power_kw"], st["energy_kwh"], st["eta_charge"]) == (2000.0, 4000.0, 0.93)
+    assert p["parameters"]["tariff"]["version"] == "su-fagaijiage-2025-426"
+    assert "illustrative" in p["sources"]["fleet"]
+    for key in ("energy_cost_yuan", "export_revenue_yuan", "demand_charge_yuan",
+                "degradation_cost_yuan", "discharge_kwh", "subsidy_yuan", "objective_yuan",
+                "baseline_cost_yuan", "savings_yuan", "self_consumption_ratio",
+                "renewable_share"):
+        assert key in p["kpis"], key
+
+
+def test_subsidy_in_window(plan01):
+    """CZ-MG-01: 2 MW connected 2025-03-17, paid 2025-04-01..2027-03-31 at 0.3 yuan/kWh."""
+    p = plan01
+    window = p["parameters"]["subsidy"]["window"]
+    assert window == {"eligible": True, "first_paid_day": "2025-04-01",
+                      "last_paid_day": "2027-03-31"}
+    assert set(p["inputs"]["subsidy_yuan_per_kwh"]) == {0.3}
+    k = p["kpis"]
+    assert k["subsidy_yuan"] == pytest.approx(0.3 * k["discharge_kwh"], abs=1e-6)
+    assert k["discharge_kwh"] == pytest.approx(0.25 * sum(p["intervals"]["discharge_kw"]))
+    assert k["discharge_kwh"] > 0
+
+
+def test_baseline_by_hand(plan01):
+    """Same day without storage or flexibility: the flexible load spread evenly over its
+    window, PV to the load, surplus exported up to the limit, demand charge on the peak."""
+    p = plan01
+    inp, par = p["inputs"], p["parameters"]
+    load = np.array(inp["load_kw"])
+    for sh in par["shiftable_loads"]:
+        hours = (sh["end"] - sh["start"]) / 4
+        load[sh["start"]:sh["end"]] += sh["energy_kwh"] / hours
+    net = load - np.array(inp["pv_forecast_kw"])
+    imp = np.clip(net, 0, None)
+    exp = np.minimum(np.clip(-net, 0, None), par["grid"]["export_limit_kw"])
+    cost = 0.25 * float(np.sum(np.array(inp["import_price_yuan_per_kwh"]) * imp)
+                        - np.sum(np.array(inp["export_price_yuan_per_kwh"]) * exp))
+    cost += par["grid"]["demand_rate_yuan_per_kw_month"] * imp.max()
+    assert p["kpis"]["baseline_cost_yuan"] == pytest.approx(cost, abs=1e-3)
+    assert p["kpis"]["savings_yuan"] == pytest.approx(cost - p["kpis"]["net_cost_yuan"], abs=1e-3)
+    assert p["kpis"]["savings_yuan"] > 0
+
+
+def test_subsidy_blind_vs_aware(catalog, plan01):
+    blind = plan_site(catalog, "CZ-MG-01", DAY, PlanOptions(subsidy_aware=False))
+    assert_valid_plan(blind)
+    kb, ka = blind["kpis"], plan01["kpis"]
+    assert blind["parameters"]["subsidy"]["counted_in_objective"] is False
+    # the blind objective leaves the subsidy out; the subsidy it would still earn is reported
+    assert blind["solver"]["objective_yuan"] == pytest.approx(
+        kb["net_cost_yuan"] + kb["subsidy_yuan"], abs=1e-3)
+    assert kb["subsidy_yuan"] == pytest.approx(0.3 * kb["discharge_kwh"], abs=1e-6)
+    # the blind plan is feasible for the aware problem, so the aware plan is no worse
+    assert ka["net_cost_yuan"] <= kb["net_cost_yuan"] + 1e-3 * abs(kb["net_cost_yuan"])
+    assert ka["discharge_kwh"] >= kb["discharge_kwh"]
+
+
+@pytest.mark.parametrize(
+    ("site", "last_paid"),
+    [("CZ-MG-07", None),  # 250 kW: below 0.5 MW
+     ("CZ-MG-02", "2026-05-31")],  # 3 MW connected 2024-05-20: paid 2024-06..2026-05
+)
+def test_no_subsidy_outside_window(catalog, site, last_paid):
+    p = plan_site(catalog, site, DAY)
+    assert_valid_plan(p)
+    assert set(p["inputs"]["subsidy_yuan_per_kwh"]) == {0.0}
+    assert p["kpis"]["subsidy_yuan"] == 0.0
+    assert p["parameters"]["subsidy"]["window"]["last_paid_day"] == last_paid
+
+
+def test_subsidy_rate_option(catalog):
+    p = plan_site(catalog, "CZ-MG-11", DAY, PlanOptions(subsidy_rate_yuan_per_kwh=0.2))
+    assert_valid_plan(p)
+    assert set(p["inputs"]["subsidy_yuan_per_kwh"]) == {0.2}
+    assert p["kpis"]["subsidy_yuan"] == pytest.approx(0.2 * p["kpis"]["discharge_kwh"])
+
+
+def test_two_day_plan_with_daily_cycle_cap(catalog):
+    p = plan_site(catalog, "CZ-MG-19", DAY, PlanOptions(days=2))
+    assert_valid_plan(p)
+    assert len(p["intervals"]["soc_kwh"]) == 192
+    assert p["end"] == "2026-07-17T00:00:00+08:00"
+    dis = np.array(p["intervals"]["discharge_kw"])
+    cap = 2.0 * p["parameters"]["storage"]["energy_kwh"]
+    assert 0.25 * dis[:96].sum() <= cap + 1e-6 and 0.25 * dis[96:].sum() <= cap + 1e-6
+
+
+def test_auto_and_milp_agree_on_a_hard_site(catalog):
+    """CZ-MG-10 needs the MILP in auto mode; both paths certify 0.1 % and agree within it."""
+    auto = plan_site(catalog, "CZ-MG-10", DAY)
+    milp = plan_site(catalog, "CZ-MG-10", DAY, PlanOptions(method="milp"))
+    for p in (auto, milp):
+        assert_valid_plan(p)
+    a, m = auto["solver"]["objective_yuan"], milp["solver"]["objective_yuan"]
+    assert abs(a - m) <= 1e-3 * abs(m)
+    assert auto["solver"]["objective_bound_yuan"] <= m + 1e-6
+    assert milp["solver"]["objective_bound_yuan"] <= a + 1e-6
+
+
+def test_month_peak_lowers_demand_charge(catalog, plan01):
+    """Above a month-to-date peak of 4500 kW nothing of this day's ≈3980 kW peak is billed."""
+    p = plan_site(catalog, "CZ-MG-01", DAY, PlanOptions(month_peak_kw=4500.0))
+    assert_valid_plan(p)
+    assert p["kpis"]["demand_charge_yuan"] == 0.0
+    assert p["kpis"]["net_cost_yuan"] < plan01["kpis"]["net_cost_yuan"]
+
+
+def test_user_load_and_pv(catalog):
+    idx = horizon(DAY)
+    load = pd.Series(1500.0, index=idx)
+    pv = pd.Series(0.0, index=idx)
+    p = plan_site(catalog, "CZ-MG-01", DAY, pv_kw=pv, load_kw=load)
+    assert_valid_plan(p)
+    assert set(p["inputs"]["load_kw"]) == {1500.0}
+    assert p["sources"]["load"] == "user-supplied load"
+    with pytest.raises(InvalidInputError, match=r"load_kw: no value for 4 of 96 plan intervals "
+                                                 r"\(first 2026-07-15T23:00:00\+08:00\)"):
+        plan_site(catalog, "CZ-MG-01", DAY, load_kw=load.iloc[:-4])
+
+
+def test_load_beyond_the_connection_is_explained(catalog):
+    idx = horizon(DAY)
+    load = pd.Series(1500.0, index=idx)
+    load.iloc[48] = 20000.0  # 12:00, far above 6340 kW import + 2000 kW storage + PV
+    with pytest.raises(InfeasiblePlanError,
+                       match=r"power balance: at 2026-07-15 12:00 load 20000.0 kW exceeds "
+                             r"import limit 6340.0 kW"):
+        plan_site(catalog, "CZ-MG-01", DAY, load_kw=load)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (PlanOptions(days=8), r"days=8: allowed range \[1, 7\]"),
+        (PlanOptions(soc_initial_frac=1.5), r"soc_initial_frac=1.5: allowed range \[0, 1\]"),
+        (PlanOptions(month_peak_kw=-1), r"month_peak_kw=-1: allowed range"),
+        (PlanOptions(subsidy_rate_yuan_per_kwh=0.5), r"subsidy_rate_yuan_per_kwh=0.5: allowed "
+                                                      r"range \[0, 0.3\]"),
+        (PlanOptions(mip_rel_gap=0.1), r"mip_rel_gap=0.1"),
+        (PlanOptions(tariff_version="x"), r"tariff version 'x' unknown"),
+        (PlanOptions(soc_initial_frac=0.01), r"storage.soc_initial_kwh=40.0: allowed range "
+                                             r"\[200.0, 3800.0\] kWh"),
+    ],
+)
+def test_bad_options(catalog, options, match):
+    with pytest.raises(InvalidInputError, match=match):
+        plan_site(catalog, "CZ-MG-01", DAY, options)
+
+
+def test_new_tariff_version_is_data_only(tmp_path):
+    """A user adds a tariff version effective 2026-07-01 as a file: plans pick it up."""
+    root = tmp_path / "data"
+    shutil.copytree(PACKAGE_DATA, root)
+    text = (root / "tariffs" / "jiangsu-ci-2025-426.toml").read_text("utf-8")
+    text = (text.replace('version = "su-fagaijiage-2025-426"', 'version = "agency-2026-07"')
+                .replace("effective_from = 2025-06-01", "effective_from = 2026-07-01")
+                .replace("peak = 0.97", "peak = 1.01"))
+    (root / "tariffs" / "agency-2026-07.toml").write_text(text, "utf-8")
+    cat = Catalog.load(root)
+    p = plan_site(cat, "CZ-MG-01", DAY)
+    assert p["parameters"]["tariff"]["version"] == "agency-2026-07"
+    assert max(p["inputs"]["import_price_yuan_per_kwh"]) == pytest.approx(1.212)  # 1.01 x 1.2
+    old = plan_site(cat, "CZ-MG-01", dt.date(2026, 6, 30))
+    assert old["parameters"]["tariff"]["version"] == "su-fagaijiage-2025-426"
