@@ -116,11 +116,18 @@ def plot_plan(plan: dict[str, Any], path: str | Path) -> Path:
     for a in (ax, ax2):
         for t, period in zip(x, df["period"], strict=True):
             a.axvspan(t, t + step, color=PERIOD_COLOURS.get(period, "white"), lw=0, zorder=0)
-    ax.step(x, df["load_kw"] + df["flexible_load_kw"], where="post", label="load incl. flexible",
-            color="black")
-    ax.step(x, df["pv_forecast_kw"], where="post", label="PV forecast", color="#e0a000")
-    ax.step(x, df["grid_import_kw"] - df["grid_export_kw"], where="post",
-            label="grid (import +)", color="#1f5fbf")
+    edges = x.append(pd.DatetimeIndex([x[-1] + step]))
+
+    def steps(a: Any, values: pd.Series, **kw: Any) -> None:
+        """Interval averages as steps that run to the end of the last interval."""
+        v = values.to_numpy()
+        a.step(edges, [*v, v[-1]], where="post", **kw)
+
+    steps(ax, df["load_kw"] + df["flexible_load_kw"], label="load incl. flexible",
+          color="black")
+    steps(ax, df["pv_forecast_kw"], label="PV forecast", color="#e0a000")
+    steps(ax, df["grid_import_kw"] - df["grid_export_kw"], label="grid (import +)",
+          color="#1f5fbf")
     ax.bar(x, df["discharge_kw"] - df["charge_kw"], width=step, align="edge",
            label="battery (discharge +)", color="#2a9d5c", alpha=0.7)
     ax.axhline(0, color="grey", lw=0.5)
@@ -130,10 +137,13 @@ def plot_plan(plan: dict[str, Any], path: str | Path) -> Path:
     ax.set_title(f"{plan['site_id']} {plan['site_name']} — {plan['start'][:10]}   "
                  f"net cost {k['net_cost_yuan']:,.0f} yuan, savings {k['savings_yuan']:,.0f} "
                  f"yuan, subsidy {k['subsidy_yuan']:,.0f} yuan", fontsize=10)
-    ax2.step(x, df["soc_kwh"], where="post", color="#2a9d5c", label="SOC (end of interval)")
+    storage = plan["parameters"]["storage"]
+    soc0 = storage["soc_initial_kwh"] if storage else 0.0
+    # SOC is a state at interval ends; constant power makes it linear in between.
+    ax2.plot(edges, [soc0, *df["soc_kwh"]], color="#2a9d5c", label="SOC")
     ax2.set_ylabel("SOC [kWh]")
     price = ax2.twinx()
-    price.step(x, df["import_price_yuan_per_kwh"], where="post", color="#c0392b", lw=0.8)
+    steps(price, df["import_price_yuan_per_kwh"], color="#c0392b", lw=0.8)
     price.set_ylabel("price [yuan/kWh]", color="#c0392b")
     ax2.set_xlabel("local time (Asia/Shanghai); bands: green valley, grey flat, orange peak, "
                    "red critical peak")
