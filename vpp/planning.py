@@ -29,7 +29,7 @@ from models.dispatch import (
 )
 from models.errors import InvalidInputError
 from vpp.catalog import Catalog
-from vpp.sites import Site
+from vpp.sites import Site, clock_minutes
 from vpp.subsidy import subsidy_rate_series, subsidy_window
 from vpp.tariffs import price_series
 
@@ -143,11 +143,6 @@ def _align(series: pd.Series, index: pd.DatetimeIndex, name: str) -> np.ndarray:
     return values
 
 
-def _minute(hhmm: str) -> int:
-    h, m = hhmm.split(":")
-    return int(h) * 60 + int(m)
-
-
 def shiftable_loads(site: Site, index: pd.DatetimeIndex) -> tuple[ShiftableLoad, ...]:
     """One :class:`ShiftableLoad` per flexible load and calendar day of the horizon."""
     out = []
@@ -156,8 +151,8 @@ def shiftable_loads(site: Site, index: pd.DatetimeIndex) -> tuple[ShiftableLoad,
     for d in range(days):
         day = index[d * per_day].date().isoformat()
         for fl in site.flexible_loads:
-            a = _minute(fl.window_start) // INTERVAL_MINUTES
-            b = _minute(fl.window_end) // INTERVAL_MINUTES
+            a = clock_minutes(fl.window_start) // INTERVAL_MINUTES
+            b = clock_minutes(fl.window_end) // INTERVAL_MINUTES
             name = fl.name if days == 1 else f"{fl.name} {day}"
             out.append(
                 ShiftableLoad(name, fl.energy_kwh, d * per_day + a, d * per_day + b,

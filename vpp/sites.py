@@ -114,7 +114,8 @@ class Fleet(BaseModel):
         raise InvalidInputError(f"site_id={site_id!r} is not in the fleet; known: {known}")
 
 
-def _minutes(hhmm: str) -> int:
+def clock_minutes(hhmm: str) -> int:
+    """Minutes after local midnight of an ``HH:MM`` clock time (``24:00`` is 1440)."""
     h, m = hhmm.split(":")
     return int(h) * 60 + int(m)
 
@@ -152,7 +153,7 @@ def site_problems(
         out.append(f"flexible_loads: names must be unique, got {names}")
     for i, fl in enumerate(site.flexible_loads):
         where = f"flexible_loads[{i}] ({fl.name})"
-        a, b = _minutes(fl.window_start), _minutes(fl.window_end)
+        a, b = clock_minutes(fl.window_start), clock_minutes(fl.window_end)
         if b <= a:
             out.append(
                 f"{where}: window_end {fl.window_end} must be after window_start "
