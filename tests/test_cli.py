@@ -73,6 +73,7 @@ def test_audit_catches_a_tampered_plan(tmp_path):
         (["plan", "--site", "CZ-MG-01", "--subsidy-rate", "0.4"], "allowed range [0, 0.3]"),
         (["plan", "--site", "CZ-MG-01", "--date", "2023-01-01"], "no version of tariff"),
         (["plan", "--site", "CZ-MG-01", "--all"], "give exactly one of --site ID or --all"),
+        (["plan", "--all", "--plot", "x.png"], "--load-csv, --pv-csv and --plot are for a single"),
         (["plan", "--site", "CZ-MG-01", "--date", "15/07/2026"], "Invalid value for '--date'"),
         (["--data-dir", "/nonexistent", "sites"], "does not exist"),
     ],

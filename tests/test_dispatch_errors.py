@@ -152,3 +152,24 @@ def test_infeasible_found_by_the_solver_names_the_groups():
     with pytest.raises(InfeasiblePlanError, match=r"shiftable-load energy together") as info:
         solve_dispatch(p)
     assert info.value.status != "precheck"
+
+
+def test_empty_horizon():
+    p = problem([], [])
+    with pytest.raises(InvalidInputError, match=r"load_kw: empty horizon, need at least 1"):
+        solve_dispatch(p)
+
+
+def test_time_limit_never_becomes_a_plan():
+    """A 4-day subsidy-cycling problem cannot be certified in 10 ms: an error, not a plan."""
+    n = 384
+    p = dataclasses.replace(
+        problem([100 + (t % 7) * 10 for t in range(n)], [0.3 + 0.1 * (t % 5) for t in range(n)],
+                subsidy=[0.3] * n, storage=battery(soc_initial_kwh=50.0), dt_h=0.25,
+                grid=GridSpec(1000.0, demand_rate_yuan_per_kw_month=40.0)),
+        day_of_interval=np.arange(n) // 96,
+    )
+    with pytest.raises(InfeasiblePlanError,
+                       match=r"HiGHS stopped with maxTimeLimit|certified gap of .* above the "
+                             r"required 0.000%"):
+        solve_dispatch(p, SolveOptions(mip_rel_gap=0.0, time_limit_s=0.01, method="milp"))

@@ -205,3 +205,22 @@ def test_new_tariff_version_is_data_only(tmp_path):
     assert max(p["inputs"]["import_price_yuan_per_kwh"]) == pytest.approx(1.212)  # 1.01 x 1.2
     old = plan_site(cat, "CZ-MG-01", dt.date(2026, 6, 30))
     assert old["parameters"]["tariff"]["version"] == "su-fagaijiage-2025-426"
+
+
+def test_bad_user_series(catalog):
+    idx = horizon(DAY)
+    with pytest.raises(InvalidInputError, match=r"pv_kw: values must be >= 0 kW, minimum -5"):
+        plan_site(catalog, "CZ-MG-01", DAY, pv_kw=pd.Series(-5.0, index=idx))
+    with pytest.raises(InvalidInputError, match=r"soc_terminal_min_frac=1.2: allowed range"):
+        plan_site(catalog, "CZ-MG-01", DAY, PlanOptions(soc_terminal_min_frac=1.2))
+
+
+def test_bad_archetype_file(tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(PACKAGE_DATA, root)
+    path = root / "loads" / "archetypes.toml"
+    path.write_text(path.read_text("utf-8").replace("monthly_factor = [0.92, 0.80,",
+                                                    "monthly_factor = [0.80,", 1), "utf-8")
+    with pytest.raises(InvalidInputError, match=r"archetype two_shift: load shape "
+                                                 r"two_shift.monthly_factor: need 12 values"):
+        Catalog.load(root)
