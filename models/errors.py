@@ -8,8 +8,13 @@ class InvalidInputError(ValueError):
 
     def __init__(self, problems: list[str] | str, context: str = "invalid input") -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.context = context
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{context} ({len(self.problems)} problem(s)):\n{lines}")
+
+    def __reduce__(self):
+        # rebuilt from its parts when it crosses a process boundary
+        return type(self), (self.problems, self.context)
 
 
 class InfeasiblePlanError(RuntimeError):
@@ -27,3 +32,6 @@ class InfeasiblePlanError(RuntimeError):
         self.status = status
         self.reasons = [reasons] if isinstance(reasons, str) else list(reasons)
         super().__init__(f"no feasible plan ({status}): " + "; ".join(self.reasons))
+
+    def __reduce__(self):
+        return type(self), (self.reasons, self.status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import shutil
 
 import numpy as np
@@ -12,7 +13,7 @@ from conftest import assert_valid_plan
 
 from models.errors import InfeasiblePlanError, InvalidInputError
 from vpp.catalog import PACKAGE_DATA, Catalog
-from vpp.planning import PlanOptions, horizon, plan_site
+from vpp.planning import PlanOptions, horizon, plan_fleet, plan_site
 
 DAY = dt.date(2026, 7, 15)
 
@@ -224,3 +225,34 @@ def test_bad_archetype_file(tmp_path):
     with pytest.raises(InvalidInputError, match=r"archetype two_shift: load shape "
                                                  r"two_shift.monthly_factor: need 12 values"):
         Catalog.load(root)
+
+
+def test_parallel_fleet_equals_sequential(catalog):
+    ids = ["CZ-MG-03", "CZ-MG-07", "CZ-MG-19"]
+    seq = plan_fleet(catalog, DAY, site_ids=ids, jobs=1)
+    par = plan_fleet(catalog, DAY, site_ids=ids, jobs=2)
+    assert list(par) == ids
+    for sid in ids:
+        assert_valid_plan(par[sid])
+        assert par[sid]["intervals"] == seq[sid]["intervals"]
+        assert par[sid]["kpis"] == seq[sid]["kpis"]
+
+
+def test_parallel_fleet_reports_errors_intact(catalog):
+    """Errors raised in worker processes arrive with their problems listed, and the other
+    sites still get their plans."""
+    seen = {}
+    plans = plan_fleet(catalog, DAY, PlanOptions(soc_initial_frac=0.01),
+                       site_ids=["CZ-MG-01", "CZ-MG-02"], jobs=2,
+                       on_plan=lambda sid, p, e: seen.__setitem__(sid, e))
+    assert plans == {}
+    for sid, err in seen.items():
+        assert isinstance(err, InvalidInputError), sid
+        assert "storage.soc_initial_kwh" in err.problems[0]
+
+
+def test_errors_survive_pickling():
+    e = pickle.loads(pickle.dumps(InvalidInputError(["a: bad", "b: bad"], "invalid site")))
+    assert e.problems == ["a: bad", "b: bad"] and str(e).startswith("invalid site (2 problem")
+    f = pickle.loads(pickle.dumps(InfeasiblePlanError(["terminal SOC"], status="precheck")))
+    assert f.status == "precheck" and f.reasons == ["terminal SOC"]

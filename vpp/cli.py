@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,14 @@ from vpp.plan_io import (
 from vpp.planning import TZ, PlanOptions, plan_fleet, plan_site
 from vpp.subsidy import subsidy_window
 from vpp.tariffs import price_series
+
+
+def _cores() -> int:
+    """CPU cores this process may use (the affinity mask, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def tomorrow() -> dt.date:
@@ -102,6 +111,8 @@ def _series(path: str | None, column: str) -> pd.Series | None:
               help="HiGHS time limit per call [s].")
 @click.option("--method", type=click.Choice(["auto", "milp"]), default="auto",
               show_default=True)
+@click.option("--jobs", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Worker processes for --all; 0 = one per CPU core.")
 @click.option("--load-csv", type=click.Path(exists=True, dir_okay=False), default=None,
               help="15-min meter CSV (timestamp,load_kw) to use as the load.")
 @click.option("--pv-csv", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -111,7 +122,8 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
          days: int, fmt: str, out: str | None, plot: str | None, subsidy_blind: bool,
          subsidy_rate: float | None, month_peak_kw: float, soc_initial: float | None,
          soc_terminal: float | None, tariff_version: str | None, gap: float,
-         time_limit: float, method: str, load_csv: str | None, pv_csv: str | None) -> None:
+         time_limit: float, method: str, jobs: int, load_csv: str | None,
+         pv_csv: str | None) -> None:
     """Day-ahead dispatch plan for one site (--site) or the whole fleet (--all).
 
     \b
@@ -145,10 +157,11 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
             plot_plan(p, plot)
             click.echo(f"wrote {plot}", err=True)
         return
-    _plan_all(catalog, start, options, out)
+    _plan_all(catalog, start, options, out, jobs or _cores())
 
 
-def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str | None) -> None:
+def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str | None,
+              jobs: int) -> None:
     folder = Path(out) if out else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
@@ -169,12 +182,13 @@ def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str |
                    f"gap {p['solver']['optimality_gap']:.3%} {p['solver']['seconds']:.2f} s",
                    err=True)
 
-    plans = plan_fleet(catalog, start, options, on_plan=progress)
+    plans = plan_fleet(catalog, start, options, on_plan=progress, jobs=jobs)
     if not plans:
         raise InfeasiblePlanError("no site could be planned", status="fleet")
     table = summary_table(list(plans.values()))
     click.echo(f"\nDay-ahead plans for {start} ({options.days} day(s)), "
-               f"{len(plans)}/{total} sites, {time.perf_counter() - t0:.1f} s"
+               f"{len(plans)}/{total} sites, {time.perf_counter() - t0:.1f} s on {jobs} "
+               f"process(es)"
                + (" — fleet data is ILLUSTRATIVE" if catalog.fleet.illustrative else ""))
     click.echo("demand Δ: increase of the month's demand charge above "
                f"--month-peak-kw={options.month_peak_kw:g} kW; savings vs the same day "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -435,31 +436,71 @@ def plan_site(
     return describe_plan(catalog, si, result, options)
 
 
+_worker_catalog: Catalog | None = None
+
+
+def _init_worker(catalog: Catalog) -> None:
+    global _worker_catalog
+    _worker_catalog = catalog
+
+
+def _plan_in_worker(site_id: str, start: dt.date, options: PlanOptions) -> dict[str, Any]:
+    assert _worker_catalog is not None, "worker not initialised"
+    return plan_site(_worker_catalog, site_id, start, options)
+
+
 def plan_fleet(
     catalog: Catalog,
     start: dt.date,
     options: PlanOptions | None = None,
     site_ids: list[str] | None = None,
     on_plan: Callable[[str, dict | None, Exception | None], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, dict[str, Any]]:
-    """Plans for many sites, one after another; a failing site does not stop the others.
+    """Plans for many sites, each solved independently; a failing site does not stop the others.
 
-    ``on_plan(site_id, plan, error)`` is called after each site (for progress and output).
-    Returns the successful plans by site id.
+    Parameters
+    ----------
+    jobs : int
+        Worker processes; 1 solves in this process, one site after another. Plans do not
+        depend on ``jobs``.
+    on_plan : callable, optional
+        ``on_plan(site_id, plan, error)`` after each site, in the order they finish (for
+        progress and incremental output).
+
+    Returns
+    -------
+    dict
+        The successful plans by site id, in fleet order.
     """
     options = options or PlanOptions()
     options.validate()
+    if jobs < 1:
+        raise InvalidInputError(f"jobs={jobs}: allowed range [1, inf)")
     sites = [catalog.fleet.site(s) for s in site_ids] if site_ids else list(catalog.fleet.sites)
-    plans = {}
-    for site in sites:
-        try:
-            plan = plan_site(catalog, site, start, options)
-        except (InvalidInputError, RuntimeError) as exc:
-            log.warning("%s: %s", site.id, exc)
-            if on_plan:
-                on_plan(site.id, None, exc)
-            continue
-        plans[site.id] = plan
+    done: dict[str, dict[str, Any]] = {}
+
+    def record(site_id: str, plan: dict | None, exc: Exception | None) -> None:
+        if exc is not None:
+            log.warning("%s: %s", site_id, exc)
+        else:
+            done[site_id] = plan
         if on_plan:
-            on_plan(site.id, plan, None)
-    return plans
+            on_plan(site_id, plan, exc)
+
+    if jobs == 1 or len(sites) == 1:
+        for site in sites:
+            try:
+                record(site.id, plan_site(catalog, site, start, options), None)
+            except (InvalidInputError, RuntimeError) as exc:
+                record(site.id, None, exc)
+    else:
+        workers = min(jobs, len(sites))
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(catalog,)) as pool:
+            futures = {pool.submit(_plan_in_worker, s.id, start, options): s.id for s in sites}
+            for fut in as_completed(futures):
+                try:
+                    record(futures[fut], fut.result(), None)
+                except (InvalidInputError, RuntimeError) as exc:
+                    record(futures[fut], None, exc)
+    return {s.id: done[s.id] for s in sites if s.id in done}
