@@ -11,9 +11,10 @@ The formulation, for intervals ``t = 0..n-1`` of length ``dt`` hours:
 * state of charge ``soc[t] = soc[t-1] + dt * (eta_c * ch[t] - dis[t] / eta_d)``, ``soc[-1] = soc0``
 * bounds ``soc_min <= soc <= soc_max``, ``0 <= ch, dis <= P``, ``0 <= imp <= I``,
   ``0 <= exp <= E``, ``0 <= pv_used <= pv``
-* one direction per interval: ``ch <= P * z``, ``dis <= P * (1 - z)``, ``imp <= I * y``,
-  ``exp <= E * (1 - y)`` with ``z, y`` binary (their relaxation is the convex hull
-  ``ch/P + dis/P <= 1``)
+* one direction per interval: ``ch <= Mc * z``, ``dis <= Md * (1 - z)``, ``imp <= Mi * y``,
+  ``exp <= Me * (1 - y)`` with ``z, y`` binary, where each ``M[t]`` is the largest value the
+  flow can take in that interval given the limits, load, PV and SOC window
+  (:func:`_flow_bounds`; at most ``P``, ``I``, ``E``), also used as the flow's upper bound
 * terminal state ``soc[n-1] >= soc_terminal_min``; daily cycle cap
   ``sum_day dis * dt <= cycles_max * energy``
 * peak ``peak >= imp[t]``, ``peak >= month_peak``; contract excess
