@@ -369,6 +369,15 @@ def validate_problem(p: DispatchProblem) -> None:
         raise InvalidInputError(problems, "invalid dispatch problem")
 
 
+def _shiftable_range(p: DispatchProblem) -> tuple[np.ndarray, np.ndarray]:
+    """Least and most power all shiftable loads together can draw in each interval [kW]."""
+    lo, hi = np.zeros(p.n), np.zeros(p.n)
+    for sh in p.shiftable:
+        lo[sh.start : sh.end] += sh.p_min_kw
+        hi[sh.start : sh.end] += sh.p_max_kw
+    return lo, hi
+
+
 def precheck_feasibility(p: DispatchProblem) -> None:
     """Find infeasibilities that can be named exactly before solving.
 
@@ -378,10 +387,8 @@ def precheck_feasibility(p: DispatchProblem) -> None:
         With one reason per blocking constraint group.
     """
     reasons: list[str] = []
-    n, dt = p.n, p.dt_h
-    min_flex = np.zeros(n)
-    for sh in p.shiftable:
-        min_flex[sh.start : sh.end] += sh.p_min_kw
+    dt = p.dt_h
+    min_flex, _ = _shiftable_range(p)
     p_dis = p.storage.power_kw if p.storage is not None else 0.0
     # Supply side: load that must be served beyond every source (PV can always be curtailed).
     short = p.load_kw + min_flex - p.pv_kw - p.grid.import_limit_kw - p_dis
@@ -421,10 +428,7 @@ def _flow_bounds(p: DispatchProblem) -> dict[str, np.ndarray]:
     the SOC window in one interval; discharging what the load and export can take.
     """
     n, dt = p.n, p.dt_h
-    flex_min, flex_max = np.zeros(n), np.zeros(n)
-    for sh in p.shiftable:
-        flex_min[sh.start : sh.end] += sh.p_min_kw
-        flex_max[sh.start : sh.end] += sh.p_max_kw
+    flex_min, flex_max = _shiftable_range(p)
     s, g = p.storage, p.grid
     p_st = s.power_kw if s is not None else 0.0
     window = s.soc_max_kwh - s.soc_min_kwh if s is not None else 0.0

@@ -10,23 +10,12 @@ import pytest
 from models.dispatch import DispatchProblem, DispatchResult
 from vpp.audit import audit_plan
 from vpp.catalog import Catalog
+from vpp.planning import demand_charge_yuan
 
 
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return Catalog.load()
-
-
-def _demand_charge(p: DispatchProblem, imp: np.ndarray) -> float:
-    g = p.grid
-    peak = max(float(imp.max(initial=0.0)), g.month_peak_kw)
-    cost = g.demand_rate_yuan_per_kw_month * (peak - g.month_peak_kw)
-    if g.contract_demand_kw is not None:
-        thr = 1.05 * g.contract_demand_kw
-        cost += g.demand_rate_yuan_per_kw_month * (
-            max(0.0, peak - thr) - max(0.0, g.month_peak_kw - thr)
-        )
-    return cost
 
 
 def as_plan(p: DispatchProblem, r: DispatchResult, required_gap: float = 1e-3) -> dict[str, Any]:
@@ -43,7 +32,7 @@ def as_plan(p: DispatchProblem, r: DispatchResult, required_gap: float = 1e-3) -
     discharge = dt_h * float(dis.sum())
     subsidy = dt_h * float(np.sum(p.subsidy_yuan_per_kwh * dis))
     deg = discharge * (s.degradation_yuan_per_kwh if s else 0.0)
-    demand = _demand_charge(p, imp)
+    demand = demand_charge_yuan(p.grid, imp)
     net = energy - revenue + demand + deg - subsidy
     storage = None
     if s is not None:

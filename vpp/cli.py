@@ -30,7 +30,7 @@ from vpp.plan_io import (
     site_table,
     summary_table,
 )
-from vpp.planning import TZ, PlanOptions, plan_fleet, plan_site
+from vpp.planning import TZ, PlanOptions, horizon, plan_fleet, plan_site
 from vpp.subsidy import subsidy_window
 from vpp.tariffs import price_series
 
@@ -237,7 +237,7 @@ def tariff(ctx: click.Context, date: dt.datetime | None, tariff_id: str,
     """Show the time-of-use periods and prices of one day."""
     catalog = _catalog(ctx)
     day = date.date() if date else tomorrow()
-    idx = pd.date_range(pd.Timestamp(day).tz_localize(TZ), periods=96, freq="15min")
+    idx = horizon(day)
     prices = price_series(catalog.tariffs, tariff_id, idx, transformer_kva, tariff_version)
     t = catalog.tariffs.select(tariff_id, day, tariff_version)
     click.echo(f"{t.id} / {t.version} (from {t.effective_from}): {t.source}")

@@ -298,16 +298,14 @@ def price_series(
                     f"tariff {t.version}: a period boundary ({x // 60:02d}:{x % 60:02d}) falls "
                     f"inside a {step}-minute interval on {date}; use shorter intervals"
                 )
-        if critical:
-            for a, b in critical:
+        prices = t.prices_yuan_per_kwh
+        overlays = ((critical, "critical_peak", prices["peak"] * t.critical_multiplier),
+                    (deep, "deep_valley", prices["valley"] * t.deep_valley_multiplier))
+        for windows, name, value in overlays:
+            for a, b in windows:
                 hit = (mins >= a) & (mins < b)
-                names[hit] = "critical_peak"
-                price[hit] = t.prices_yuan_per_kwh["peak"] * t.critical_multiplier
-        if deep:
-            for a, b in deep:
-                hit = (mins >= a) & (mins < b)
-                names[hit] = "deep_valley"
-                price[hit] = t.prices_yuan_per_kwh["valley"] * t.deep_valley_multiplier
+                names[hit] = name
+                price[hit] = value
         period[sel], imp[sel] = names, price
         exp[sel], ver[sel] = t.export_price_yuan_per_kwh, t.version
     return pd.DataFrame(
