@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pvlib
 from pvlib.location import Location
@@ -20,11 +21,6 @@ from pvlib.temperature import TEMPERATURE_MODEL_PARAMETERS
 GAMMA_PDC = -0.0037
 #: PVWatts nominal inverter efficiency [-].
 ETA_INV_NOM = 0.96
-_ZERO_LOSSES = dict.fromkeys(
-    ("shading", "snow", "mismatch", "wiring", "connections", "lid", "nameplate_rating", "age",
-     "availability"),
-    0.0,
-)
 
 
 @dataclass(frozen=True)
@@ -37,6 +33,7 @@ class ArraySpec:
     ac_kw : float  inverter AC rating [kW] (output is clipped here)
     tilt_deg, azimuth_deg : float  [deg]; azimuth clockwise from north, 180 = south
     losses_percent : float  lumped DC losses (soiling, wiring, mismatch, ...) [%]
+    gamma_pdc : float  temperature coefficient of DC power [1/°C]
     """
 
     name: str
@@ -45,6 +42,7 @@ class ArraySpec:
     tilt_deg: float
     azimuth_deg: float
     losses_percent: float = 14.0
+    gamma_pdc: float = GAMMA_PDC
 
 
 @dataclass(frozen=True)
@@ -88,38 +86,70 @@ def clearsky_weather(
     return out
 
 
-def pv_ac_kw(system: SystemSpec, weather: pd.DataFrame) -> pd.Series:
-    """Site AC power [kW] from weather sampled at interval midpoints, summed over arrays.
-
-    ``weather`` must have ``ghi, dni, dhi`` [W/m²], ``temp_air`` [°C], ``wind_speed`` [m/s]
-    and is indexed by interval start; PVWatts DC model, physical IAM, SAPM close-mount cell
-    temperature, lumped DC losses, PVWatts inverter clipped at ``ac_kw``.
-    """
+def _check_weather(weather: pd.DataFrame) -> None:
     missing = sorted({"ghi", "dni", "dhi", "temp_air", "wind_speed"} - set(weather.columns))
     if missing:
         raise ValueError(f"weather is missing columns {missing}; found {list(weather.columns)}")
+
+
+def array_conditions(
+    location: Location, arr: ArraySpec, weather: pd.DataFrame, transposition: str = "haydavies"
+) -> pd.DataFrame:
+    """What one array sees, by pvlib's ModelChain: ``poa_global`` and ``effective_irradiance``
+    [W/m²] (physical IAM, no spectral loss) and ``cell_temperature`` [°C] (SAPM close-mount
+    glass/glass), indexed like ``weather`` (interval starts; computed at midpoints)."""
+    _check_weather(weather)
     timed = weather.copy()
     timed.index = _midpoints(weather.index)
-    total = pd.Series(0.0, index=weather.index, name="pv_kw")
+    pv = PVSystem(
+        surface_tilt=arr.tilt_deg,
+        surface_azimuth=arr.azimuth_deg,
+        module_parameters={"pdc0": 1000.0, "gamma_pdc": arr.gamma_pdc},
+        inverter_parameters={"pdc0": 1000.0, "eta_inv_nom": ETA_INV_NOM},
+        temperature_model_parameters=TEMPERATURE_MODEL_PARAMETERS["sapm"][
+            "close_mount_glass_glass"
+        ],
+    )
+    mc = ModelChain(pv, location, aoi_model="physical", spectral_model="no_loss",
+                    transposition_model=transposition, name=arr.name)
+    mc.run_model(timed)
+    r = mc.results
+    out = pd.DataFrame({
+        "poa_global": r.total_irrad["poa_global"].to_numpy(),
+        "effective_irradiance": r.effective_irradiance.to_numpy(),
+        "cell_temperature": r.cell_temperature.to_numpy(),
+    }, index=weather.index)
+    return out.fillna(0.0)
+
+
+def array_ac_kw(arr: ArraySpec, conditions: pd.DataFrame) -> np.ndarray:
+    """AC power [kW] of one array from :func:`array_conditions`: PVWatts DC
+    ``dc_kwp (1 - losses) E/1000 (1 + gamma (Tc - 25))``, PVWatts inverter of nominal
+    efficiency 0.96 rated ``ac_kw`` (clipped there), never negative."""
+    e = conditions["effective_irradiance"].to_numpy()
+    tc = conditions["cell_temperature"].to_numpy()
+    dc_w = pvlib.pvsystem.pvwatts_dc(e, tc, arr.dc_kwp * 1000.0, arr.gamma_pdc)
+    dc_w = dc_w * (1.0 - arr.losses_percent / 100.0)
+    ac_w = pvlib.inverter.pvwatts(dc_w, arr.ac_kw * 1000.0 / ETA_INV_NOM, ETA_INV_NOM)
+    return np.clip(np.nan_to_num(np.asarray(ac_w, dtype=float)), 0.0, None) / 1000.0
+
+
+def pv_ac_kw(
+    system: SystemSpec, weather: pd.DataFrame, transposition: str = "haydavies"
+) -> pd.Series:
+    """Site AC power [kW] from weather sampled at interval midpoints, summed over arrays.
+
+    ``weather`` must have ``ghi, dni, dhi`` [W/m²], ``temp_air`` [°C], ``wind_speed`` [m/s]
+    and is indexed by interval start; ``transposition`` is a pvlib sky-diffuse model
+    (``haydavies``, ``perez``, ``isotropic``, ...). See :func:`array_conditions` and
+    :func:`array_ac_kw` for the chain.
+    """
+    _check_weather(weather)
+    total = np.zeros(len(weather))
     loc = system.location()
     for arr in system.arrays:
-        pv = PVSystem(
-            surface_tilt=arr.tilt_deg,
-            surface_azimuth=arr.azimuth_deg,
-            module_parameters={"pdc0": arr.dc_kwp * 1000.0, "gamma_pdc": GAMMA_PDC},
-            inverter_parameters={"pdc0": arr.ac_kw * 1000.0 / ETA_INV_NOM,
-                                 "eta_inv_nom": ETA_INV_NOM},
-            temperature_model_parameters=TEMPERATURE_MODEL_PARAMETERS["sapm"][
-                "close_mount_glass_glass"
-            ],
-            losses_parameters={**_ZERO_LOSSES, "soiling": arr.losses_percent},
-        )
-        mc = ModelChain(pv, loc, aoi_model="physical", spectral_model="no_loss",
-                        losses_model="pvwatts", name=arr.name)
-        mc.run_model(timed)
-        ac = mc.results.ac.clip(lower=0.0).fillna(0.0).to_numpy() / 1000.0
-        total += ac
-    return total
+        total += array_ac_kw(arr, array_conditions(loc, arr, weather, transposition))
+    return pd.Series(total, index=weather.index, name="pv_kw")
 
 
 def clearsky_pv_kw(system: SystemSpec, index: pd.DatetimeIndex) -> pd.Series:

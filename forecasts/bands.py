@@ -1,0 +1,123 @@
+"""Forecast uncertainty: P10 / P90 around the P50 PV forecast.
+
+The error of a PV forecast scales with what the sun could give, so errors are measured in
+units of the *clear-sky* AC power of the same system (``u = (measured - P50) / P_clear``) and
+their 10th and 90th percentiles are kept per bin of the forecast's clear-sky index
+``kc = GHI / GHI_clear``: a clear forecast is tight above and loose below, a broken-cloud
+forecast loose both ways. Then ``P10 = P50 + q10(kc) P_clear`` and ``P90 = P50 + q90(kc)
+P_clear``, clipped to [0, AC rating].
+
+Band tables are fitted from a site's history (:func:`fit_bands`) or read from
+``data/pv-bands.toml`` (defaults per weather source, with their provenance).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_FILE = Path(__file__).with_name("data") / "pv-bands.toml"
+#: Clear-sky-index bin edges used when fitting.
+KC_EDGES = (0.0, 0.4, 0.8, 9.0)  # overcast, broken cloud, clear
+MIN_PER_BIN = 40  # fewer samples than this: the bin takes the pooled quantiles
+
+
+@dataclass(frozen=True)
+class BandModel:
+    """Quantiles of the clear-sky-normalised error [-] per clear-sky-index bin.
+
+    ``edges`` has one more entry than ``q10`` and ``q90``; bin ``i`` is
+    ``edges[i] <= kc < edges[i + 1]``.
+    """
+
+    edges: tuple[float, ...]
+    q10: tuple[float, ...]
+    q90: tuple[float, ...]
+    source: str
+
+    def __post_init__(self) -> None:
+        n = len(self.edges) - 1
+        if n < 1 or len(self.q10) != n or len(self.q90) != n:
+            raise ValueError(f"band model: {len(self.edges)} edges need {n} q10 and q90 values")
+        if any(a > b for a, b in zip(self.q10, self.q90, strict=True)):
+            raise ValueError("band model: every q10 must be <= its q90")
+        if list(self.edges) != sorted(self.edges):
+            raise ValueError("band model: edges must increase")
+
+    def bins(self, kc: np.ndarray) -> np.ndarray:
+        return np.clip(np.searchsorted(self.edges, kc, side="right") - 1, 0, len(self.q10) - 1)
+
+    def apply(
+        self, p50_kw: np.ndarray, clear_kw: np.ndarray, kc: np.ndarray, ac_kw: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(P10, P90) [kW] around ``p50_kw``; zero where the clear-sky power is zero."""
+        b = self.bins(np.asarray(kc, dtype=float))
+        clear = np.asarray(clear_kw, dtype=float)
+        p50 = np.asarray(p50_kw, dtype=float)
+        p10 = np.clip(p50 + np.asarray(self.q10)[b] * clear, 0.0, ac_kw)
+        p90 = np.clip(p50 + np.asarray(self.q90)[b] * clear, 0.0, ac_kw)
+        return np.minimum(p10, p50), np.maximum(p90, p50)
+
+    def as_dict(self) -> dict:
+        return {"edges": list(self.edges), "q10": [round(v, 4) for v in self.q10],
+                "q90": [round(v, 4) for v in self.q90], "source": self.source}
+
+
+def fit_bands(
+    measured_kw: np.ndarray, p50_kw: np.ndarray, clear_kw: np.ndarray, kc: np.ndarray,
+    source: str, edges: tuple[float, ...] = KC_EDGES,
+) -> BandModel:
+    """Empirical 10th/90th percentiles of ``(measured - p50) / clear`` per ``kc`` bin, over
+    daylight intervals (clear-sky power above 2 % of its maximum) with a measurement."""
+    m = np.asarray(measured_kw, dtype=float)
+    c = np.asarray(clear_kw, dtype=float)
+    ok = np.isfinite(m) & (c > 0.02 * np.nanmax(c))
+    if ok.sum() < MIN_PER_BIN:
+        raise ValueError(f"need at least {MIN_PER_BIN} daylight intervals with measurements to "
+                         f"fit forecast bands, got {int(ok.sum())}")
+    u = (m[ok] - np.asarray(p50_kw, dtype=float)[ok]) / c[ok]
+    b = np.clip(np.searchsorted(edges, np.asarray(kc)[ok], side="right") - 1, 0, len(edges) - 2)
+    pooled = np.quantile(u, [0.1, 0.9])
+    q10, q90 = [], []
+    for i in range(len(edges) - 1):
+        ui = u[b == i]
+        lo, hi = np.quantile(ui, [0.1, 0.9]) if len(ui) >= MIN_PER_BIN else pooled
+        q10.append(float(lo))
+        q90.append(float(hi))
+    return BandModel(tuple(edges), tuple(q10), tuple(q90), source)
+
+
+def band_from_dict(d: dict) -> BandModel:
+    try:
+        return BandModel(tuple(d["edges"]), tuple(d["q10"]), tuple(d["q90"]), d["source"])
+    except KeyError as exc:
+        raise ValueError(f"band model: missing key {exc}") from None
+
+
+@lru_cache(maxsize=4)
+def default_bands(path: str | Path = DEFAULT_FILE) -> dict[str, BandModel]:
+    """Default band models by weather kind (``irradiance``, ``ghi``, ``cloud_cover``,
+    ``climatology``) from the shipped file."""
+    try:
+        with open(path, "rb") as fh:
+            d = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"band file {path} does not exist (write one with `vpp pv backtest "
+                         "--write-bands FILE`)") from None
+    bands = {kind: band_from_dict(v) for kind, v in d.get("bands", {}).items()}
+    missing = {"irradiance", "ghi", "cloud_cover", "climatology"} - set(bands)
+    if missing:
+        raise ValueError(f"band file {path}: no [bands.<kind>] table for {sorted(missing)}")
+    return bands
+
+
+def coverage(measured: pd.Series, p10: pd.Series, p90: pd.Series, daylight: pd.Series) -> float:
+    """Share of daylight intervals with a measurement inside [P10, P90] [-]."""
+    ok = daylight & measured.notna()
+    inside = (measured >= p10 - 1e-9) & (measured <= p90 + 1e-9)
+    return float(inside[ok].mean())

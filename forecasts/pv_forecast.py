@@ -1,0 +1,113 @@
+"""PV forecast: weather (or climatology) in, P10 / P50 / P90 AC power out, 15-minute intervals.
+
+:class:`PVModel` is everything a site's forecast needs - its arrays, the decomposition and
+transposition models, and optionally band tables fitted on its own history - and is what
+calibration (:mod:`forecasts.calibration`) returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecasts.bands import BandModel, default_bands
+from forecasts.climate import Climatology, climatology_weather, load_climatology
+from forecasts.pv import SystemSpec, clearsky_weather, pv_ac_kw
+from forecasts.weather import Decomposition, Weather, interval_clearsky, prepare
+
+COLUMNS = ("p10_kw", "p50_kw", "p90_kw", "clear_kw", "kc", "ghi", "dni", "dhi", "temp_air",
+           "wind_speed")
+
+
+@dataclass(frozen=True)
+class PVModel:
+    """A site's PV forecast model.
+
+    ``decomposition`` splits GHI-only or cloud-cover weather into DNI/DHI; ``transposition``
+    is the pvlib sky-diffuse model; ``bands`` (None: shipped defaults per weather kind) gives
+    P10/P90; ``calibrated`` describes a calibration, if any, for reports.
+    """
+
+    system: SystemSpec
+    decomposition: Decomposition = "dirint"
+    transposition: str = "haydavies"
+    bands: BandModel | None = None
+    calibrated: dict = field(default_factory=dict)
+
+    @property
+    def ac_kw(self) -> float:
+        """Total inverter AC rating [kW]."""
+        return float(sum(a.ac_kw for a in self.system.arrays))
+
+
+@dataclass(frozen=True)
+class PVForecast:
+    """``frame`` has :data:`COLUMNS` (power in kW, irradiance in W/m², temperature in °C,
+    wind in m/s, ``kc`` the clear-sky index) on interval starts; ``source`` says which
+    weather produced it and ``kind`` its class (``irradiance``, ``ghi``, ``cloud_cover``,
+    ``climatology``)."""
+
+    frame: pd.DataFrame
+    source: str
+    kind: str
+
+    @property
+    def p50(self) -> pd.Series:
+        return self.frame["p50_kw"]
+
+
+def weather_frame(
+    model: PVModel, index: pd.DatetimeIndex, weather: Weather | None = None,
+    climate: Climatology | None = None,
+) -> tuple[pd.DataFrame, str, str]:
+    """15-minute weather for ``index``, its description and kind (see :class:`PVForecast`)."""
+    loc = model.system.location()
+    climate = climate or load_climatology()
+    if weather is None:
+        frame = climatology_weather(climate, loc, index)
+        return frame, f"climatology {climate.name} ({climate.source})", "climatology"
+    frame = prepare(weather, loc, index, model.decomposition, climate.temp_air(index))
+    return frame, weather.source, weather.kind
+
+
+def forecast_from_frame(
+    model: PVModel, frame: pd.DataFrame, source: str, kind: str, with_bands: bool = True
+) -> PVForecast:
+    """P10/P50/P90 from an already prepared 15-minute weather frame (P10 and P90 are NaN
+    when not ``with_bands``)."""
+    index = frame.index
+    p50 = pv_ac_kw(model.system, frame, model.transposition).to_numpy()
+    clear = pv_ac_kw(model.system, clearsky_weather(model.system, index),
+                     model.transposition).to_numpy()
+    cs_ghi = interval_clearsky(model.system.location(), index, pd.Timedelta(minutes=15),
+                               "start")["ghi"].to_numpy()
+    kc = np.where(cs_ghi > 20.0, frame["ghi"].to_numpy() / np.maximum(cs_ghi, 1e-9), 0.0)
+    if with_bands:
+        bands = model.bands or default_bands()[kind]
+        p10, p90 = bands.apply(p50, clear, kc, model.ac_kw)
+    else:
+        p10 = p90 = np.full(len(index), np.nan)
+    out = pd.DataFrame({"p10_kw": p10, "p50_kw": p50, "p90_kw": p90, "clear_kw": clear,
+                        "kc": kc}, index=index)
+    for col in ("ghi", "dni", "dhi", "temp_air", "wind_speed"):
+        out[col] = frame[col].to_numpy()
+    return PVForecast(out, source, kind)
+
+
+def forecast_pv(
+    model: PVModel, index: pd.DatetimeIndex, weather: Weather | None = None,
+    climate: Climatology | None = None,
+) -> PVForecast:
+    """The site's P10/P50/P90 AC power [kW] on the 15-minute intervals starting at ``index``.
+
+    Without ``weather`` the climatology (shipped Changzhou file unless ``climate``) is used.
+    """
+    if index.tz is None:
+        raise ValueError("forecast index must be timezone-aware")
+    if not model.system.arrays:
+        zero = pd.DataFrame(0.0, index=index, columns=list(COLUMNS))
+        return PVForecast(zero, "no PV arrays", "none")
+    frame, source, kind = weather_frame(model, index, weather, climate)
+    return forecast_from_frame(model, frame, source, kind)
