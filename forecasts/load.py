@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,60 @@ def read_meter_csv(
     if problems:
         raise ValueError("meter CSV: " + "; ".join(problems))
     return pd.Series(values, index=idx, name=column)
+
+
+def day_class(day: dt.date) -> str:
+    """``workday`` (make-up working days on weekends included), ``holiday`` (a statutory
+    holiday's days off) or ``rest`` (other weekends)."""
+    workday, holiday = day_kind(day)
+    if workday:
+        return "workday"
+    return "holiday" if holiday else "rest"
+
+
+#: Where a day class with no recent example borrows its shape from, in order.
+_FALLBACK = {"workday": ("workday", "rest", "holiday"),
+             "rest": ("rest", "holiday", "workday"),
+             "holiday": ("holiday", "rest", "workday")}
+
+
+def forecast_load(history_kw: pd.Series, index: pd.DatetimeIndex, weeks: int = 4) -> pd.Series:
+    """Similar-day forecast [kW] for the 15-minute intervals starting at ``index``.
+
+    Each target day takes, slot by slot, the mean of the days of its class
+    (:func:`day_class`) among the last ``weeks`` weeks of ``history_kw`` (kW on 15-minute
+    interval starts, NaN for gaps); a class with no example there borrows from the next class
+    in :data:`_FALLBACK`, and a class with none at all in the whole history too.
+
+    Raises ``ValueError`` when the history has no complete slot to learn from.
+    """
+    if history_kw.empty or history_kw.notna().sum() == 0:
+        raise ValueError("load history is empty: give at least one day of 15-minute meter data")
+    tz = index.tz
+    hist = history_kw.tz_convert(tz)
+    slot = (hist.index.hour * 60 + hist.index.minute) // 15
+    dates = pd.Index(hist.index.date)
+    classes = {d: day_class(d) for d in dict.fromkeys(dates)}
+    frame = pd.DataFrame({"kw": hist.to_numpy(), "slot": slot, "date": dates,
+                          "cls": [classes[d] for d in dates]})
+    last = max(classes)
+    out = np.full(len(index), np.nan)
+    t_dates = index.date
+    t_slots = (index.hour * 60 + index.minute) // 15
+    for day in dict.fromkeys(t_dates):
+        recent = frame[frame["date"] > last - dt.timedelta(weeks=weeks)]
+        profile = None
+        for pool in (recent, frame):
+            for cls in _FALLBACK[day_class(day)]:
+                sub = pool[pool["cls"] == cls]
+                if sub["kw"].notna().any():
+                    profile = sub.groupby("slot")["kw"].mean()
+                    break
+            if profile is not None:
+                break
+        sel = t_dates == day
+        out[sel] = profile.reindex(t_slots[sel]).to_numpy()
+    if np.isnan(out).any():
+        overall = frame.groupby("slot")["kw"].mean()
+        out = np.where(np.isnan(out), overall.reindex(t_slots).to_numpy(), out)
+    return pd.Series(out, index=index, name="load_kw")
