@@ -64,17 +64,25 @@ class Catalog:
     policy: SubsidyPolicy
     archetypes: dict[str, LoadShape]
     root: Path
+    calibrations: Path | None = None
 
     @classmethod
-    def load(cls, root: str | Path | None = None, fleet: str | Path | None = None) -> Catalog:
-        """Load and validate the data in ``root`` (see :func:`data_dir`)."""
+    def load(cls, root: str | Path | None = None, fleet: str | Path | None = None,
+             calibrations: str | Path | None = None) -> Catalog:
+        """Load and validate the data in ``root`` (see :func:`data_dir`).
+
+        ``calibrations`` is a folder of PV calibration files (``<site id>.toml``, written by
+        ``vpp pv calibrate --save``); default ``<root>/calibrations`` when it exists.
+        """
         folder = data_dir(root)
         tariffs = TariffBook.from_dir(folder / "tariffs")
         archetypes = load_archetypes(folder / "loads" / "archetypes.toml")
         fleet_path = Path(fleet) if fleet else folder / DEFAULT_FLEET
         fl = load_fleet(fleet_path, tariff_ids=tariffs.ids, archetypes=set(archetypes))
         policy = load_policy(folder / DEFAULT_POLICY)
-        return cls(fleet=fl, tariffs=tariffs, policy=policy, archetypes=archetypes, root=folder)
+        cal = Path(calibrations) if calibrations else folder / "calibrations"
+        return cls(fleet=fl, tariffs=tariffs, policy=policy, archetypes=archetypes, root=folder,
+                   calibrations=cal if cal.is_dir() or calibrations else None)
 
 
 @lru_cache(maxsize=4)

@@ -18,9 +18,11 @@ import click
 import pandas as pd
 
 from forecasts.load import read_meter_csv
+from forecasts.weather import Weather, read_weather
 from models.errors import InfeasiblePlanError, InvalidInputError
 from vpp.audit import audit_plan
 from vpp.catalog import Catalog
+from vpp.cli_forecast import catalog_of, load, pv
 from vpp.plan_io import (
     format_table,
     plan_csv,
@@ -63,19 +65,22 @@ class _Group(click.Group):
                    "Default: $VPP_DATA_DIR or the shipped data.")
 @click.option("--fleet", type=click.Path(dir_okay=False), default=None,
               help="Fleet TOML file instead of the shipped 30 pilot microgrids.")
+@click.option("--calibrations", type=click.Path(file_okay=False), default=None,
+              envvar="VPP_CALIBRATIONS",
+              help="Folder of PV calibrations (<site>.toml from `vpp pv calibrate --save`). "
+                   "Default: $VPP_CALIBRATIONS or <data-dir>/calibrations if it exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Log solver steps to stderr.")
 @click.pass_context
-def main(ctx: click.Context, data_dir: str | None, fleet: str | None, verbose: bool) -> None:
+def main(ctx: click.Context, data_dir: str | None, fleet: str | None,
+         calibrations: str | None, verbose: bool) -> None:
     """Dispatch optimizer for Changzhou's pilot smart microgrids and their VPP."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"data_dir": data_dir, "fleet": fleet}
+    ctx.obj = {"data_dir": data_dir, "fleet": fleet, "calibrations": calibrations}
 
 
-def _catalog(ctx: click.Context) -> Catalog:
-    if "catalog" not in ctx.obj:
-        ctx.obj["catalog"] = Catalog.load(ctx.obj["data_dir"], ctx.obj["fleet"])
-    return ctx.obj["catalog"]
+main.add_command(pv)
+main.add_command(load)
 
 
 def _series(path: str | None, column: str) -> pd.Series | None:
@@ -117,13 +122,21 @@ def _series(path: str | None, column: str) -> pd.Series | None:
               help="15-min meter CSV (timestamp,load_kw) to use as the load.")
 @click.option("--pv-csv", type=click.Path(exists=True, dir_okay=False), default=None,
               help="15-min CSV (timestamp,pv_kw) to use as the PV forecast.")
+@click.option("--weather", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Weather forecast (CSV, EPW or TMY3) for the PV forecast of every planned "
+                   "site. Default: the Changzhou climatology.")
+@click.option("--weather-label", type=click.Choice(["start", "end", "instant"]), default=None,
+              help="What a weather CSV row's timestamp means (default start).")
+@click.option("--pv-quantile", type=click.Choice(["p50", "p10", "p90"]), default="p50",
+              show_default=True, help="PV forecast quantile to plan against.")
 @click.pass_context
 def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.datetime | None,
          days: int, fmt: str, out: str | None, plot: str | None, subsidy_blind: bool,
          subsidy_rate: float | None, month_peak_kw: float, soc_initial: float | None,
          soc_terminal: float | None, tariff_version: str | None, gap: float,
          time_limit: float, method: str, jobs: int, load_csv: str | None,
-         pv_csv: str | None) -> None:
+         pv_csv: str | None, weather: str | None, weather_label: str | None,
+         pv_quantile: str) -> None:
     """Day-ahead dispatch plan for one site (--site) or the whole fleet (--all).
 
     \b
@@ -139,14 +152,17 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
         days=days, subsidy_aware=not subsidy_blind, subsidy_rate_yuan_per_kwh=subsidy_rate,
         month_peak_kw=month_peak_kw, soc_initial_frac=soc_initial,
         soc_terminal_min_frac=soc_terminal, tariff_version=tariff_version, mip_rel_gap=gap,
-        time_limit_s=time_limit, method=method,
+        time_limit_s=time_limit, method=method, pv_quantile=pv_quantile,
     )
     options.validate()
+    if pv_csv and weather:
+        raise click.UsageError("give --pv-csv (a PV forecast) or --weather, not both")
     start = date.date() if date else tomorrow()
-    catalog = _catalog(ctx)
+    catalog = catalog_of(ctx)
+    wx = read_weather(weather, TZ, weather_label) if weather else None
     if site_id:
         p = plan_site(catalog, site_id, start, options, pv_kw=_series(pv_csv, "pv_kw"),
-                      load_kw=_series(load_csv, "load_kw"))
+                      load_kw=_series(load_csv, "load_kw"), weather=wx)
         text = {"json": plan_json, "csv": plan_csv, "table": site_table}[fmt](p)
         if out:
             Path(out).write_text(text if fmt != "table" else plan_json(p), "utf-8")
@@ -157,11 +173,11 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
             plot_plan(p, plot)
             click.echo(f"wrote {plot}", err=True)
         return
-    _plan_all(catalog, start, options, out, jobs or _cores())
+    _plan_all(catalog, start, options, out, jobs or _cores(), wx)
 
 
 def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str | None,
-              jobs: int) -> None:
+              jobs: int, weather: Weather | None = None) -> None:
     folder = Path(out) if out else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
@@ -182,7 +198,7 @@ def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str |
                    f"gap {p['solver']['optimality_gap']:.3%} {p['solver']['seconds']:.2f} s",
                    err=True)
 
-    plans = plan_fleet(catalog, start, options, on_plan=progress, jobs=jobs)
+    plans = plan_fleet(catalog, start, options, on_plan=progress, jobs=jobs, weather=weather)
     if not plans:
         raise InfeasiblePlanError("no site could be planned", status="fleet")
     table = summary_table(list(plans.values()))
@@ -206,7 +222,7 @@ def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str |
 @click.pass_context
 def sites(ctx: click.Context) -> None:
     """List the fleet: PV, storage, grid connection and subsidy window of each site."""
-    catalog = _catalog(ctx)
+    catalog = catalog_of(ctx)
     rows = []
     for s in catalog.fleet.sites:
         st = s.storage
@@ -235,7 +251,7 @@ def sites(ctx: click.Context) -> None:
 def tariff(ctx: click.Context, date: dt.datetime | None, tariff_id: str,
            tariff_version: str | None, transformer_kva: float) -> None:
     """Show the time-of-use periods and prices of one day."""
-    catalog = _catalog(ctx)
+    catalog = catalog_of(ctx)
     day = date.date() if date else tomorrow()
     idx = horizon(day)
     prices = price_series(catalog.tariffs, tariff_id, idx, transformer_kva, tariff_version)

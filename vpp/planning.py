@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from forecasts.load import archetype_profile
-from forecasts.pv import ArraySpec, SystemSpec, clearsky_pv_kw
+from forecasts.pv_forecast import forecast_pv
+from forecasts.weather import Weather
 from models.dispatch import (
     CONTRACT_TOLERANCE,
     DispatchProblem,
@@ -30,6 +31,7 @@ from models.dispatch import (
 )
 from models.errors import InvalidInputError
 from vpp.catalog import Catalog
+from vpp.pv_inputs import site_pv_model
 from vpp.sites import Site, clock_minutes
 from vpp.subsidy import subsidy_rate_series, subsidy_window
 from vpp.tariffs import price_series
@@ -69,6 +71,8 @@ class PlanOptions:
         HiGHS time limit per call [s].
     method : {"auto", "milp"}
         See :class:`models.dispatch.SolveOptions`.
+    pv_quantile : {"p50", "p10", "p90"}
+        Which PV forecast quantile the plan dispatches against (P10: a cautious plan).
     """
 
     days: int = 1
@@ -81,6 +85,7 @@ class PlanOptions:
     mip_rel_gap: float = 1e-3
     time_limit_s: float = 60.0
     method: Literal["auto", "milp"] = "auto"
+    pv_quantile: Literal["p10", "p50", "p90"] = "p50"
 
     def validate(self) -> None:
         problems = []
@@ -96,6 +101,8 @@ class PlanOptions:
             problems.append(
                 f"subsidy_rate_yuan_per_kwh={self.subsidy_rate_yuan_per_kwh}: must be >= 0"
             )
+        if self.pv_quantile not in ("p10", "p50", "p90"):
+            problems.append(f"pv_quantile={self.pv_quantile!r}: allowed p10, p50, p90")
         if problems:
             raise InvalidInputError(problems, "invalid plan options")
         self.solve_options().validate()
@@ -111,19 +118,6 @@ def horizon(start: dt.date, days: int = 1) -> pd.DatetimeIndex:
     first = pd.Timestamp(start).tz_localize(TZ)
     return pd.date_range(first, periods=days * 24 * 60 // INTERVAL_MINUTES,
                          freq=f"{INTERVAL_MINUTES}min")
-
-
-def pv_system(site: Site) -> SystemSpec:
-    """The site's PV as the forecast layer's plain description."""
-    return SystemSpec(
-        latitude=site.location.latitude,
-        longitude=site.location.longitude,
-        altitude_m=site.location.altitude_m,
-        arrays=tuple(
-            ArraySpec(a.name, a.dc_kwp, a.ac_kw, a.tilt_deg, a.azimuth_deg, a.losses_percent)
-            for a in site.pv_arrays
-        ),
-    )
 
 
 def _align(series: pd.Series, index: pd.DatetimeIndex, name: str) -> np.ndarray:
@@ -173,6 +167,7 @@ class SiteInputs:
     periods: np.ndarray
     tariff: Any
     sources: dict[str, Any]
+    pv_bands: dict[str, np.ndarray]
 
 
 def build_inputs(
@@ -182,8 +177,14 @@ def build_inputs(
     options: PlanOptions,
     pv_kw: pd.Series | None = None,
     load_kw: pd.Series | None = None,
+    weather: Weather | None = None,
 ) -> SiteInputs:
-    """Everything the dispatch model needs for ``site`` from 00:00 on ``start``."""
+    """Everything the dispatch model needs for ``site`` from 00:00 on ``start``.
+
+    PV: ``pv_kw`` if given, else the site's pvlib forecast (its stored calibration applied)
+    from ``weather``, or from the climatology without it; ``options.pv_quantile`` picks the
+    quantile.
+    """
     options.validate()
     index = horizon(start, options.days)
     n = len(index)
@@ -191,12 +192,19 @@ def build_inputs(
     prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva,
                           options.tariff_version)
     tariff = catalog.tariffs.select(site.tariff_id, start, options.tariff_version)
+    bands: dict[str, np.ndarray] = {}
     if pv_kw is not None:
         pv = _align(pv_kw, index, "pv_kw")
         pv_source = "user-supplied PV forecast"
     elif site.pv_arrays:
-        pv = clearsky_pv_kw(pv_system(site), index).to_numpy()
-        pv_source = "pvlib clear-sky (Ineichen, shipped Linke turbidity) PVWatts estimate"
+        model = site_pv_model(site, catalog.calibrations)
+        fc = forecast_pv(model, index, weather)
+        pv = fc.frame[f"{options.pv_quantile}_kw"].to_numpy()
+        bands = {q: fc.frame[f"{q}_kw"].to_numpy() for q in ("p10", "p50", "p90")}
+        calibrated = (f"; calibrated ({model.calibrated.get('file')})" if model.calibrated
+                      else "; nominal parameters")
+        pv_source = (f"{options.pv_quantile.upper()} of the pvlib forecast from {fc.source}"
+                     f"{calibrated}")
     else:
         pv = np.zeros(n)
         pv_source = "no PV arrays"
@@ -252,7 +260,8 @@ def build_inputs(
         interval_labels=tuple(local.strftime("%Y-%m-%d %H:%M")),
     )
     sources = {"pv_forecast": pv_source, "load": load_source}
-    return SiteInputs(site, index, problem, subsidy, prices["period"].to_numpy(), tariff, sources)
+    return SiteInputs(site, index, problem, subsidy, prices["period"].to_numpy(), tariff, sources,
+                      bands)
 
 
 def baseline(p: DispatchProblem) -> dict[str, np.ndarray | float]:
@@ -396,6 +405,7 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
             "import_price_yuan_per_kwh": _list(p.import_price_yuan_per_kwh),
             "export_price_yuan_per_kwh": _list(p.export_price_yuan_per_kwh),
             "subsidy_yuan_per_kwh": _list(si.subsidy_rate_yuan_per_kwh),
+            **{f"pv_{q}_kw": _list(v) for q, v in si.pv_bands.items()},
         },
         "intervals": {
             "pv_used_kw": _list(r.pv_used_kw),
@@ -418,8 +428,9 @@ def plan_site(
     options: PlanOptions | None = None,
     pv_kw: pd.Series | None = None,
     load_kw: pd.Series | None = None,
+    weather: Weather | None = None,
 ) -> dict[str, Any]:
-    """Solve and describe the day-ahead plan of one site.
+    """Solve and describe the day-ahead plan of one site (see :func:`build_inputs`).
 
     Raises
     ------
@@ -431,7 +442,7 @@ def plan_site(
     options = options or PlanOptions()
     if isinstance(site, str):
         site = catalog.fleet.site(site)
-    si = build_inputs(catalog, site, start, options, pv_kw, load_kw)
+    si = build_inputs(catalog, site, start, options, pv_kw, load_kw, weather)
     result = solve_dispatch(si.problem, options.solve_options())
     return describe_plan(catalog, si, result, options)
 
@@ -444,9 +455,10 @@ def _init_worker(catalog: Catalog) -> None:
     _worker_catalog = catalog
 
 
-def _plan_in_worker(site_id: str, start: dt.date, options: PlanOptions) -> dict[str, Any]:
+def _plan_in_worker(site_id: str, start: dt.date, options: PlanOptions,
+                    weather: Weather | None) -> dict[str, Any]:
     assert _worker_catalog is not None, "worker not initialised"
-    return plan_site(_worker_catalog, site_id, start, options)
+    return plan_site(_worker_catalog, site_id, start, options, weather=weather)
 
 
 def plan_fleet(
@@ -456,6 +468,7 @@ def plan_fleet(
     site_ids: list[str] | None = None,
     on_plan: Callable[[str, dict | None, Exception | None], None] | None = None,
     jobs: int = 1,
+    weather: Weather | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Plans for many sites, each solved independently; a failing site does not stop the others.
 
@@ -467,6 +480,9 @@ def plan_fleet(
     on_plan : callable, optional
         ``on_plan(site_id, plan, error)`` after each site, in the order they finish (for
         progress and incremental output).
+    weather : Weather, optional
+        One weather forecast for every site (the pilots lie within ~50 km); default the
+        climatology.
 
     Returns
     -------
@@ -491,13 +507,14 @@ def plan_fleet(
     if jobs == 1 or len(sites) == 1:
         for site in sites:
             try:
-                record(site.id, plan_site(catalog, site, start, options), None)
+                record(site.id, plan_site(catalog, site, start, options, weather=weather), None)
             except (InvalidInputError, RuntimeError) as exc:
                 record(site.id, None, exc)
     else:
         workers = min(jobs, len(sites))
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(catalog,)) as pool:
-            futures = {pool.submit(_plan_in_worker, s.id, start, options): s.id for s in sites}
+            futures = {pool.submit(_plan_in_worker, s.id, start, options, weather): s.id
+                       for s in sites}
             for fut in as_completed(futures):
                 try:
                     record(futures[fut], fut.result(), None)

@@ -21,26 +21,28 @@ SiteId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Location(_Strict):
+class Location(StrictModel):
     latitude: float = Field(ge=-90, le=90, description="[deg north]")
     longitude: float = Field(ge=-180, le=180, description="[deg east]")
     altitude_m: float = Field(default=5.0, ge=-500, le=9000, description="[m]")
 
 
-class PVArray(_Strict):
+class PVArray(StrictModel):
     name: str = Field(min_length=1, max_length=64)
     dc_kwp: float = Field(gt=0, le=100_000, description="DC nameplate [kWp]")
     ac_kw: float = Field(gt=0, le=100_000, description="inverter AC rating [kW]")
     tilt_deg: float = Field(ge=0, le=90, description="[deg from horizontal]")
     azimuth_deg: float = Field(ge=0, lt=360, description="[deg clockwise from north]")
     losses_percent: float = Field(default=14.0, ge=0, lt=100, description="DC losses [%]")
+    gamma_pdc: float = Field(default=-0.0037, ge=-0.01, le=0,
+                             description="temperature coefficient of DC power [1/°C]")
 
 
-class Storage(_Strict):
+class Storage(StrictModel):
     power_kw: float = Field(gt=0, le=1_000_000, description="rated AC power [kW]")
     energy_kwh: float = Field(gt=0, le=10_000_000, description="nameplate energy [kWh]")
     eta_charge: float = Field(gt=0, le=1, description="one-way charge efficiency [-]")
@@ -53,19 +55,19 @@ class Storage(_Strict):
     max_cycles_per_day: float = Field(default=2.0, gt=0, le=24, description="[cycles/day]")
 
 
-class Grid(_Strict):
+class Grid(StrictModel):
     transformer_kva: float = Field(gt=0, le=10_000_000, description="[kVA]")
     import_limit_kw: float = Field(gt=0, le=10_000_000, description="[kW]")
     export_limit_kw: float = Field(ge=0, le=10_000_000, description="[kW]; 0 = anti-backflow")
     contract_demand_kw: float | None = Field(default=None, gt=0, description="[kW]")
 
 
-class LoadSpec(_Strict):
+class LoadSpec(StrictModel):
     archetype: str
     peak_kw: float = Field(gt=0, le=10_000_000, description="[kW]")
 
 
-class FlexibleLoad(_Strict):
+class FlexibleLoad(StrictModel):
     name: str = Field(min_length=1, max_length=64)
     energy_kwh: float = Field(ge=0, description="energy per day inside the window [kWh]")
     window_start: ClockTime = Field(description="local time HH:MM")
@@ -74,7 +76,7 @@ class FlexibleLoad(_Strict):
     p_max_kw: float = Field(gt=0, description="[kW]")
 
 
-class Site(_Strict):
+class Site(StrictModel):
     id: SiteId
     name: str = Field(min_length=1, max_length=200)
     name_zh: str | None = None
@@ -173,7 +175,7 @@ def site_problems(
     return out
 
 
-def _format_pydantic(err: ValidationError) -> list[str]:
+def format_validation_error(err: ValidationError) -> list[str]:
     out = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"])
@@ -190,7 +192,7 @@ def parse_site(
     try:
         site = Site.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInputError(_format_pydantic(exc), "invalid site") from None
+        raise InvalidInputError(format_validation_error(exc), "invalid site") from None
     problems = site_problems(site, tariff_ids, archetypes)
     if problems:
         raise InvalidInputError(problems, f"invalid site {site.id}")
@@ -215,7 +217,7 @@ def parse_fleet(
         try:
             site = Site.model_validate(raw)
         except ValidationError as exc:
-            problems += [f"{label}.{p}" for p in _format_pydantic(exc)]
+            problems += [f"{label}.{p}" for p in format_validation_error(exc)]
             continue
         problems += [f"{label}.{p}" for p in site_problems(site, tariff_ids, archetypes)]
         sites.append(site)
