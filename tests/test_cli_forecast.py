@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -99,17 +100,32 @@ def test_pv_calibrate_prints_fit_and_errors(tmp_path):
 
 
 def test_saved_calibration_changes_the_sites_plan(tmp_path):
-    """CZ-MG-03's roofs calibrated at +20 % capacity: its plan's PV rises by ≈20 % and the
-    plan says which calibration it used."""
+    """CZ-MG-03 measured at 1.2 x what its nominal arrays give: `pv calibrate --site --save`
+    stores the fit, and the site's plan then forecasts ≈20 % more PV and names the file."""
+    from vpp.catalog import Catalog
+    from vpp.pv_inputs import site_pv_model
+
+    model = site_pv_model(Catalog.load().fleet.site("CZ-MG-03"))
+    w = write_weather(tmp_path / "wx.csv", "2026-05-01", 20)
+    w.index = w.index.tz_localize("Asia/Shanghai")
+    k = np.repeat(np.random.default_rng(5).uniform(0.3, 1.0, 21), 96)[: len(w)]
+    for c in ("ghi", "dni", "dhi"):
+        w[c] *= k
+    w.tz_localize(None).rename_axis("timestamp").to_csv(tmp_path / "wx.csv")
+    truth = SystemSpec(model.system.latitude, model.system.longitude, model.system.altitude_m,
+                       tuple(replace(a, dc_kwp=1.2 * a.dc_kwp) for a in model.system.arrays))
+    pv = pv_ac_kw(truth, w)
+    pd.DataFrame({"timestamp": pv.index.tz_localize(None), "ac_power_kw": pv.to_numpy()}) \
+        .to_csv(tmp_path / "power.csv", index=False)
     cal_dir = tmp_path / "cal"
+    r = run("--calibrations", str(cal_dir), "pv", "calibrate", "--site", "CZ-MG-03",
+            "--weather", str(tmp_path / "wx.csv"), "--measured", str(tmp_path / "power.csv"),
+            "--save")
+    assert r.exit_code == 0, r.output
+    assert (cal_dir / "CZ-MG-03.toml").is_file()
+    assert "capacity_factor      1.2" in r.stdout
     before = json.loads(run("plan", "--site", "CZ-MG-03", "--date", "2026-07-15", "--format",
                             "json").stdout)
-    cal_dir.mkdir()
-    (cal_dir / "CZ-MG-03.toml").write_text(
-        'site_id = "CZ-MG-03"\ndecomposition = "dirint"\n'
-        + "".join(f'[[arrays]]\nname = "{n}"\ndc_kwp = {kw * 1.2}\ngamma_pdc = -0.0037\n'
-                  f"tilt_deg = {t}\nazimuth_deg = {a}\n\n"
-                  for n, kw, t, a in _site_arrays("CZ-MG-03")))
     r = run("--calibrations", str(cal_dir), "plan", "--site", "CZ-MG-03", "--date",
             "2026-07-15", "--format", "json")
     assert r.exit_code == 0, r.output
@@ -118,13 +134,6 @@ def test_saved_calibration_changes_the_sites_plan(tmp_path):
     ratio = sum(after["inputs"]["pv_forecast_kw"]) / sum(before["inputs"]["pv_forecast_kw"])
     assert 1.15 < ratio < 1.21  # +20 % DC, a little inverter clipping
     assert "CZ-MG-03.toml" in after["sources"]["pv_forecast"]
-
-
-def _site_arrays(site_id):
-    from vpp.catalog import Catalog
-
-    site = Catalog.load().fleet.site(site_id)
-    return [(a.name, a.dc_kwp, a.tilt_deg, a.azimuth_deg) for a in site.pv_arrays]
 
 
 def test_plan_with_a_weather_file_records_it(tmp_path):
