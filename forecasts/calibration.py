@@ -5,7 +5,8 @@ Fitted, in this order:
 - the decomposition model (DIRINT or Erbs) when the weather has GHI but no DNI/DHI;
 - optionally the orientation, on a 5° grid within ``tilt_range`` / ``azimuth_range`` of the
   nominal values (single-array systems only);
-- for each candidate, the effective DC capacity (one factor on every array's ``dc_kwp``) and
+- for each candidate, the effective DC capacity (one factor on every array's ``dc_kwp``, or
+  with ``fit_loss`` on its ``1 - losses``) and
   the temperature coefficient ``gamma_pdc`` in [-0.6, -0.2] %/°C, by least squares on the AC
   power of daylight intervals (linear start, then Nelder-Mead through the inverter curve).
 
@@ -191,6 +192,7 @@ def calibrate(
     measured_kw: pd.Series,
     fit_orientation: bool = False,
     fit_gamma: bool = True,
+    fit_loss: bool = False,
     tilt_range: float = 10.0,
     azimuth_range: float = 15.0,
     decompositions: tuple[str, ...] | None = None,
@@ -198,8 +200,11 @@ def calibrate(
 ) -> Calibration:
     """Fit ``model`` to ``measured_kw`` (AC kW on 15-minute interval starts; NaN = no data).
 
-    ``weather`` must cover the measured period. Raises ``ValueError`` with the reason when the
-    data cannot support a fit (too few daylight intervals, orientation fit on several arrays).
+    ``fit_loss`` keeps the nameplate ``dc_kwp`` and puts the fitted factor into each array's
+    ``losses_percent`` instead (capacity and a flat loss are the same degree of freedom: the
+    power is identical either way). ``weather`` must cover the measured period. Raises
+    ``ValueError`` with the reason when the data cannot support a fit (too few daylight
+    intervals, orientation fit on several arrays).
     """
     system = model.system
     if not system.arrays:
@@ -252,10 +257,19 @@ def calibrate(
                       after_fc.frame["clear_kw"].to_numpy(), after_fc.frame["kc"].to_numpy(),
                       source=f"fitted on {int(mask.sum())} daylight intervals "
                              f"{index[0]:%Y-%m-%d}..{index[-1]:%Y-%m-%d}")
+    keep = 1.0 - system.arrays[0].losses_percent / 100.0
+    if fit_loss:  # same power: nameplate kept, the factor goes into the lumped losses
+        fitted_model = replace(fitted_model, system=replace(fitted_model.system, arrays=tuple(
+            replace(a, dc_kwp=b.dc_kwp, losses_percent=100.0 * (1.0 - scale * (1.0 - b
+                    .losses_percent / 100.0)))
+            for a, b in zip(fitted_model.system.arrays, system.arrays, strict=True))))
     fitted = {
         "dc_kwp": round(sum(a.dc_kwp for a in fitted_model.system.arrays), 4),
         "dc_kwp_nominal": round(sum(a.dc_kwp for a in system.arrays), 4),
         "capacity_factor": round(scale, 5),
+        # the same fit seen as a loss factor at nameplate capacity (negative: the nameplate
+        # understates the array)
+        "losses_percent_at_nameplate": round(100.0 * (1.0 - scale * keep), 3),
         "gamma_pdc": round(gamma, 6),
         "decomposition": dec,
         "tilt_deg": fitted_model.system.arrays[0].tilt_deg,

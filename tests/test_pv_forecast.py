@@ -173,3 +173,23 @@ def test_backtest_on_real_measured_data_beats_the_baseline():
     f = r.forecast.frame
     day_ = f["clear_kw"] > 0.02 * f["clear_kw"].max()
     assert coverage(r.measured_kw, f["p10_kw"], f["p90_kw"], day_) == r.band_coverage
+
+
+def test_loss_factor_fit_is_the_same_power_at_nameplate():
+    """130 kWp measured behind a 100 kWp nameplate with 14 % losses: as a loss factor the
+    fit reads 1 - 1.3 x 0.86 = -11.8 % (the nameplate understates the array), and the
+    forecast is the same either way."""
+    _idx, w = _variable_weather(20)
+    truth = SystemSpec(ROOF.latitude, ROOF.longitude, ROOF.altitude_m,
+                       (replace(ROOF.arrays[0], dc_kwp=130.0, ac_kw=200.0),))
+    nominal = SystemSpec(ROOF.latitude, ROOF.longitude, ROOF.altitude_m,
+                         (replace(ROOF.arrays[0], ac_kw=200.0),))
+    measured = pv_ac_kw(truth, w.frame)
+    cap = calibrate(PVModel(nominal), w, measured, fit_gamma=False)
+    loss = calibrate(PVModel(nominal), w, measured, fit_gamma=False, fit_loss=True)
+    assert loss.fitted["dc_kwp"] == 100.0
+    assert loss.model.system.arrays[0].losses_percent == pytest.approx(-11.8, abs=0.1)
+    assert cap.fitted["losses_percent_at_nameplate"] == pytest.approx(-11.8, abs=0.1)
+    a = pv_ac_kw(cap.model.system, w.frame)
+    b = pv_ac_kw(loss.model.system, w.frame)
+    assert np.abs(a - b).max() < 1e-6

@@ -164,6 +164,8 @@ def pv_forecast(ctx: click.Context, site_id: str | None, system: str | None,
               show_default=True, help="Power timestamps mark the interval start or end.")
 @click.option("--fit-orientation", is_flag=True,
               help="Also fit tilt (±10°) and azimuth (±15°) on a 5° grid (single array).")
+@click.option("--fit-loss", is_flag=True,
+              help="Keep the nameplate dc_kwp and fit the lumped loss factor instead.")
 @click.option("--save", is_flag=True,
               help="Store the calibration with the site (calibrations folder) for its plans.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
@@ -171,10 +173,11 @@ def pv_forecast(ctx: click.Context, site_id: str | None, system: str | None,
 @click.pass_context
 def pv_calibrate(ctx: click.Context, site_id: str | None, system: str | None, weather: str,
                  label: str | None, measured: str, column: str, unit: str,
-                 measured_label: str, fit_orientation: bool, save: bool,
+                 measured_label: str, fit_orientation: bool, fit_loss: bool, save: bool,
                  out: str | None) -> None:
-    """Fit effective DC capacity, temperature coefficient, decomposition (and orientation)
-    to measured AC power; print the parameters and the error before and after.
+    """Fit effective DC capacity (or the loss factor), temperature coefficient, decomposition
+    (and orientation) to measured AC power; print the parameters and the error before and
+    after.
 
     \b
     vpp pv calibrate --system system.json --weather weather.csv --measured power.csv
@@ -185,7 +188,7 @@ def pv_calibrate(ctx: click.Context, site_id: str | None, system: str | None, we
     model = _model(ctx, site_id, system)
     wx = read_weather(weather, model.system.tz, label)
     meas = read_power_csv(measured, column, unit, measured_label, model.system.tz)
-    cal = calibrate(model, wx, meas, fit_orientation=fit_orientation)
+    cal = calibrate(model, wx, meas, fit_orientation=fit_orientation, fit_loss=fit_loss)
     rec = calibration_record(site_id or Path(system).stem, cal)
     click.echo("fitted parameters:")
     for k, v in cal.fitted.items():

@@ -81,7 +81,8 @@ def calibration_record(site_id: str, cal: Calibration) -> dict[str, Any]:
         "fitted": {k: v for k, v in cal.fitted.items() if not isinstance(v, type(None))},
         "decomposition": m.decomposition,
         "arrays": [{"name": a.name, "dc_kwp": round(a.dc_kwp, 4), "gamma_pdc": a.gamma_pdc,
-                    "tilt_deg": a.tilt_deg, "azimuth_deg": a.azimuth_deg}
+                    "losses_percent": round(a.losses_percent, 4), "tilt_deg": a.tilt_deg,
+                    "azimuth_deg": a.azimuth_deg}
                    for a in m.system.arrays],
         "bands": m.bands.as_dict() if m.bands else None,
         "before": cal.before.as_dict(),
@@ -141,8 +142,9 @@ def site_pv_model(site: Site, calibrations: str | Path | None = None) -> PVModel
         raise InvalidInputError(f"calibration {path} names arrays {sorted(unknown)} that "
                                 f"site {site.id} does not have")
     arrays = tuple(
-        replace(a, **{k: fitted[a.name][k] for k in ("dc_kwp", "gamma_pdc", "tilt_deg",
-                                                      "azimuth_deg")})
+        replace(a, **{k: fitted[a.name][k] for k in ("dc_kwp", "gamma_pdc", "losses_percent",
+                                                      "tilt_deg", "azimuth_deg")
+                      if k in fitted[a.name]})
         if a.name in fitted else a
         for a in model.system.arrays
     )
