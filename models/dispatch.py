@@ -446,13 +446,21 @@ def _flow_bounds(p: DispatchProblem) -> dict[str, np.ndarray]:
 
 
 def build_model(p: DispatchProblem) -> pyo.ConcreteModel:
-    """Write the formulation of the module docstring as a Pyomo model.
+    """Write the formulation of the module docstring as a Pyomo model (objective ``cost``).
 
     Direction variables ``z`` (storage) and ``y`` (grid) are built continuous in [0, 1];
     :func:`solve_dispatch` makes the needed ones binary.
     """
-    n, dt = p.n, p.dt_h
     m = pyo.ConcreteModel(name="site_dispatch")
+    populate(m, p)
+    m.cost = pyo.Objective(expr=m.site_cost, sense=pyo.minimize)
+    return m
+
+
+def populate(m: pyo.Block, p: DispatchProblem) -> None:
+    """Add one site's variables and constraints to block ``m``; its cost [yuan] becomes the
+    expression ``m.site_cost`` (the caller builds the objective)."""
+    n, dt = p.n, p.dt_h
     m.T = pyo.RangeSet(0, n - 1)
     load = [float(v) for v in p.load_kw]
     pv = [float(v) for v in p.pv_kw]
@@ -547,8 +555,7 @@ def build_model(p: DispatchProblem) -> pyo.ConcreteModel:
             s.degradation_yuan_per_kwh - float(p.subsidy_yuan_per_kwh[t]) for t in range(n)
         ]
         energy = energy + sum(dt * net[t] * m.dis[t] for t in range(n))
-    m.cost = pyo.Objective(expr=energy + demand_cost, sense=pyo.minimize)
-    return m
+    m.site_cost = pyo.Expression(expr=energy + demand_cost)
 
 
 # --------------------------------------------------------------------------- solving
@@ -570,7 +577,7 @@ def _offending(m, p: DispatchProblem) -> tuple[list[int], list[int]]:
     return batt_bad, grid_bad
 
 
-class _Highs:
+class HighsRun:
     """One persistent HiGHS instance for a model, counting calls and time."""
 
     def __init__(self, m: pyo.ConcreteModel, opts: SolveOptions) -> None:
@@ -659,51 +666,78 @@ def solve_dispatch(p: DispatchProblem, opts: SolveOptions | None = None) -> Disp
     precheck_feasibility(p)
     t0 = time.perf_counter()
     m = build_model(p)
-    hs = _Highs(m, opts)
+    hs = HighsRun(m, opts)
+    out = solve_blocks(hs, [(m, p)], opts)
+    return _result(m, p, hs, out, time.perf_counter() - t0)
+
+
+@dataclass
+class BlockSolve:
+    """What :func:`solve_blocks` proved: objective ``upper``, bound ``lower`` [yuan]."""
+
+    upper: float
+    lower: float
+    gap: float
+    method: str
+    binaries: int
+    notes: list[str]
+
+
+def solve_blocks(
+    hs: HighsRun, parts: list[tuple[pyo.Block, DispatchProblem]], opts: SolveOptions,
+    stage: str = "",
+) -> BlockSolve:
+    """Solve the model of ``hs`` - one block per site in ``parts``, possibly coupled by
+    constraints outside the blocks - to the certified gap, and leave the best plan loaded.
+
+    The strategy of the module docstring, applied to every block at once: LP relaxation,
+    direction repair, then the MILP with binaries where they can matter.
+    """
+    m = hs.m
+    p0 = parts[0][1]
     notes: list[str] = []
-    n = p.n
-    has_export = p.grid.export_limit_kw > 0
     lower = -np.inf
     upper, best = np.inf, None
     method = "lp"
-    seen_z: set[int] = set()
-    seen_y: set[int] = set()
+    seen: list[tuple[set[int], set[int]]] = [(set(), set()) for _ in parts]
+    n_total = sum(p.n for _, p in parts)
 
     if opts.method == "auto":
         tc, obj, bound = hs.run()
         if tc != TerminationCondition.convergenceCriteriaSatisfied:
-            raise _not_optimal(tc, p, "LP relaxation")
+            raise _not_optimal(tc, p0, stage + "LP relaxation")
         lower = float(bound)
-        fixed_z: dict[int, float] = {}
-        fixed_y: dict[int, float] = {}
-        for _ in range(n + 1):
-            batt_bad, grid_bad = _offending(m, p)
-            seen_z.update(batt_bad)
-            seen_y.update(grid_bad)
-            if not batt_bad and not grid_bad:
+        fixed: list[tuple[dict[int, float], dict[int, float]]] = [({}, {}) for _ in parts]
+        for _ in range(n_total + 1):
+            bad = [_offending(b, p) for b, p in parts]
+            for (sz, sy), (bz, by) in zip(seen, bad, strict=True):
+                sz.update(bz)
+                sy.update(by)
+            if not any(bz or by for bz, by in bad):
                 upper, best = float(obj), _snapshot(m)
                 break
             method = "lp+repair"
-            for t in batt_bad:
-                ch, dis = m.ch[t].value, m.dis[t].value
-                fixed_z[t] = 1.0 if ch >= dis else 0.0
-                m.z[t].fix(fixed_z[t])
-            for t in grid_bad:
-                fixed_y[t] = 1.0 if m.imp[t].value >= m.exp[t].value else 0.0
-                m.y[t].fix(fixed_y[t])
+            for (b, _p), (bz, by), (fz, fy) in zip(parts, bad, fixed, strict=True):
+                for t in bz:
+                    fz[t] = 1.0 if b.ch[t].value >= b.dis[t].value else 0.0
+                    b.z[t].fix(fz[t])
+                for t in by:
+                    fy[t] = 1.0 if b.imp[t].value >= b.exp[t].value else 0.0
+                    b.y[t].fix(fy[t])
             tc, obj, _ = hs.run()
             if tc != TerminationCondition.convergenceCriteriaSatisfied:
                 notes.append(f"direction repair stopped: {tc.name}")
                 break
-        for t in fixed_z:
-            m.z[t].unfix()
-        for t in fixed_y:
-            m.y[t].unfix()
+        for (b, _p), (fz, fy) in zip(parts, fixed, strict=True):
+            for t in fz:
+                b.z[t].unfix()
+            for t in fy:
+                b.y[t].unfix()
         if best is not None:
-            notes.append(
-                f"LP bound {lower:.4f} yuan, repaired plan {upper:.4f} yuan "
-                f"({len(fixed_z)} storage and {len(fixed_y)} grid intervals fixed)"
-            )
+            nz = sum(len(fz) for fz, _ in fixed)
+            ny = sum(len(fy) for _, fy in fixed)
+            notes.append(f"LP bound {lower:.4f} yuan, repaired plan {upper:.4f} yuan "
+                         f"({nz} storage and {ny} grid intervals fixed)")
 
     gap = _gap(upper, lower)
     binaries = 0
@@ -713,34 +747,42 @@ def solve_dispatch(p: DispatchProblem, opts: SolveOptions | None = None) -> Disp
         # priced at or above import, or wherever the relaxation used both directions.
         # (Measured: binaries on only the intervals the relaxation used both ways solve
         # slower than this set, and the MIP start from the repair saves about a third.)
-        cand_z: set[int] = set(seen_z)
-        cand_y: set[int] = set(seen_y)
-        if p.storage is not None:
-            cand_z |= set(np.flatnonzero(p.subsidy_yuan_per_kwh > 0).tolist())
-        if has_export:
-            cand_y |= set(
-                np.flatnonzero(p.export_price_yuan_per_kwh >= p.import_price_yuan_per_kwh).tolist()
-            )
-        start = best
-        for _ in range(n + 1):
+        cands = []
+        for (_b, p), (sz, sy) in zip(parts, seen, strict=True):
+            cz, cy = set(sz), set(sy)
             if p.storage is not None:
-                for t in cand_z:
-                    m.z[t].domain = pyo.Binary
-            for t in cand_y:
-                m.y[t].domain = pyo.Binary
-            binaries = len(cand_z) + len(cand_y)
+                cz |= set(np.flatnonzero(p.subsidy_yuan_per_kwh > 0).tolist())
+            if p.grid.export_limit_kw > 0:
+                cy |= set(np.flatnonzero(
+                    p.export_price_yuan_per_kwh >= p.import_price_yuan_per_kwh).tolist())
+            cands.append((cz, cy))
+        start = best
+        for _ in range(n_total + 1):
+            binaries = 0
+            for (b, p), (cz, cy) in zip(parts, cands, strict=True):
+                if p.storage is not None:
+                    for t in cz:
+                        b.z[t].domain = pyo.Binary
+                for t in cy:
+                    b.y[t].domain = pyo.Binary
+                binaries += len(cy) + (len(cz) if p.storage is not None else 0)
+                if start is not None:
+                    _round_directions(b, start, cz, cy, p.storage is not None)
             if start is not None:
-                _round_directions(m, start, cand_z, cand_y, p.storage is not None)
                 hs.set_start(start)
             tc, obj, bound = hs.run(mip_gap=opts.mip_rel_gap)
             if obj is None:
-                raise _not_optimal(tc, p, "MILP")
-            batt_bad, grid_bad = _offending(m, p)
-            new_z, new_y = set(batt_bad) - cand_z, set(grid_bad) - cand_y
-            if not new_z and not new_y:
+                raise _not_optimal(tc, p0, stage + "MILP")
+            grew = False
+            for (b, p), (cz, cy) in zip(parts, cands, strict=True):
+                bz, by = _offending(b, p)
+                new_z, new_y = set(bz) - cz, set(by) - cy
+                if new_z or new_y:
+                    cz |= new_z
+                    cy |= new_y
+                    grew = True
+            if not grew:
                 break
-            cand_z |= new_z
-            cand_y |= new_y
             start = None
         if bound is not None:
             lower = max(lower, float(bound))
@@ -751,13 +793,14 @@ def solve_dispatch(p: DispatchProblem, opts: SolveOptions | None = None) -> Disp
         if gap > opts.mip_rel_gap + 1e-9:
             raise InfeasiblePlanError(
                 [
-                    f"HiGHS reached a certified gap of {gap:.3%} within {opts.time_limit_s:g} s, "
-                    f"above the required {opts.mip_rel_gap:.3%}; raise time_limit_s"
+                    f"{stage}HiGHS reached a certified gap of {gap:.3%} within "
+                    f"{opts.time_limit_s:g} s, above the required {opts.mip_rel_gap:.3%}; "
+                    "raise time_limit_s"
                 ],
                 status=str(tc.name),
             )
     _load(m, best)
-    return _result(m, p, hs, upper, lower, gap, method, time.perf_counter() - t0, binaries, notes)
+    return BlockSolve(upper, lower, gap, method, binaries, notes)
 
 
 def _round_directions(m, start: dict[int, float], cz, cy, has_storage: bool) -> None:
@@ -781,7 +824,9 @@ def _load(m, values: dict[int, float]) -> None:
             v.set_value(values[id(v)], skip_validation=True)
 
 
-def _result(m, p, hs, upper, lower, gap, method, seconds, binaries, notes) -> DispatchResult:
+def _result(m, p: DispatchProblem, hs: HighsRun, out: BlockSolve, seconds: float,
+            objective: float | None = None) -> DispatchResult:
+    """Read block ``m``'s plan; ``objective`` defaults to the solve's (single-site) one."""
     n = p.n
     pv_used = np.clip(_values(m.pv_used, n), 0.0, p.pv_kw)
     imp, exp = _values(m.imp, n), _values(m.exp, n)
@@ -812,15 +857,15 @@ def _result(m, p, hs, upper, lower, gap, method, seconds, binaries, notes) -> Di
         flexible_load_kw=flex,
         shiftable_kw=shift,
         peak_kw=max(float(imp.max(initial=0.0)), p.grid.month_peak_kw),
-        objective_yuan=upper,
-        objective_bound_yuan=lower,
-        optimality_gap=gap,
-        method=method,
+        objective_yuan=out.upper if objective is None else objective,
+        objective_bound_yuan=out.lower,
+        optimality_gap=out.gap,
+        method=out.method,
         solver_name="HiGHS",
         solver_version=hs.version,
         solve_seconds=seconds,
         highs_seconds=hs.highs_seconds,
         solves=hs.solves,
-        binaries=binaries,
-        log=notes,
+        binaries=out.binaries,
+        log=out.notes,
     )

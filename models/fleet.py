@@ -1,0 +1,287 @@
+"""Several sites in one model: shared feeder limits and demand-response events.
+
+Each site is the block of :func:`models.dispatch.populate`; the coupling constraints are
+
+* feeder ``f``, interval ``t``: ``sum_{s in f} imp_s[t] <= import_cap_f`` and
+  ``sum_{s in f} exp_s[t] <= export_cap_f``;
+* event ``e`` with direction ``d`` (+1 peak shaving: import goes *down*; -1 valley filling:
+  import goes *up*), window ``W``, request ``R`` [kW] and each site's baseline net import
+  ``b_s`` (its plan without the event)::
+
+      delivered[t] = d * sum_s (b_s[t] - (imp_s[t] - exp_s[t]))      t in W
+      delivered[t] + short[t] >= R,  short[t] >= 0
+      credited[t] <= delivered[t],  0 <= credited[t] <= R          (energy compensation)
+      held <= delivered[t] for all t in W,  0 <= held <= R          (capacity compensation)
+
+Objective [yuan]: the sites' costs + ``sum dt * penalty * short - sum dt * comp_kwh *
+credited - comp_kw * held``. Compensation stops at the request, shortfall is paid for, so the
+fleet delivers the request at least cost or reports what it cannot deliver.
+
+The joint model is solved with the same certified strategy as one site
+(:func:`models.dispatch.solve_blocks`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pyomo.environ as pyo
+
+from models.dispatch import (
+    DispatchProblem,
+    DispatchResult,
+    HighsRun,
+    SolveOptions,
+    _result,
+    _shiftable_range,
+    _values,
+    populate,
+    precheck_feasibility,
+    solve_blocks,
+    validate_problem,
+)
+from models.errors import InfeasiblePlanError, InvalidInputError
+
+
+@dataclass(frozen=True)
+class FeederCap:
+    """Sites behind one feeder or substation and their aggregate limits [kW] (None: none)."""
+
+    name: str
+    members: tuple[str, ...]
+    import_cap_kw: float | None = None
+    export_cap_kw: float | None = None
+
+
+@dataclass(frozen=True)
+class DREvent:
+    """A demand-response instruction on intervals ``[start, end)`` of the horizon.
+
+    ``requested_kw`` is the change of the participants' aggregate grid import from their
+    baseline (down for ``peak_shaving``, up for ``valley_filling``).
+    """
+
+    name: str
+    kind: Literal["peak_shaving", "valley_filling"]
+    start: int
+    end: int
+    requested_kw: float
+    compensation_yuan_per_kwh: float = 0.0
+    compensation_yuan_per_kw: float = 0.0
+    shortfall_penalty_yuan_per_kwh: float = 0.0
+    participants: tuple[str, ...] = ()
+
+    @property
+    def direction(self) -> int:
+        return 1 if self.kind == "peak_shaving" else -1
+
+
+@dataclass(frozen=True)
+class FleetProblem:
+    """Site problems by id, their couplings, and (for events) each site's baseline net
+    import [kW] (``grid_import - grid_export`` of its plan without the events)."""
+
+    sites: dict[str, DispatchProblem]
+    feeders: tuple[FeederCap, ...] = ()
+    events: tuple[DREvent, ...] = ()
+    baseline_net_kw: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class EventOutcome:
+    """Per-interval delivery of one event [kW] and its money [yuan]."""
+
+    event: DREvent
+    delivered_kw: np.ndarray
+    shortfall_kw: np.ndarray
+    by_site_kw: dict[str, np.ndarray]
+    compensation_yuan: float
+    penalty_yuan: float
+
+
+@dataclass
+class FleetResult:
+    """Per-site plans of the joint solve, the events' outcomes and the timing [s]."""
+
+    sites: dict[str, DispatchResult]
+    events: list[EventOutcome]
+    objective_yuan: float
+    objective_bound_yuan: float
+    optimality_gap: float
+    method: str
+    build_seconds: float
+    solve_seconds: float
+    highs_seconds: float
+    extract_seconds: float
+
+
+def validate_fleet(fp: FleetProblem) -> None:
+    problems = []
+    ns = {p.n for p in fp.sites.values()}
+    if len(ns) != 1:
+        problems.append(f"all sites need the same horizon, got interval counts {sorted(ns)}")
+    n = ns.pop() if len(ns) == 1 else 0
+    for f in fp.feeders:
+        unknown = [s for s in f.members if s not in fp.sites]
+        if unknown:
+            problems.append(f"feeder {f.name}: sites {unknown} are not in the problem")
+        for cap in ("import_cap_kw", "export_cap_kw"):
+            v = getattr(f, cap)
+            if v is not None and v < 0:
+                problems.append(f"feeder {f.name}: {cap}={v} must be >= 0 kW")
+    for e in fp.events:
+        if not 0 <= e.start < e.end <= n:
+            problems.append(f"event {e.name}: intervals [{e.start}, {e.end}) outside the "
+                            f"horizon [0, {n})")
+        if e.requested_kw <= 0:
+            problems.append(f"event {e.name}: requested_kw={e.requested_kw} must be > 0")
+        for s in e.participants or fp.sites:
+            if s not in fp.sites:
+                problems.append(f"event {e.name}: participant {s} is not in the problem")
+            elif s not in fp.baseline_net_kw:
+                problems.append(f"event {e.name}: no baseline for participant {s}")
+    if problems:
+        raise InvalidInputError(problems, "invalid fleet problem")
+
+
+def precheck_feeders(fp: FleetProblem) -> None:
+    """Raise :class:`InfeasiblePlanError` naming the feeder and interval where even every
+    battery discharging at full power and every flexible load at its minimum leaves the
+    sites importing more than the feeder's cap."""
+    reasons = []
+    for f in fp.feeders:
+        if f.import_cap_kw is None:
+            continue
+        need = np.zeros(next(iter(fp.sites.values())).n)
+        for s in f.members:
+            p = fp.sites[s]
+            flex_min, _ = _shiftable_range(p)
+            dis = p.storage.power_kw if p.storage is not None else 0.0
+            need += np.clip(p.load_kw + flex_min - p.pv_kw - dis, 0.0, None)
+        t = int(np.argmax(need))
+        if need[t] > f.import_cap_kw + 1e-6:
+            p0 = fp.sites[f.members[0]]
+            reasons.append(
+                f"feeder {f.name}: at {p0.label(t)} its sites import at least {need[t]:.0f} kW "
+                f"(load minus PV minus every battery at full discharge), above the "
+                f"{f.import_cap_kw:.0f} kW cap")
+    if reasons:
+        raise InfeasiblePlanError(reasons, status="precheck")
+
+
+def build_fleet_model(fp: FleetProblem) -> pyo.ConcreteModel:
+    """The joint model: ``m.site[id]`` blocks, feeder and event constraints, objective."""
+    ids = list(fp.sites)
+    m = pyo.ConcreteModel(name="fleet_dispatch")
+    m.site = pyo.Block(ids, rule=lambda b, sid: populate(b, fp.sites[sid]))
+    first = fp.sites[ids[0]]
+    n, dt = first.n, first.dt_h
+    m.T = pyo.RangeSet(0, n - 1)
+
+    m.feeder_import = pyo.ConstraintList()
+    m.feeder_export = pyo.ConstraintList()
+    for f in fp.feeders:
+        for t in range(n):
+            if f.import_cap_kw is not None:
+                m.feeder_import.add(sum(m.site[s].imp[t] for s in f.members) <= f.import_cap_kw)
+            if f.export_cap_kw is not None:
+                m.feeder_export.add(sum(m.site[s].exp[t] for s in f.members) <= f.export_cap_kw)
+
+    extra = 0.0
+    m.E = pyo.Set(initialize=range(len(fp.events)))
+    m.ev = pyo.Block(m.E)
+    for k, e in enumerate(fp.events):
+        b = m.ev[k]
+        w = range(e.start, e.end)
+        parts = e.participants or tuple(ids)
+        b.short = pyo.Var(w, bounds=(0.0, None))
+        b.delivered = pyo.Expression(w, rule=lambda _, t, e=e, parts=parts: e.direction * sum(
+            float(fp.baseline_net_kw[s][t]) - (m.site[s].imp[t] - m.site[s].exp[t])
+            for s in parts))
+        b.meet = pyo.Constraint(w, rule=lambda b, t, e=e: b.delivered[t] + b.short[t]
+                                >= e.requested_kw)
+        cost = e.shortfall_penalty_yuan_per_kwh * dt * sum(b.short[t] for t in w)
+        if e.compensation_yuan_per_kwh > 0:
+            b.credited = pyo.Var(w, bounds=(0.0, e.requested_kw))
+            b.credit_le = pyo.Constraint(w, rule=lambda b, t: b.credited[t] <= b.delivered[t])
+            cost -= e.compensation_yuan_per_kwh * dt * sum(b.credited[t] for t in w)
+        if e.compensation_yuan_per_kw > 0:
+            b.held = pyo.Var(bounds=(0.0, e.requested_kw))
+            b.held_le = pyo.Constraint(w, rule=lambda b, t: b.held <= b.delivered[t])
+            cost -= e.compensation_yuan_per_kw * b.held
+        b.cost = pyo.Expression(expr=cost)
+        extra = extra + b.cost
+    m.cost = pyo.Objective(expr=sum(m.site[s].site_cost for s in ids) + extra,
+                           sense=pyo.minimize)
+    return m
+
+
+def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None) -> FleetResult:
+    """Solve the sites of ``fp`` jointly to the certified gap ``opts.mip_rel_gap`` (relative
+    to the fleet objective).
+
+    Each site's :class:`DispatchResult` carries its own cost as ``objective_yuan`` and the
+    fleet's certificate: ``optimality_gap`` is the fleet gap, ``objective_bound_yuan`` the
+    site cost minus the fleet's absolute gap.
+    """
+    opts = opts or SolveOptions()
+    opts.validate()
+    for p in fp.sites.values():
+        validate_problem(p)
+        precheck_feasibility(p)
+    validate_fleet(fp)
+    precheck_feeders(fp)
+    t0 = time.perf_counter()
+    m = build_fleet_model(fp)
+    hs = HighsRun(m, opts)
+    t1 = time.perf_counter()
+    parts = [(m.site[s], p) for s, p in fp.sites.items()]
+    try:
+        out = solve_blocks(hs, parts, opts, stage="fleet ")
+    except InfeasiblePlanError as exc:
+        caps = "; ".join(
+            f"{f.name} import <= {f.import_cap_kw} kW, export <= {f.export_cap_kw} kW"
+            for f in fp.feeders)
+        if caps and exc.status != "precheck":
+            exc = InfeasiblePlanError(
+                [*exc.reasons, f"each site alone has a plan, so the shared limits are too "
+                 f"tight for the sites' energy over the day: {caps}"], exc.status)
+        raise exc from None
+    t2 = time.perf_counter()
+    abs_gap = max(0.0, out.upper - out.lower)
+    sites = {}
+    for s, p in fp.sites.items():
+        b = m.site[s]
+        own = float(pyo.value(b.site_cost))
+        r = _result(b, p, hs, out, t2 - t0, objective=own)
+        r.objective_bound_yuan = own - abs_gap
+        sites[s] = r
+    events = []
+    dt = next(iter(fp.sites.values())).dt_h
+    for k, e in enumerate(fp.events):
+        b = m.ev[k]
+        w = range(e.start, e.end)
+        parts_ = e.participants or tuple(fp.sites)
+        n = next(iter(fp.sites.values())).n
+        by_site = {}
+        for s in parts_:
+            net = _values(m.site[s].imp, n) - _values(m.site[s].exp, n)
+            arr = np.zeros(n)
+            arr[e.start:e.end] = e.direction * (fp.baseline_net_kw[s][e.start:e.end]
+                                                - net[e.start:e.end])
+            by_site[s] = np.where(np.abs(arr) < 1e-9, 0.0, arr)
+        delivered = sum(by_site.values())
+        short = np.zeros(n)
+        short[e.start:e.end] = [max(0.0, pyo.value(b.short[t])) for t in w]
+        credited = np.minimum(np.clip(delivered[e.start:e.end], 0.0, None), e.requested_kw)
+        comp = e.compensation_yuan_per_kwh * dt * float(credited.sum())
+        if e.compensation_yuan_per_kw > 0:
+            comp += e.compensation_yuan_per_kw * float(min(credited.min(), e.requested_kw))
+        events.append(EventOutcome(e, delivered, short, by_site, comp,
+                                   e.shortfall_penalty_yuan_per_kwh * dt * float(short.sum())))
+    t3 = time.perf_counter()
+    return FleetResult(sites, events, out.upper, out.lower, out.gap, out.method, t1 - t0,
+                       t2 - t1, hs.highs_seconds, t3 - t2)
