@@ -15,12 +15,15 @@ from pathlib import Path
 
 from forecasts.load import LoadShape
 from models.errors import InvalidInputError
+from models.fleet import FeederCap
+from vpp.network import FeederFile, feeder_caps, load_feeders
 from vpp.sites import Fleet, load_fleet
 from vpp.subsidy import SubsidyPolicy, load_policy
 from vpp.tariffs import TariffBook
 
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_FLEET = "fleet/changzhou-pilots.toml"
+DEFAULT_FEEDERS = "fleet/changzhou-feeders.toml"
 DEFAULT_POLICY = "policies/changzhou-storage-subsidy-2024.toml"
 
 
@@ -65,14 +68,22 @@ class Catalog:
     archetypes: dict[str, LoadShape]
     root: Path
     calibrations: Path | None = None
+    feeders: FeederFile | None = None
+
+    @property
+    def feeder_caps(self) -> tuple[FeederCap, ...]:
+        return feeder_caps(self.feeders) if self.feeders else ()
 
     @classmethod
     def load(cls, root: str | Path | None = None, fleet: str | Path | None = None,
-             calibrations: str | Path | None = None) -> Catalog:
+             calibrations: str | Path | None = None,
+             feeders: str | Path | None = None) -> Catalog:
         """Load and validate the data in ``root`` (see :func:`data_dir`).
 
         ``calibrations`` is a folder of PV calibration files (``<site id>.toml``, written by
         ``vpp pv calibrate --save``); default ``<root>/calibrations`` when it exists.
+        ``feeders`` is a feeder file; default the shipped one with the shipped fleet, none
+        with another fleet.
         """
         folder = data_dir(root)
         tariffs = TariffBook.from_dir(folder / "tariffs")
@@ -81,8 +92,12 @@ class Catalog:
         fl = load_fleet(fleet_path, tariff_ids=tariffs.ids, archetypes=set(archetypes))
         policy = load_policy(folder / DEFAULT_POLICY)
         cal = Path(calibrations) if calibrations else folder / "calibrations"
+        feeder_path = Path(feeders) if feeders else (
+            folder / DEFAULT_FEEDERS if fleet is None else None)
+        fd = (load_feeders(feeder_path, fl)
+              if feeder_path is not None and (feeders or feeder_path.is_file()) else None)
         return cls(fleet=fl, tariffs=tariffs, policy=policy, archetypes=archetypes, root=folder,
-                   calibrations=cal if cal.is_dir() or calibrations else None)
+                   calibrations=cal if cal.is_dir() or calibrations else None, feeders=fd)
 
 
 @lru_cache(maxsize=4)

@@ -7,6 +7,7 @@ status 2 (never a traceback); ``--verbose`` adds solver logging.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -23,6 +24,8 @@ from models.errors import InfeasiblePlanError, InvalidInputError
 from vpp.audit import audit_plan
 from vpp.catalog import Catalog
 from vpp.cli_forecast import catalog_of, load, pv
+from vpp.coupled import plan_vpp
+from vpp.network import load_events
 from vpp.plan_io import (
     format_table,
     plan_csv,
@@ -32,9 +35,10 @@ from vpp.plan_io import (
     site_table,
     summary_table,
 )
-from vpp.planning import TZ, PlanOptions, horizon, plan_fleet, plan_site
+from vpp.planning import TZ, PlanOptions, horizon, plan_site
 from vpp.subsidy import subsidy_window
 from vpp.tariffs import price_series
+from vpp.vpp_io import events_text, feeder_text, plot_event_delivery, plot_fleet_stack
 
 
 def _cores() -> int:
@@ -69,14 +73,17 @@ class _Group(click.Group):
               envvar="VPP_CALIBRATIONS",
               help="Folder of PV calibrations (<site>.toml from `vpp pv calibrate --save`). "
                    "Default: $VPP_CALIBRATIONS or <data-dir>/calibrations if it exists.")
+@click.option("--feeders", type=click.Path(dir_okay=False), default=None,
+              help="Feeder file (shared import/export caps) instead of the shipped one.")
 @click.option("-v", "--verbose", is_flag=True, help="Log solver steps to stderr.")
 @click.pass_context
 def main(ctx: click.Context, data_dir: str | None, fleet: str | None,
-         calibrations: str | None, verbose: bool) -> None:
+         calibrations: str | None, feeders: str | None, verbose: bool) -> None:
     """Dispatch optimizer for Changzhou's pilot smart microgrids and their VPP."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"data_dir": data_dir, "fleet": fleet, "calibrations": calibrations}
+    ctx.obj = {"data_dir": data_dir, "fleet": fleet, "calibrations": calibrations,
+               "feeders": feeders}
 
 
 main.add_command(pv)
@@ -129,6 +136,14 @@ def _series(path: str | None, column: str) -> pd.Series | None:
               help="What a weather CSV row's timestamp means (default start).")
 @click.option("--pv-quantile", type=click.Choice(["p50", "p10", "p90"]), default="p50",
               show_default=True, help="PV forecast quantile to plan against.")
+@click.option("--events", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Demand-response events (JSON) for --all; see docs/vpp.md.")
+@click.option("--no-feeders", is_flag=True,
+              help="Ignore the shared feeder limits (--all plans every site on its own).")
+@click.option("--plot-fleet", type=click.Path(dir_okay=False), default=None,
+              help="PNG: fleet import stacked by site, PV and storage (--all).")
+@click.option("--plot-events", type=click.Path(dir_okay=False), default=None,
+              help="PNG: demand-response delivery against the request (--all --events).")
 @click.pass_context
 def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.datetime | None,
          days: int, fmt: str, out: str | None, plot: str | None, subsidy_blind: bool,
@@ -136,7 +151,8 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
          soc_terminal: float | None, tariff_version: str | None, gap: float,
          time_limit: float, method: str, jobs: int, load_csv: str | None,
          pv_csv: str | None, weather: str | None, weather_label: str | None,
-         pv_quantile: str) -> None:
+         pv_quantile: str, events: str | None, no_feeders: bool, plot_fleet: str | None,
+         plot_events: str | None) -> None:
     """Day-ahead dispatch plan for one site (--site) or the whole fleet (--all).
 
     \b
@@ -148,6 +164,8 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
         raise click.UsageError("give exactly one of --site ID or --all")
     if all_sites and (load_csv or pv_csv or plot):
         raise click.UsageError("--load-csv, --pv-csv and --plot are for a single --site")
+    if site_id and (events or plot_fleet or plot_events):
+        raise click.UsageError("--events, --plot-fleet and --plot-events are for --all")
     options = PlanOptions(
         days=days, subsidy_aware=not subsidy_blind, subsidy_rate_yuan_per_kwh=subsidy_rate,
         month_peak_kw=month_peak_kw, soc_initial_frac=soc_initial,
@@ -173,11 +191,14 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
             plot_plan(p, plot)
             click.echo(f"wrote {plot}", err=True)
         return
-    _plan_all(catalog, start, options, out, jobs or _cores(), wx)
+    _plan_all(catalog, start, options, out, jobs or _cores(), wx, events, not no_feeders,
+              plot_fleet, plot_events)
 
 
 def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str | None,
-              jobs: int, weather: Weather | None = None) -> None:
+              jobs: int, weather: Weather | None = None, events: str | None = None,
+              use_feeders: bool = True, plot_fleet: str | None = None,
+              plot_events: str | None = None) -> None:
     folder = Path(out) if out else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
@@ -192,15 +213,22 @@ def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str |
             failed.append(site_id)
             click.echo(f"[{done[0]:>2}/{total}] {site_id} FAILED: {err}", err=True)
             return
-        if folder:
-            (folder / f"{site_id}_{start.isoformat()}.json").write_text(plan_json(p), "utf-8")
         click.echo(f"[{done[0]:>2}/{total}] {site_id} {p['solver']['method']:<9} "
                    f"gap {p['solver']['optimality_gap']:.3%} {p['solver']['seconds']:.2f} s",
                    err=True)
 
-    plans = plan_fleet(catalog, start, options, on_plan=progress, jobs=jobs, weather=weather)
+    specs = load_events(events) if events else None
+    feeders = catalog.feeder_caps if use_feeders else ()
+    day = plan_vpp(catalog, start, options, feeders, specs, weather, jobs, on_plan=progress)
+    plans = day.plans
     if not plans:
         raise InfeasiblePlanError("no site could be planned", status="fleet")
+    stamp = start.isoformat()
+    if folder:
+        for sid, p in plans.items():
+            (folder / f"{sid}_{stamp}.json").write_text(plan_json(p), "utf-8")
+        for sid, p in day.baselines.items():
+            (folder / f"{sid}_{stamp}_baseline.json").write_text(plan_json(p), "utf-8")
     table = summary_table(list(plans.values()))
     click.echo(f"\nDay-ahead plans for {start} ({options.days} day(s)), "
                f"{len(plans)}/{total} sites, {time.perf_counter() - t0:.1f} s on {jobs} "
@@ -210,9 +238,32 @@ def _plan_all(catalog: Catalog, start: dt.date, options: PlanOptions, out: str |
                f"--month-peak-kw={options.month_peak_kw:g} kW; savings vs the same day "
                "without storage or flexibility, subsidy included\n")
     click.echo(format_table(table))
+    if day.feeders:
+        click.echo("\nShared network limits (peak aggregate vs cap, kW):")
+        click.echo(feeder_text(day.feeders))
+    if day.events:
+        click.echo("\nDemand-response events (change of aggregate import vs baseline):")
+        click.echo(events_text(day.events))
+        click.echo("\nSettlement per site [kWh, yuan] (event plan vs its baseline plan):")
+        click.echo(format_table(day.settlement))
     if folder:
-        table.to_csv(folder / f"summary_{start.isoformat()}.csv", float_format="%.6f")
-        click.echo(f"\nwrote {len(plans)} plans and summary_{start.isoformat()}.csv to {folder}")
+        table.to_csv(folder / f"summary_{stamp}.csv", float_format="%.6f")
+        report = {"date": stamp, "feeders": day.feeders, "events": day.events,
+                  "timings_s": day.timings}
+        if day.settlement is not None:
+            day.settlement.to_csv(folder / f"settlement_{stamp}.csv", float_format="%.6f")
+            report["settlement"] = day.settlement.round(6).to_dict(orient="index")
+        (folder / f"vpp_{stamp}.json").write_text(json.dumps(report, indent=1), "utf-8")
+        click.echo(f"\nwrote {len(plans)} plans, summary_{stamp}.csv and vpp_{stamp}.json "
+                   f"to {folder}")
+    if plot_fleet:
+        plot_fleet_stack(plans, plot_fleet)
+        click.echo(f"wrote {plot_fleet}", err=True)
+    if plot_events:
+        if not day.events:
+            raise click.UsageError("--plot-events needs --events")
+        plot_event_delivery(day.events, plot_events)
+        click.echo(f"wrote {plot_events}", err=True)
     if failed:
         click.echo(f"\n{len(failed)} site(s) failed: {', '.join(failed)}", err=True)
         sys.exit(1)

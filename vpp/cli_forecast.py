@@ -33,7 +33,8 @@ LABELS = click.Choice(["start", "end", "instant"])
 def catalog_of(ctx: click.Context) -> Catalog:
     obj = ctx.find_root().obj
     if "catalog" not in obj:
-        obj["catalog"] = Catalog.load(obj["data_dir"], obj["fleet"], obj.get("calibrations"))
+        obj["catalog"] = Catalog.load(obj["data_dir"], obj["fleet"], obj.get("calibrations"),
+                                      obj.get("feeders"))
     return obj["catalog"]
 
 

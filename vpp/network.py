@@ -1,0 +1,138 @@
+"""Shared network limits (feeders, substations) and demand-response event files.
+
+Both are data: a feeder file (TOML, versioned, with a source) names groups of sites and their
+aggregate import/export caps; an event file (JSON) carries the grid's instructions for a day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field, ValidationError
+
+from models.errors import InvalidInputError
+from models.fleet import DREvent, FeederCap
+from vpp.sites import Fleet, StrictModel, format_validation_error
+
+
+class Feeder(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    site_ids: list[str] = Field(min_length=1)
+    import_cap_kw: float | None = Field(default=None, ge=0, description="[kW]")
+    export_cap_kw: float | None = Field(default=None, ge=0, description="[kW]")
+
+
+class FeederFile(StrictModel):
+    version: str
+    source: str
+    effective_from: dt.date | None = None
+    illustrative: bool = False
+    feeders: list[Feeder] = Field(default_factory=list)
+
+
+def load_feeders(path: str | Path, fleet: Fleet) -> FeederFile:
+    """Read and validate a feeder file against the fleet (every site known, none twice)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        f = FeederFile.model_validate(data)
+    except FileNotFoundError:
+        raise InvalidInputError(f"feeder file {p} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInputError(f"feeder file {p}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        raise InvalidInputError(format_validation_error(exc), f"invalid feeder file {p}") from None
+    known = {s.id for s in fleet.sites}
+    problems, seen = [], {}
+    for i, fd in enumerate(f.feeders):
+        for s in fd.site_ids:
+            if s not in known:
+                problems.append(f"feeders[{i}] ({fd.name}): site {s} is not in the fleet")
+            elif s in seen:
+                problems.append(f"feeders[{i}] ({fd.name}): site {s} is already behind "
+                                f"{seen[s]}")
+            else:
+                seen[s] = fd.name
+        if fd.import_cap_kw is None and fd.export_cap_kw is None:
+            problems.append(f"feeders[{i}] ({fd.name}): give import_cap_kw or export_cap_kw")
+    if problems:
+        raise InvalidInputError(problems, f"invalid feeder file {p}")
+    return f
+
+
+def feeder_caps(f: FeederFile) -> tuple[FeederCap, ...]:
+    return tuple(FeederCap(fd.name, tuple(fd.site_ids), fd.import_cap_kw, fd.export_cap_kw)
+                 for fd in f.feeders)
+
+
+class EventSpec(StrictModel):
+    id: str = Field(min_length=1, max_length=100)
+    type: Literal["peak_shaving", "valley_filling"]
+    start: dt.datetime = Field(description="local time, on a 15-minute boundary")
+    end: dt.datetime = Field(description="local time, after start, on a 15-minute boundary")
+    requested_mw: float = Field(gt=0, le=1000, description="[MW] change of aggregate import")
+    compensation_yuan_per_kwh: float = Field(default=0.0, ge=0, le=100)
+    compensation_yuan_per_kw: float = Field(default=0.0, ge=0, le=1000,
+                                            description="[yuan/kW] per event, on the kW held")
+    shortfall_penalty_yuan_per_kwh: float = Field(default=0.0, ge=0, le=100)
+    notice_hours: float = Field(default=24.0, ge=0, le=168)
+    sites: list[str] | None = Field(default=None, description="participants; default all")
+
+
+class EventFile(StrictModel):
+    events: list[EventSpec] = Field(min_length=1)
+
+
+def load_events(path: str | Path) -> list[EventSpec]:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        return EventFile.model_validate(data).events
+    except FileNotFoundError:
+        raise InvalidInputError(f"event file {p} not found") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"event file {p} is not JSON: {exc}") from None
+    except ValidationError as exc:
+        raise InvalidInputError(format_validation_error(exc), f"invalid event file {p}") from None
+
+
+def to_events(specs: list[EventSpec], index: pd.DatetimeIndex, fleet: Fleet) -> tuple[DREvent, ...]:
+    """Events on the plan's intervals; errors name events outside the horizon or off the
+    15-minute grid, and unknown sites."""
+    problems, out = [], []
+    known = {s.id for s in fleet.sites}
+    step = index[1] - index[0]
+    horizon_end = index[-1] + step
+    for e in specs:
+        s = pd.Timestamp(e.start)
+        t = pd.Timestamp(e.end)
+        s = s.tz_localize(index.tz) if s.tzinfo is None else s.tz_convert(index.tz)
+        t = t.tz_localize(index.tz) if t.tzinfo is None else t.tz_convert(index.tz)
+        where = f"event {e.id}"
+        if t <= s:
+            problems.append(f"{where}: end {t} must be after start {s}")
+            continue
+        if s < index[0] or t > horizon_end:
+            problems.append(f"{where}: {s:%Y-%m-%d %H:%M}-{t:%H:%M} lies outside the planned "
+                            f"horizon {index[0]:%Y-%m-%d %H:%M} to {horizon_end:%Y-%m-%d %H:%M}")
+            continue
+        if (s - index[0]) % step or (t - index[0]) % step:
+            problems.append(f"{where}: start and end must be on 15-minute boundaries")
+            continue
+        unknown = [x for x in (e.sites or []) if x not in known]
+        if unknown:
+            problems.append(f"{where}: sites {unknown} are not in the fleet")
+            continue
+        out.append(DREvent(
+            e.id, e.type, int((s - index[0]) / step), int((t - index[0]) / step),
+            e.requested_mw * 1000.0, e.compensation_yuan_per_kwh, e.compensation_yuan_per_kw,
+            e.shortfall_penalty_yuan_per_kwh, tuple(e.sites or ()),
+        ))
+    if problems:
+        raise InvalidInputError(problems, "invalid demand-response events")
+    return tuple(out)
