@@ -25,6 +25,7 @@ from vpp.audit import audit_plan
 from vpp.catalog import Catalog
 from vpp.cli_forecast import catalog_of, load, pv
 from vpp.coupled import plan_vpp
+from vpp.flexibility import fleet_envelope, plot_envelope
 from vpp.network import load_events
 from vpp.plan_io import (
     format_table,
@@ -339,3 +340,60 @@ def audit(files: tuple[str, ...]) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.option("--date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Day to plan (default: tomorrow); ignored with --plans.")
+@click.option("--plans", "plans_dir", type=click.Path(exists=True, file_okay=False),
+              default=None, help="Folder of plans from `vpp plan --all --out` to use as is.")
+@click.option("--duration", type=click.FloatRange(0.25, 24), default=1.0, show_default=True,
+              help="How long each change must be held [h].")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV to write.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="PNG to write.")
+@click.option("--jobs", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Worker processes when planning; 0 = one per CPU core.")
+@click.pass_context
+def flex(ctx: click.Context, date: dt.datetime | None, plans_dir: str | None, duration: float,
+         out: str | None, plot: str | None, jobs: int) -> None:
+    """Flexibility envelope: kW the fleet and each site can add to or shed from the planned
+    grid import, held for --duration hours from each interval.
+
+    \b
+    vpp flex --date 2026-07-15 --duration 2 --plot flex.png
+    vpp flex --plans plans/ --duration 1 --out flex.csv
+    """
+    catalog = catalog_of(ctx)
+    if plans_dir:
+        files = sorted(p for p in Path(plans_dir).glob("*.json")
+                       if not p.name.startswith(("vpp_", "summary_"))
+                       and not p.stem.endswith("_baseline"))
+        plans = {}
+        for f in files:
+            p = read_plan(f)
+            plans[p["site_id"]] = p
+        if not plans:
+            raise InvalidInputError(f"no plan JSON files in {plans_dir}")
+        starts = {p["start"] for p in plans.values()}
+        if len(starts) > 1:
+            raise InvalidInputError(f"plans in {plans_dir} start at different times: "
+                                    f"{sorted(starts)}")
+    else:
+        start = date.date() if date else tomorrow()
+        plans = plan_vpp(catalog, start, PlanOptions(), catalog.feeder_caps, None, None,
+                         jobs or _cores()).plans
+    env = fleet_envelope(plans, duration, catalog.feeder_caps)
+    hourly = env[["fleet_net_import_kw", "fleet_down_kw", "fleet_up_kw"]].iloc[::4]
+    hourly.index = hourly.index.strftime("%H:%M")
+    hourly.columns = ["planned net import [kW]", f"can shed for {duration:g} h [kW]",
+                      f"can add for {duration:g} h [kW]"]
+    click.echo(f"Fleet flexibility envelope, {len(plans)} sites, from the plans of "
+               f"{env.index[0]:%Y-%m-%d} (hourly rows; the CSV has every 15 minutes and "
+               "every site)")
+    click.echo(format_table(hourly))
+    if out:
+        env.to_csv(out, float_format="%.3f")
+        click.echo(f"wrote {out}", err=True)
+    if plot:
+        plot_envelope(env, duration, plot)
+        click.echo(f"wrote {plot}", err=True)

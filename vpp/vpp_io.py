@@ -74,11 +74,12 @@ def plot_event_delivery(events: list[dict[str, Any]], path: str) -> None:
     fig, axes = plt.subplots(len(events), 1, figsize=(10, 3.2 * len(events)), squeeze=False)
     for ax, e in zip(axes[:, 0], events, strict=True):
         n = len(e["delivered_kw"])
-        t = pd.date_range(e["start"], periods=n, freq="15min")
-        ax.step(t, np.asarray(e["delivered_kw"]) / 1000, where="post", lw=2,
-                label="delivered")
-        ax.step(t, np.full(n, e["requested_kw"] / 1000), where="post", ls="--", color="r",
-                label="requested")
+        t = pd.date_range(e["start"], periods=n + 1, freq="15min")  # with the window's end
+        delivered = np.append(e["delivered_kw"], e["delivered_kw"][-1]) / 1000
+        ax.step(t, delivered, where="post", lw=2, label="delivered")
+        ax.step(t, np.full(n + 1, e["requested_kw"] / 1000), where="post", ls="--",
+                color="r", label="requested")
+        t = t[:-1]
         ax.bar(t, np.asarray(e["shortfall_kw"]) / 1000, width=0.01, align="edge",
                color="#f4a", alpha=0.6, label="shortfall")
         ax.set_ylabel("MW")
