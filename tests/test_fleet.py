@@ -1,0 +1,154 @@
+"""Several sites in one model: feeder caps, demand-response events, the decomposition that
+solves uncoupled sites independently, settlement, and the flexibility envelope."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_valid
+from test_dispatch_micro import EXACT, battery, problem
+
+from models.dispatch import solve_dispatch
+from models.errors import InfeasiblePlanError, InvalidInputError
+from models.fleet import DREvent, FeederCap, FleetProblem, solve_fleet
+from vpp.flexibility import site_envelope
+
+
+def two_sites():
+    """A: 100 kW load, lossless 100 kW / 200 kWh battery, empty; B: 100 kW load, no battery.
+    Prices 0.3 then 1.0 yuan/kWh, one-hour intervals."""
+    a = problem([100, 100], [0.3, 1.0],
+                storage=battery(power_kw=100.0, energy_kwh=200.0, soc_max_kwh=200.0,
+                                eta_charge=1.0, eta_discharge=1.0))
+    b = problem([100, 100], [0.3, 1.0])
+    return {"A": a, "B": b}
+
+
+def test_joint_equals_independent_when_no_cap_binds():
+    """With a 1,000 kW feeder cap nothing couples the sites: A charges 100 kW in the cheap hour
+    and discharges 100 kW in the dear one (0.3 x 200 = 60 yuan), B pays 0.3 x 100 + 1.0 x 100
+    = 130 yuan, and the joint solve returns exactly the independent plans."""
+    sites = two_sites()
+    ind = {s: solve_dispatch(p, EXACT) for s, p in sites.items()}
+    joint = solve_fleet(FleetProblem(sites, (FeederCap("f", ("A", "B"), 1000.0),)), EXACT)
+    assert ind["A"].objective_yuan == pytest.approx(60.0)
+    assert ind["B"].objective_yuan == pytest.approx(130.0)
+    for s in sites:
+        r = joint.sites[s]
+        assert_valid(sites[s], r, 0.0)
+        for key in ("charge_kw", "discharge_kw", "grid_import_kw", "grid_export_kw", "soc_kwh"):
+            np.testing.assert_allclose(getattr(r, key), getattr(ind[s], key), atol=1e-9)
+        assert r.objective_yuan == pytest.approx(ind[s].objective_yuan, abs=1e-9)
+    assert joint.objective_yuan == pytest.approx(190.0)
+
+
+def test_binding_feeder_cap_by_hand():
+    """Cap 250 kW: in the cheap hour B's 100 kW and A's 100 kW load leave A 50 kW to charge,
+    so A: 0.3 x 150 + 1.0 x 50 = 95 yuan, B: 130 yuan, fleet 225 yuan (190 without the cap)."""
+    sites = two_sites()
+    joint = solve_fleet(FleetProblem(sites, (FeederCap("f", ("A", "B"), 250.0),)), EXACT)
+    assert joint.objective_yuan == pytest.approx(225.0, abs=1e-6)
+    assert joint.sites["A"].objective_yuan == pytest.approx(95.0, abs=1e-6)
+    np.testing.assert_allclose(joint.sites["A"].charge_kw, [50, 0], atol=1e-6)
+    total = joint.sites["A"].grid_import_kw + joint.sites["B"].grid_import_kw
+    assert total.max() <= 250.0 + 1e-6
+
+
+def test_impossible_feeder_cap_names_the_feeder_and_interval():
+    sites = two_sites()
+    with pytest.raises(InfeasiblePlanError, match=r"feeder f: at interval 0 its sites import at "
+                                                  r"least 100 kW .* above the 50 kW cap"):
+        solve_fleet(FleetProblem(sites, (FeederCap("f", ("A", "B"), 50.0),)), EXACT)
+
+
+def flat_site():
+    """100 kW load at 0.5 yuan/kWh in both hours; lossless 100 kW / 100 kWh battery half full,
+    ending at least half full, wear 0.01 yuan/kWh. Its baseline plan idles: 100 yuan."""
+    return problem([100, 100], [0.5, 0.5],
+                   storage=battery(power_kw=100.0, energy_kwh=100.0, eta_charge=1.0,
+                                   eta_discharge=1.0, soc_initial_kwh=50.0,
+                                   degradation_yuan_per_kwh=0.01))
+
+
+@pytest.mark.parametrize(("comp", "penalty", "delivered", "objective"), [
+    # 40 kWh at 1 yuan pays for charging 40 kWh first (same price) and 0.4 yuan of wear
+    (1.0, 0.0, 40.0, 100.0 + 0.4 - 40.0),
+    # compensation below the wear: stay idle, nothing delivered, no penalty
+    (0.005, 0.0, 0.0, 100.0),
+    # no compensation but a shortfall penalty of 1 yuan/kWh: delivering (0.4) beats paying 40
+    (0.0, 1.0, 40.0, 100.4),
+])
+def test_peak_shaving_event_by_hand(comp, penalty, delivered, objective):
+    base = solve_dispatch(flat_site(), EXACT)
+    assert base.objective_yuan == pytest.approx(100.0)
+    net = {"C": base.grid_import_kw - base.grid_export_kw}
+    ev = DREvent("e", "peak_shaving", 1, 2, 40.0, compensation_yuan_per_kwh=comp,
+                 shortfall_penalty_yuan_per_kwh=penalty)
+    r = solve_fleet(FleetProblem({"C": flat_site()}, (), (ev,), net), EXACT)
+    o = r.events[0]
+    assert o.delivered_kw[1] == pytest.approx(delivered, abs=1e-6)
+    assert o.shortfall_kw[1] == pytest.approx(40.0 - delivered, abs=1e-6)
+    assert r.objective_yuan == pytest.approx(objective, abs=1e-6)
+    assert o.compensation_yuan == pytest.approx(comp * delivered, abs=1e-6)
+    if delivered:
+        np.testing.assert_allclose(r.sites["C"].grid_import_kw, [140, 60], atol=1e-6)
+        assert r.sites["C"].objective_yuan == pytest.approx(100.4, abs=1e-6)
+
+
+def test_capacity_compensation_and_valley_filling():
+    """Valley filling, +30 kW for the first hour at 2 yuan/kW held: the battery charges 30 kW
+    then gives it back (the price is flat), wear 0.3 yuan; compensation 60 yuan."""
+    base = solve_dispatch(flat_site(), EXACT)
+    net = {"C": base.grid_import_kw - base.grid_export_kw}
+    ev = DREvent("v", "valley_filling", 0, 1, 30.0, compensation_yuan_per_kw=2.0)
+    r = solve_fleet(FleetProblem({"C": flat_site()}, (), (ev,), net), EXACT)
+    assert r.events[0].delivered_kw[0] == pytest.approx(30.0, abs=1e-6)
+    assert r.events[0].compensation_yuan == pytest.approx(60.0, abs=1e-6)
+    assert r.objective_yuan == pytest.approx(100.0 + 0.3 - 60.0, abs=1e-6)
+
+
+def test_event_validation_names_the_problem():
+    sites = two_sites()
+    with pytest.raises(InvalidInputError, match=r"event e: intervals \[1, 5\) outside"):
+        solve_fleet(FleetProblem(sites, (), (DREvent("e", "peak_shaving", 1, 5, 10.0),),
+                                 {"A": np.zeros(2), "B": np.zeros(2)}))
+    with pytest.raises(InvalidInputError, match="no baseline for participant B"):
+        solve_fleet(FleetProblem(sites, (), (DREvent("e", "peak_shaving", 0, 1, 10.0),),
+                                 {"A": np.zeros(2)}))
+
+
+def _plan(ch, dis, soc, imp, exp, pv_used, pv_curt, storage=True):
+    n = len(ch)
+    return {
+        "interval_minutes": 60,
+        "inputs": {"timestamps": [f"2026-07-15T0{t}:00:00+08:00" for t in range(n)]},
+        "intervals": {"charge_kw": ch, "discharge_kw": dis, "soc_kwh": soc,
+                      "grid_import_kw": imp, "grid_export_kw": exp, "pv_used_kw": pv_used,
+                      "pv_curtailed_kw": pv_curt},
+        "parameters": {
+            "grid": {"import_limit_kw": 500.0, "export_limit_kw": 20.0},
+            "storage": {"power_kw": 100.0, "eta_charge": 0.9, "eta_discharge": 0.9,
+                        "soc_min_kwh": 10.0, "soc_max_kwh": 190.0} if storage else None,
+        },
+    }
+
+
+def test_envelope_by_hand():
+    """Battery 100 kW, SOC 100 kWh after hour 0 and 55 after hour 1 (discharging 50 kW in
+    hour 1), floor 10, 90 % each way; importing 200 then 150 kW; 5 kW of PV curtailed in hour 0.
+
+    Down for 1 h from hour 0: battery min(100 - 0, (100 - 10) x 0.9 / 1) = 81, + 5 kW PV =
+    86 (net import 200 + 20 export allowed is no limit). For 2 h: rating min(100, 50) = 50;
+    energy min(90 x 0.9 / 1, 45 x 0.9 / 2) = 20.25; PV min(5, 0) = 0 -> 20.25.
+    Up for 1 h from hour 1: rating 100 + 50 = 150, room (190 - 55) / (0.9 x 1) = 150, + PV
+    in use 30 -> 180, below the 500 - 150 import headroom."""
+    p = _plan(ch=[0, 0], dis=[0, 50], soc=[100, 55], imp=[200, 150], exp=[0, 0],
+              pv_used=[0, 30], pv_curt=[5, 0])
+    one = site_envelope(p, 1.0)
+    two = site_envelope(p, 2.0)
+    assert one["down_kw"].iloc[0] == pytest.approx(86.0)
+    assert two["down_kw"].iloc[0] == pytest.approx(20.25)
+    assert np.isnan(two["down_kw"].iloc[1])  # a 2 h window from hour 1 leaves the plan
+    assert one["up_kw"].iloc[1] == pytest.approx(180.0)
+    bare = site_envelope(_plan([0], [0], [0], [10], [0], [0], [0], storage=False), 1.0)
+    assert bare["down_kw"].iloc[0] == 0 and bare["up_kw"].iloc[0] == 0  # nothing to move with
