@@ -617,6 +617,9 @@ class HighsRun:
         try:
             import highspy
 
+            # push pending bound and domain changes (unfixed directions, new binaries) first:
+            # a start checked against stale bounds is rejected
+            self.opt.update()
             col_of = self.opt._pyomo_var_to_solver_var_map
             h = self.opt._solver_model
             idx = np.array([col_of[k] for k in values], dtype=np.int32)
