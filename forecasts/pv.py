@@ -13,14 +13,16 @@ import numpy as np
 import pandas as pd
 import pvlib
 from pvlib.location import Location
-from pvlib.modelchain import ModelChain
-from pvlib.pvsystem import PVSystem
 from pvlib.temperature import TEMPERATURE_MODEL_PARAMETERS
+
+from forecasts.solar import clear_sky, sun
 
 #: PVWatts temperature coefficient of DC power for crystalline silicon [1/°C].
 GAMMA_PDC = -0.0037
 #: PVWatts nominal inverter efficiency [-].
 ETA_INV_NOM = 0.96
+#: Ground reflectance [-] (pvlib's default).
+ALBEDO = 0.25
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,7 @@ def clearsky_weather(
     ``wind_speed`` [m/s].
     """
     mid = _midpoints(index)
-    cs = system.location().get_clearsky(mid, model="ineichen")
-    out = cs[["ghi", "dni", "dhi"]].copy()
+    out = clear_sky(system.location(), mid)
     out["temp_air"] = temp_air
     out["wind_speed"] = wind_speed
     out.index = index
@@ -95,31 +96,36 @@ def _check_weather(weather: pd.DataFrame) -> None:
 def array_conditions(
     location: Location, arr: ArraySpec, weather: pd.DataFrame, transposition: str = "haydavies"
 ) -> pd.DataFrame:
-    """What one array sees, by pvlib's ModelChain: ``poa_global`` and ``effective_irradiance``
-    [W/m²] (physical IAM, no spectral loss) and ``cell_temperature`` [°C] (SAPM close-mount
-    glass/glass), indexed like ``weather`` (interval starts; computed at midpoints)."""
+    """What one array sees: ``poa_global`` and ``effective_irradiance`` [W/m²] and
+    ``cell_temperature`` [°C], indexed like ``weather`` (interval starts; computed at
+    midpoints).
+
+    The steps of pvlib's ``ModelChain`` (PVWatts, ``aoi_model="physical"``, no spectral loss,
+    SAPM close-mount glass/glass temperature, albedo 0.25), called as pvlib functions on
+    arrays with the sun's position computed once per site (:mod:`forecasts.solar`);
+    ``tests/test_pv.py`` checks the result against ``ModelChain`` itself.
+    """
     _check_weather(weather)
-    timed = weather.copy()
-    timed.index = _midpoints(weather.index)
-    pv = PVSystem(
-        surface_tilt=arr.tilt_deg,
-        surface_azimuth=arr.azimuth_deg,
-        module_parameters={"pdc0": 1000.0, "gamma_pdc": arr.gamma_pdc},
-        inverter_parameters={"pdc0": 1000.0, "eta_inv_nom": ETA_INV_NOM},
-        temperature_model_parameters=TEMPERATURE_MODEL_PARAMETERS["sapm"][
-            "close_mount_glass_glass"
-        ],
+    s = sun(location, _midpoints(weather.index))
+    ghi, dni, dhi = (weather[c].to_numpy(dtype=float) for c in ("ghi", "dni", "dhi"))
+    irr = pvlib.irradiance.get_total_irradiance(
+        arr.tilt_deg, arr.azimuth_deg, s["apparent_zenith"], s["azimuth"], dni, ghi, dhi,
+        dni_extra=s["dni_extra"], airmass=s["airmass_relative"], albedo=ALBEDO,
+        model=transposition,
     )
-    mc = ModelChain(pv, location, aoi_model="physical", spectral_model="no_loss",
-                    transposition_model=transposition, name=arr.name)
-    mc.run_model(timed)
-    r = mc.results
-    out = pd.DataFrame({
-        "poa_global": r.total_irrad["poa_global"].to_numpy(),
-        "effective_irradiance": r.effective_irradiance.to_numpy(),
-        "cell_temperature": r.cell_temperature.to_numpy(),
-    }, index=weather.index)
-    return out.fillna(0.0)
+    aoi = pvlib.irradiance.aoi(arr.tilt_deg, arr.azimuth_deg, s["apparent_zenith"],
+                               s["azimuth"])
+    iam = pvlib.iam.physical(aoi)
+    poa_global = np.nan_to_num(np.asarray(irr["poa_global"], dtype=float))
+    effective = np.nan_to_num(np.asarray(irr["poa_direct"], dtype=float) * iam
+                              + np.asarray(irr["poa_diffuse"], dtype=float))
+    tc = pvlib.temperature.sapm_cell(poa_global, weather["temp_air"].to_numpy(dtype=float),
+                                     weather["wind_speed"].to_numpy(dtype=float),
+                                     **TEMPERATURE_MODEL_PARAMETERS["sapm"][
+                                         "close_mount_glass_glass"])
+    return pd.DataFrame({"poa_global": poa_global, "effective_irradiance": effective,
+                         "cell_temperature": np.nan_to_num(np.asarray(tc, dtype=float))},
+                        index=weather.index)
 
 
 def array_ac_kw(arr: ArraySpec, conditions: pd.DataFrame) -> np.ndarray:

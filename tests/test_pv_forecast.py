@@ -161,7 +161,7 @@ def test_backtest_on_real_measured_data_beats_the_baseline():
     """NREL SERF East (PVDAQ 50), 6 weeks of calibration, 9 weeks of test: the calibrated
     chain beats PVWatts+Erbs with only the capacity fitted on 15-minute nRMSE and on daily
     energy nMAE, and the P10-P90 band holds 75-85 % of the measured values. Numbers of the
-    run documented in docs/pv-forecast.md: 14.00 % vs 14.09 %, 8.68 % vs 9.01 %, 79.6 %."""
+    run documented in docs/pv-forecast.md: 14.00 % vs 14.09 %, 8.68 % vs 9.01 %, 79.7 %."""
     system, w, measured, meta = load_pv_dataset()
     r = pv_backtest(PVModel(system), w, measured, meta["calibration_days"])
     assert r.chain.nrmse < r.plain.nrmse
