@@ -1,0 +1,335 @@
+"""The HTTP service: FastAPI under ``/v1``, plans stored in a database, API-key access.
+
+``create_app(database_url)`` builds the app; ``vpp serve`` runs it with uvicorn. Every error is
+a JSON body: 401 without a valid key, 403 outside the key's scope, 404, 409 for an infeasible
+plan (with the reasons), 422 naming the field, the value and the allowed range.
+"""
+
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.errors import InfeasiblePlanError, InvalidInputError
+from service.auth import Principal, authenticate
+from service.db import PlanRecord, SiteRecord, make_engine, migrate, session_factory
+from vpp.catalog import Catalog
+from vpp.plan_io import plan_csv, plan_json, plot_plan
+from vpp.planning import MAX_DAYS, TZ, PlanOptions, horizon, plan_site
+from vpp.sites import Site, parse_site
+from vpp.subsidy import subsidy_window
+from vpp.tariffs import price_series
+
+log = logging.getLogger(__name__)
+API_VERSION = "1"
+DEFAULT_DB = "sqlite:///vpp-service.sqlite3"
+key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                          description="API key from `vpp keys create`")
+
+
+class PlanRequest(BaseModel):
+    """A day-ahead plan request; ranges as in ``vpp plan``."""
+
+    model_config = ConfigDict(extra="forbid")
+    site_id: str = Field(min_length=1, max_length=64)
+    date: dt.date = Field(description="first day, local time (Asia/Shanghai)")
+    days: int = Field(default=1, ge=1, le=MAX_DAYS)
+    subsidy_aware: bool = True
+    subsidy_rate_yuan_per_kwh: float | None = Field(default=None, ge=0, le=0.3)
+    month_peak_kw: float = Field(default=0.0, ge=0, le=1e7)
+    soc_initial_frac: float | None = Field(default=None, ge=0, le=1)
+    soc_terminal_min_frac: float | None = Field(default=None, ge=0, le=1)
+    pv_quantile: Literal["p10", "p50", "p90"] = "p50"
+    mip_rel_gap: float = Field(default=1e-3, ge=0, le=0.05)
+    pv_kw: list[Annotated[float, Field(ge=0, le=1e7)]] | None = Field(
+        default=None, description="PV forecast override, one value per 15 minutes [kW]")
+    load_kw: list[Annotated[float, Field(ge=0, le=1e7)]] | None = Field(
+        default=None, description="load override, one value per 15 minutes [kW]")
+
+
+class PlanSummary(BaseModel):
+    id: str
+    site_id: str
+    date: str
+    created_at: dt.datetime
+    url: str
+
+
+class SiteSummary(BaseModel):
+    id: str
+    name: str
+    district: str
+    pv_kwp: float
+    storage_kw: float | None
+    storage_kwh: float | None
+    source: Literal["fleet file", "api"]
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail, **extra})
+
+
+def create_app(database_url: str | None = None, data_dir: str | None = None,
+               fleet: str | None = None) -> FastAPI:
+    """The service on ``database_url`` (default ``$DATABASE_URL`` or a SQLite file in the
+    working directory), with the data of ``data_dir`` / ``fleet`` (default: shipped)."""
+    url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DB
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    base = Catalog.load(data_dir, fleet)
+    app = FastAPI(title="Changzhou microgrid & VPP dispatch service", version=API_VERSION,
+                  description="Day-ahead dispatch plans for Changzhou's pilot microgrids.")
+    app.state.engine = engine
+
+    def session() -> Session:
+        with sessions() as s:
+            yield s
+
+    def principal(key: Annotated[str | None, Depends(key_header)],
+                  db: Annotated[Session, Depends(session)]) -> Principal:
+        who = authenticate(db, key)
+        if who is None:
+            raise HTTPException(401, "missing or invalid API key (header X-API-Key)")
+        return who
+
+    DB = Annotated[Session, Depends(session)]
+    Who = Annotated[Principal, Depends(principal)]
+
+    def catalog(db: Session) -> Catalog:
+        """The shipped catalog with the sites registered through the API."""
+        records = db.scalars(select(SiteRecord)).all()
+        if not records:
+            return base
+        sites = {s.id: s for s in base.fleet.sites}
+        for r in records:
+            sites[r.id] = Site.model_validate_json(r.body)
+        return dataclasses.replace(base, fleet=base.fleet.model_copy(
+            update={"sites": tuple(sites.values())}))
+
+    def readable_site(db: Session, who: Principal, site_id: str) -> Site:
+        if not who.can_read(site_id):
+            raise HTTPException(403, f"this key may not read site {site_id}")
+        try:
+            return catalog(db).fleet.site(site_id)
+        except InvalidInputError:
+            raise HTTPException(404, f"site {site_id} does not exist") from None
+
+    # ----------------------------------------------------------------------- errors
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in exc.errors():
+            field = ".".join(str(p) for p in e.get("loc", ()))
+            ctx = e.get("ctx") or {}
+            errors.append({"field": field, "message": e.get("msg", ""),
+                           "value": e.get("input") if not isinstance(e.get("input"), dict)
+                           else None,
+                           "allowed": {k: str(v) for k, v in ctx.items()} or None})
+        text = "; ".join(f"{x['field']}: {x['message']}" for x in errors)
+        return _error(422, f"invalid request: {text}", errors=errors)
+
+    @app.exception_handler(InvalidInputError)
+    async def invalid_input(_: Request, exc: InvalidInputError) -> JSONResponse:
+        return _error(422, exc.context, problems=exc.problems)
+
+    @app.exception_handler(InfeasiblePlanError)
+    async def infeasible(_: Request, exc: InfeasiblePlanError) -> JSONResponse:
+        return _error(409, "no feasible plan", solver_status=exc.status, reasons=exc.reasons)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(500, f"internal error ({type(exc).__name__}); the request changed "
+                           "nothing")
+
+    # ----------------------------------------------------------------------- routes
+    @app.get("/v1/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """Liveness: no key needed."""
+        return {"status": "ok", "api_version": API_VERSION}
+
+    @app.get("/v1/sites", tags=["sites"], response_model=list[SiteSummary])
+    def list_sites(db: DB, who: Who) -> list[SiteSummary]:
+        """The sites this key may read."""
+        api_ids = set(db.scalars(select(SiteRecord.id)).all())
+        out = []
+        for s in catalog(db).fleet.sites:
+            if who.can_read(s.id):
+                st = s.storage
+                out.append(SiteSummary(
+                    id=s.id, name=s.name, district=s.district, pv_kwp=s.pv_dc_kwp,
+                    storage_kw=st.power_kw if st else None,
+                    storage_kwh=st.energy_kwh if st else None,
+                    source="api" if s.id in api_ids else "fleet file"))
+        return out
+
+    @app.get("/v1/sites/{site_id}", tags=["sites"])
+    def read_site(site_id: str, db: DB, who: Who) -> dict[str, Any]:
+        """The full site document (the fleet file's schema)."""
+        return readable_site(db, who, site_id).model_dump(mode="json")
+
+    @app.put("/v1/sites/{site_id}", tags=["sites"])
+    def put_site(site_id: str, body: dict[str, Any], db: DB, who: Who) -> dict[str, Any]:
+        """Register or replace a site (admin keys); validated exactly like the fleet file."""
+        if who.role != "admin":
+            raise HTTPException(403, "only admin keys register or update sites")
+        if body.get("id") != site_id:
+            raise InvalidInputError(f"id={body.get('id')!r} must equal the path's {site_id!r}",
+                                    "invalid site")
+        site = parse_site(body, tariff_ids=base.tariffs.ids, archetypes=set(base.archetypes))
+        rec = db.get(SiteRecord, site_id)
+        text = site.model_dump_json()
+        if rec is None:
+            db.add(SiteRecord(id=site_id, body=text))
+        else:
+            rec.body = text
+            rec.updated_at = dt.datetime.now(dt.UTC)
+        db.commit()
+        return site.model_dump(mode="json")
+
+    @app.post("/v1/plans", tags=["plans"], status_code=201,
+              responses={201: {"description": "the plan document with its id"},
+                         409: {"description": "no feasible plan; the reasons say why"}})
+    def create_plan(req: PlanRequest, db: DB, who: Who) -> Response:
+        """Solve, store and return a day-ahead plan (park keys: own sites only)."""
+        if not who.can_plan(req.site_id):
+            raise HTTPException(403, f"this key may not plan site {req.site_id}")
+        cat = catalog(db)
+        try:
+            cat.fleet.site(req.site_id)
+        except InvalidInputError:
+            raise HTTPException(404, f"site {req.site_id} does not exist") from None
+        options = PlanOptions(
+            days=req.days, subsidy_aware=req.subsidy_aware,
+            subsidy_rate_yuan_per_kwh=req.subsidy_rate_yuan_per_kwh,
+            month_peak_kw=req.month_peak_kw, soc_initial_frac=req.soc_initial_frac,
+            soc_terminal_min_frac=req.soc_terminal_min_frac, pv_quantile=req.pv_quantile,
+            mip_rel_gap=req.mip_rel_gap)
+        index = horizon(req.date, req.days)
+        overrides = {}
+        for name in ("pv_kw", "load_kw"):
+            values = getattr(req, name)
+            if values is not None:
+                if len(values) != len(index):
+                    raise InvalidInputError(
+                        f"{name}: {len(values)} values given, the plan has {len(index)} "
+                        "15-minute intervals", "invalid plan request")
+                overrides[name] = pd.Series(values, index=index)
+        plan = plan_site(cat, req.site_id, req.date, options, **overrides)
+        plan_id = str(uuid.uuid4())
+        body = plan_json({"id": plan_id, **plan})
+        db.add(PlanRecord(id=plan_id, site_id=req.site_id, start_date=req.date.isoformat(),
+                          created_by=who.key_id, body=body))
+        db.commit()
+        return Response(body, status_code=201, media_type="application/json",
+                        headers={"Location": f"/v1/plans/{plan_id}"})
+
+    def stored(db: Session, who: Principal, plan_id: str) -> PlanRecord:
+        rec = db.get(PlanRecord, plan_id)
+        if rec is None:
+            raise HTTPException(404, f"plan {plan_id} does not exist")
+        if not who.can_read(rec.site_id):
+            # a park key learns nothing about other parks' plans, not even that they exist
+            raise HTTPException(404, f"plan {plan_id} does not exist")
+        return rec
+
+    @app.get("/v1/plans", tags=["plans"], response_model=list[PlanSummary])
+    def list_plans(db: DB, who: Who, site_id: str | None = None,
+                   date: dt.date | None = None,
+                   limit: int = Query(100, ge=1, le=1000)) -> list[PlanSummary]:
+        """Stored plans this key may read, newest first, by site and first day."""
+        q = select(PlanRecord).order_by(PlanRecord.created_at.desc()).limit(limit)
+        if site_id:
+            q = q.where(PlanRecord.site_id == site_id)
+        if date:
+            q = q.where(PlanRecord.start_date == date.isoformat())
+        if who.role == "park":
+            q = q.where(PlanRecord.site_id.in_(sorted(who.site_ids)))
+        return [PlanSummary(id=r.id, site_id=r.site_id, date=r.start_date,
+                            created_at=r.created_at, url=f"/v1/plans/{r.id}")
+                for r in db.scalars(q).all()]
+
+    @app.get("/v1/plans/{plan_id}.csv", tags=["plans"],
+             responses={200: {"content": {"text/csv": {}}}})
+    def plan_as_csv(plan_id: str, db: DB, who: Who) -> Response:
+        """The plan's intervals as CSV (one row per 15 minutes)."""
+        rec = stored(db, who, plan_id)
+        return Response(plan_csv(json.loads(rec.body)), media_type="text/csv")
+
+    @app.get("/v1/plans/{plan_id}.png", tags=["plans"],
+             responses={200: {"content": {"image/png": {}}}})
+    def plan_as_png(plan_id: str, db: DB, who: Who) -> Response:
+        """The plan's chart."""
+        rec = stored(db, who, plan_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "plan.png"
+            plot_plan(json.loads(rec.body), str(path))
+            return Response(path.read_bytes(), media_type="image/png")
+
+    @app.get("/v1/plans/{plan_id}", tags=["plans"])
+    def read_plan(plan_id: str, db: DB, who: Who) -> Response:
+        """The stored plan, byte for byte as it was returned when created."""
+        rec = stored(db, who, plan_id)
+        return Response(rec.body, media_type="application/json")
+
+    @app.get("/v1/tariffs", tags=["tariffs"])
+    def tariffs(db: DB, who: Who, date: dt.date, site_id: str | None = None,
+                ) -> dict[str, Any]:
+        """Tariff in force on ``date`` and its 15-minute import prices [yuan/kWh]."""
+        cat = catalog(db)
+        tariff_id = (readable_site(db, who, site_id).tariff_id if site_id
+                     else next(iter(cat.tariffs.ids)))
+        t = cat.tariffs.select(tariff_id, date)
+        idx = horizon(date)
+        kva = readable_site(db, who, site_id).grid.transformer_kva if site_id else 1000.0
+        prices = price_series(cat.tariffs, tariff_id, idx, kva)
+        return {"tariff": t.describe(), "timestamps": [x.isoformat() for x in idx],
+                "period": [str(p) for p in prices["period"]],
+                "import_price_yuan_per_kwh": [float(v) for v in
+                                              prices["import_price_yuan_per_kwh"]]}
+
+    @app.get("/v1/sites/{site_id}/subsidy", tags=["sites"])
+    def subsidy(site_id: str, db: DB, who: Who, start: dt.date, end: dt.date,
+                ) -> dict[str, Any]:
+        """The site's subsidy window and, from its stored plans in [start, end], the
+        discharge [kWh] and subsidy [yuan] they project."""
+        if end < start:
+            raise InvalidInputError(f"end={end} must not be before start={start}",
+                                    "invalid period")
+        site = readable_site(db, who, site_id)
+        st = site.storage
+        w = subsidy_window(base.policy, st.power_kw, st.grid_connection_date) if st else None
+        q = select(PlanRecord).where(PlanRecord.site_id == site_id,
+                                     PlanRecord.start_date >= start.isoformat(),
+                                     PlanRecord.start_date <= end.isoformat())
+        latest: dict[str, dict] = {}
+        for r in db.scalars(q.order_by(PlanRecord.created_at)).all():
+            latest[r.start_date] = json.loads(r.body)
+        return {
+            "site_id": site_id, "eligible": w is not None,
+            "first_paid_day": w[0].isoformat() if w else None,
+            "last_paid_day": w[1].isoformat() if w else None,
+            "rate_yuan_per_kwh": base.policy.describe().get("rate_yuan_per_kwh"),
+            "planned_days": len(latest),
+            "planned_discharge_kwh": sum(p["kpis"]["discharge_kwh"] for p in latest.values()),
+            "planned_subsidy_yuan": sum(p["kpis"]["subsidy_yuan"] for p in latest.values()),
+            "timezone": TZ,
+        }
+
+    return app

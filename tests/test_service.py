@@ -1,0 +1,174 @@
+"""The HTTP service on a real SQLite file: keys and scopes on every route, plans stored and
+read back byte for byte, errors as JSON (401, 403, 404, 409, 422), nothing half-written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.auth import create_key
+from service.db import PlanRecord, session_factory
+
+DATE = "2026-07-15"
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    db = tmp_path_factory.mktemp("svc") / "vpp.sqlite3"
+    app = create_app(f"sqlite:///{db}")
+    sessions = session_factory(app.state.engine)
+    with sessions() as s:
+        keys = {
+            "admin": create_key(s, "admin", label="ops"),
+            "evaluator": create_key(s, "evaluator"),
+            "park3": create_key(s, "park", ["CZ-MG-03"]),
+            "park4": create_key(s, "park", ["CZ-MG-04"]),
+        }
+    client = TestClient(app, raise_server_exceptions=False)
+    return client, keys, sessions
+
+
+def h(key: str) -> dict[str, str]:
+    return {"X-API-Key": key}
+
+
+def plans_stored(sessions) -> int:
+    with sessions() as s:
+        return s.query(PlanRecord).count()
+
+
+def test_health_needs_no_key_and_everything_else_does(svc):
+    client, _, _ = svc
+    assert client.get("/v1/health").json()["status"] == "ok"
+    for method, path in [("get", "/v1/sites"), ("get", "/v1/sites/CZ-MG-03"),
+                         ("put", "/v1/sites/CZ-MG-03"), ("post", "/v1/plans"),
+                         ("get", "/v1/plans"), ("get", "/v1/plans/x"),
+                         ("get", "/v1/plans/x.csv"), ("get", "/v1/plans/x.png"),
+                         ("get", f"/v1/tariffs?date={DATE}"),
+                         ("get", f"/v1/sites/CZ-MG-03/subsidy?start={DATE}&end={DATE}")]:
+        for headers in ({}, h("vpp_deadbeef_wrong"), h("not-a-key")):
+            r = getattr(client, method)(path, headers=headers)
+            assert r.status_code == 401, (method, path, r.text)
+            assert "API key" in r.json()["detail"]
+
+
+def test_plan_is_stored_and_read_back_byte_identical(svc):
+    client, keys, _ = svc
+    r = client.post("/v1/plans", headers=h(keys["park3"]),
+                    json={"site_id": "CZ-MG-03", "date": DATE})
+    assert r.status_code == 201, r.text
+    plan = r.json()
+    assert plan["site_id"] == "CZ-MG-03" and plan["solver"]["optimality_gap"] <= 1e-3
+    assert r.headers["location"] == f"/v1/plans/{plan['id']}"
+    again = client.get(f"/v1/plans/{plan['id']}", headers=h(keys["park3"]))
+    assert again.status_code == 200 and again.content == r.content
+    csv = client.get(f"/v1/plans/{plan['id']}.csv", headers=h(keys["evaluator"]))
+    assert csv.status_code == 200 and len(csv.text.strip().splitlines()) == 97
+    png = client.get(f"/v1/plans/{plan['id']}.png", headers=h(keys["admin"]))
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    listed = client.get(f"/v1/plans?site_id=CZ-MG-03&date={DATE}",
+                        headers=h(keys["evaluator"])).json()
+    assert plan["id"] in [p["id"] for p in listed]
+
+
+def test_park_keys_never_reach_another_park(svc):
+    client, keys, _ = svc
+    r = client.post("/v1/plans", headers=h(keys["park4"]),
+                    json={"site_id": "CZ-MG-04", "date": DATE})
+    assert r.status_code == 201, r.text
+    other = r.json()["id"]
+    p3 = h(keys["park3"])
+    assert client.get(f"/v1/plans/{other}", headers=p3).status_code == 404
+    assert client.get(f"/v1/plans/{other}.csv", headers=p3).status_code == 404
+    assert client.get(f"/v1/plans/{other}.png", headers=p3).status_code == 404
+    assert all(p["site_id"] == "CZ-MG-03" for p in client.get("/v1/plans", headers=p3).json())
+    assert client.get("/v1/plans?site_id=CZ-MG-04", headers=p3).json() == []
+    assert [s["id"] for s in client.get("/v1/sites", headers=p3).json()] == ["CZ-MG-03"]
+    assert client.get("/v1/sites/CZ-MG-04", headers=p3).status_code == 403
+    assert client.get("/v1/sites/CZ-MG-04/subsidy?start=2026-07-01&end=2026-07-31",
+                      headers=p3).status_code == 403
+    assert client.get(f"/v1/tariffs?date={DATE}&site_id=CZ-MG-04",
+                      headers=p3).status_code == 403
+    r = client.post("/v1/plans", headers=p3, json={"site_id": "CZ-MG-04", "date": DATE})
+    assert r.status_code == 403 and "CZ-MG-04" in r.json()["detail"]
+    # evaluators read everything but do not plan
+    ev = h(keys["evaluator"])
+    assert client.get(f"/v1/plans/{other}", headers=ev).status_code == 200
+    assert client.post("/v1/plans", headers=ev,
+                       json={"site_id": "CZ-MG-04", "date": DATE}).status_code == 403
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"days": 9}, "body.days", "less than or equal to 7"),
+    ({"date": "2026-13-01"}, "body.date", "date"),
+    ({"mip_rel_gap": 0.5}, "body.mip_rel_gap", "0.05"),
+    ({"colour": "red"}, "body.colour", "Extra inputs"),
+    ({"pv_kw": [-1.0] * 96}, "body.pv_kw.0", "greater than or equal to 0"),
+])
+def test_bad_requests_name_field_value_and_range(svc, body, field, words):
+    client, keys, sessions = svc
+    before = plans_stored(sessions)
+    r = client.post("/v1/plans", headers=h(keys["admin"]),
+                    json={"site_id": "CZ-MG-03", "date": DATE, **body})
+    assert r.status_code == 422, r.text
+    err = r.json()
+    assert field in [e["field"] for e in err["errors"]] and words in err["detail"]
+    assert plans_stored(sessions) == before
+
+
+def test_infeasible_plan_is_409_with_reasons_and_stores_nothing(svc):
+    client, keys, sessions = svc
+    before = plans_stored(sessions)
+    r = client.post("/v1/plans", headers=h(keys["admin"]),
+                    json={"site_id": "CZ-MG-03", "date": DATE, "load_kw": [1e6] * 96})
+    assert r.status_code == 409, r.text
+    assert r.json()["reasons"] and "import" in " ".join(r.json()["reasons"])
+    r = client.post("/v1/plans", headers=h(keys["admin"]),
+                    json={"site_id": "CZ-MG-03", "date": DATE, "load_kw": [1.0] * 95})
+    assert r.status_code == 422 and "95 values given" in r.text
+    assert plans_stored(sessions) == before
+
+
+def test_unknown_things_are_404(svc):
+    client, keys, _ = svc
+    a = h(keys["admin"])
+    assert client.get("/v1/plans/no-such-plan", headers=a).status_code == 404
+    assert client.get("/v1/sites/CZ-MG-99", headers=a).status_code == 404
+    r = client.post("/v1/plans", headers=a, json={"site_id": "CZ-MG-99", "date": DATE})
+    assert r.status_code == 404 and "CZ-MG-99" in r.json()["detail"]
+
+
+def test_admin_registers_a_site_validated_like_the_fleet_file(svc):
+    client, keys, _ = svc
+    a = h(keys["admin"])
+    site = client.get("/v1/sites/CZ-MG-03", headers=a).json()
+    new = {**site, "id": "CZ-MG-31", "name": "Registered through the API"}
+    assert client.put("/v1/sites/CZ-MG-31", headers=h(keys["park3"]),
+                      json=new).status_code == 403
+    bad = {**new, "storage": {**new["storage"], "soc_min_frac": 0.9, "soc_max_frac": 0.5}}
+    r = client.put("/v1/sites/CZ-MG-31", headers=a, json=bad)
+    assert r.status_code == 422 and "soc_min_frac=0.9 > soc_max_frac=0.5" in r.text
+    r = client.put("/v1/sites/CZ-MG-31", headers=a, json=new)
+    assert r.status_code == 200, r.text
+    listed = {s["id"]: s for s in client.get("/v1/sites", headers=a).json()}
+    assert listed["CZ-MG-31"]["source"] == "api"
+    r = client.post("/v1/plans", headers=a, json={"site_id": "CZ-MG-31", "date": DATE})
+    assert r.status_code == 201 and r.json()["site_name"] == "Registered through the API"
+
+
+def test_tariffs_and_subsidy(svc):
+    client, keys, _ = svc
+    ev = h(keys["evaluator"])
+    t = client.get(f"/v1/tariffs?date={DATE}&site_id=CZ-MG-03", headers=ev).json()
+    assert len(t["import_price_yuan_per_kwh"]) == 96 and "critical_peak" in t["period"]
+    sub = client.get(f"/v1/sites/CZ-MG-03/subsidy?start={DATE}&end={DATE}", headers=ev).json()
+    plan = json.loads(client.get(
+        client.get(f"/v1/plans?site_id=CZ-MG-03&date={DATE}", headers=ev).json()[0]["url"],
+        headers=ev).content)
+    assert sub["planned_days"] == 1
+    assert sub["planned_subsidy_yuan"] == pytest.approx(plan["kpis"]["subsidy_yuan"])
+    r = client.get("/v1/sites/CZ-MG-03/subsidy?start=2026-08-01&end=2026-07-01", headers=ev)
+    assert r.status_code == 422 and "must not be before" in r.text
