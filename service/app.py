@@ -11,19 +11,22 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from models.errors import InfeasiblePlanError, InvalidInputError
 from service.auth import Principal, authenticate
@@ -38,6 +41,18 @@ from vpp.tariffs import price_series
 log = logging.getLogger(__name__)
 API_VERSION = "1"
 DEFAULT_DB = "sqlite:///vpp-service.sqlite3"
+
+
+def _iso_date(value: Any) -> Any:
+    """Dates only as ``YYYY-MM-DD`` text: no numbers read as epoch days."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                           description="API key from `vpp keys create`")
 
@@ -47,7 +62,7 @@ class PlanRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     site_id: str = Field(min_length=1, max_length=64)
-    date: dt.date = Field(description="first day, local time (Asia/Shanghai)")
+    date: IsoDate = Field(description="first day, local time (Asia/Shanghai)")
     days: int = Field(default=1, ge=1, le=MAX_DAYS)
     subsidy_aware: bool = True
     subsidy_rate_yuan_per_kwh: float | None = Field(default=None, ge=0, le=0.3)
@@ -78,6 +93,27 @@ class SiteSummary(BaseModel):
     storage_kw: float | None
     storage_kwh: float | None
     source: Literal["fleet file", "api"]
+
+
+class ErrorBody(BaseModel):
+    """Every error: a readable ``detail``, and where it applies the failing ``errors``
+    (field, message, value, allowed range), ``problems`` or the solver's ``reasons``."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    problems: list[str] | None = None
+    reasons: list[str] | None = None
+    solver_status: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "a body that is not JSON"},
+    401: {"model": ErrorBody, "description": "missing or invalid API key"},
+    403: {"model": ErrorBody, "description": "outside this key's scope"},
+    404: {"model": ErrorBody, "description": "no such site or plan"},
+    409: {"model": ErrorBody, "description": "no feasible plan; the reasons say why"},
+    422: {"model": ErrorBody, "description": "invalid input: field, value, allowed range"},
+}
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -137,12 +173,27 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
         for e in exc.errors():
             field = ".".join(str(p) for p in e.get("loc", ()))
             ctx = e.get("ctx") or {}
-            errors.append({"field": field, "message": e.get("msg", ""),
-                           "value": e.get("input") if not isinstance(e.get("input"), dict)
-                           else None,
+            value = e.get("input")
+            if not isinstance(value, str | int | float | bool | type(None)):
+                value = None  # bodies, bytes, objects: the field and message say enough
+            errors.append({"field": field, "message": e.get("msg", ""), "value": value,
                            "allowed": {k: str(v) for k, v in ctx.items()} or None})
         text = "; ".join(f"{x['field']}: {x['message']}" for x in errors)
         return _error(422, f"invalid request: {text}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # name every method the path has, not only one route's
+            methods = set()
+            for route in router.routes:  # the /v1 routes, with their full paths
+                match, _ = route.matches({**request.scope, "method": "GET"})
+                if match != Match.NONE and getattr(route, "methods", None):
+                    methods |= route.methods
+            if methods:
+                headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=headers)
 
     @app.exception_handler(InvalidInputError)
     async def invalid_input(_: Request, exc: InvalidInputError) -> JSONResponse:
@@ -159,12 +210,14 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                            "nothing")
 
     # ----------------------------------------------------------------------- routes
-    @app.get("/v1/health", tags=["service"])
+    router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+    @router.get("/health", tags=["service"])
     def health() -> dict[str, str]:
         """Liveness: no key needed."""
         return {"status": "ok", "api_version": API_VERSION}
 
-    @app.get("/v1/sites", tags=["sites"], response_model=list[SiteSummary])
+    @router.get("/sites", tags=["sites"], response_model=list[SiteSummary])
     def list_sites(db: DB, who: Who) -> list[SiteSummary]:
         """The sites this key may read."""
         api_ids = set(db.scalars(select(SiteRecord.id)).all())
@@ -179,20 +232,22 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                     source="api" if s.id in api_ids else "fleet file"))
         return out
 
-    @app.get("/v1/sites/{site_id}", tags=["sites"])
+    @router.get("/sites/{site_id}", tags=["sites"])
     def read_site(site_id: str, db: DB, who: Who) -> dict[str, Any]:
         """The full site document (the fleet file's schema)."""
         return readable_site(db, who, site_id).model_dump(mode="json")
 
-    @app.put("/v1/sites/{site_id}", tags=["sites"])
-    def put_site(site_id: str, body: dict[str, Any], db: DB, who: Who) -> dict[str, Any]:
-        """Register or replace a site (admin keys); validated exactly like the fleet file."""
+    @router.put("/sites/{site_id}", tags=["sites"])
+    def put_site(site_id: str, body: Site, db: DB, who: Who) -> dict[str, Any]:
+        """Register or replace a site (admin keys); validated exactly like the fleet file
+        (field ranges here, cross-field rules and known tariffs/archetypes after)."""
         if who.role != "admin":
             raise HTTPException(403, "only admin keys register or update sites")
-        if body.get("id") != site_id:
-            raise InvalidInputError(f"id={body.get('id')!r} must equal the path's {site_id!r}",
+        if body.id != site_id:
+            raise InvalidInputError(f"id={body.id!r} must equal the path's {site_id!r}",
                                     "invalid site")
-        site = parse_site(body, tariff_ids=base.tariffs.ids, archetypes=set(base.archetypes))
+        site = parse_site(body.model_dump(), tariff_ids=base.tariffs.ids,
+                          archetypes=set(base.archetypes))
         rec = db.get(SiteRecord, site_id)
         text = site.model_dump_json()
         if rec is None:
@@ -203,7 +258,7 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
         db.commit()
         return site.model_dump(mode="json")
 
-    @app.post("/v1/plans", tags=["plans"], status_code=201,
+    @router.post("/plans", tags=["plans"], status_code=201,
               responses={201: {"description": "the plan document with its id"},
                          409: {"description": "no feasible plan; the reasons say why"}})
     def create_plan(req: PlanRequest, db: DB, who: Who) -> Response:
@@ -249,9 +304,9 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
             raise HTTPException(404, f"plan {plan_id} does not exist")
         return rec
 
-    @app.get("/v1/plans", tags=["plans"], response_model=list[PlanSummary])
+    @router.get("/plans", tags=["plans"], response_model=list[PlanSummary])
     def list_plans(db: DB, who: Who, site_id: str | None = None,
-                   date: dt.date | None = None,
+                   date: Annotated[IsoDate | None, Query()] = None,
                    limit: int = Query(100, ge=1, le=1000)) -> list[PlanSummary]:
         """Stored plans this key may read, newest first, by site and first day."""
         q = select(PlanRecord).order_by(PlanRecord.created_at.desc()).limit(limit)
@@ -265,14 +320,14 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                             created_at=r.created_at, url=f"/v1/plans/{r.id}")
                 for r in db.scalars(q).all()]
 
-    @app.get("/v1/plans/{plan_id}.csv", tags=["plans"],
+    @router.get("/plans/{plan_id}.csv", tags=["plans"],
              responses={200: {"content": {"text/csv": {}}}})
     def plan_as_csv(plan_id: str, db: DB, who: Who) -> Response:
         """The plan's intervals as CSV (one row per 15 minutes)."""
         rec = stored(db, who, plan_id)
         return Response(plan_csv(json.loads(rec.body)), media_type="text/csv")
 
-    @app.get("/v1/plans/{plan_id}.png", tags=["plans"],
+    @router.get("/plans/{plan_id}.png", tags=["plans"],
              responses={200: {"content": {"image/png": {}}}})
     def plan_as_png(plan_id: str, db: DB, who: Who) -> Response:
         """The plan's chart."""
@@ -282,14 +337,15 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
             plot_plan(json.loads(rec.body), str(path))
             return Response(path.read_bytes(), media_type="image/png")
 
-    @app.get("/v1/plans/{plan_id}", tags=["plans"])
+    @router.get("/plans/{plan_id}", tags=["plans"])
     def read_plan(plan_id: str, db: DB, who: Who) -> Response:
         """The stored plan, byte for byte as it was returned when created."""
         rec = stored(db, who, plan_id)
         return Response(rec.body, media_type="application/json")
 
-    @app.get("/v1/tariffs", tags=["tariffs"])
-    def tariffs(db: DB, who: Who, date: dt.date, site_id: str | None = None,
+    @router.get("/tariffs", tags=["tariffs"])
+    def tariffs(db: DB, who: Who, date: Annotated[IsoDate, Query()],
+                site_id: str | None = None,
                 ) -> dict[str, Any]:
         """Tariff in force on ``date`` and its 15-minute import prices [yuan/kWh]."""
         cat = catalog(db)
@@ -304,8 +360,9 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                 "import_price_yuan_per_kwh": [float(v) for v in
                                               prices["import_price_yuan_per_kwh"]]}
 
-    @app.get("/v1/sites/{site_id}/subsidy", tags=["sites"])
-    def subsidy(site_id: str, db: DB, who: Who, start: dt.date, end: dt.date,
+    @router.get("/sites/{site_id}/subsidy", tags=["sites"])
+    def subsidy(site_id: str, db: DB, who: Who, start: Annotated[IsoDate, Query()],
+                end: Annotated[IsoDate, Query()],
                 ) -> dict[str, Any]:
         """The site's subsidy window and, from its stored plans in [start, end], the
         discharge [kWh] and subsidy [yuan] they project."""
@@ -332,4 +389,5 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
             "timezone": TZ,
         }
 
+    app.include_router(router)
     return app
