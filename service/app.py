@@ -31,7 +31,10 @@ from starlette.routing import Match
 from models.errors import InfeasiblePlanError, InvalidInputError
 from service.auth import Principal, authenticate
 from service.db import PlanRecord, SiteRecord, make_engine, migrate, session_factory
+from service.jobs import JobRunner
 from vpp.catalog import Catalog
+from vpp.coupled import plan_vpp
+from vpp.network import EventSpec, to_events
 from vpp.plan_io import plan_csv, plan_json, plot_plan
 from vpp.planning import MAX_DAYS, TZ, PlanOptions, horizon, plan_site
 from vpp.sites import Site, parse_site
@@ -49,7 +52,7 @@ def _iso_date(value: Any) -> Any:
         return value
     if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         raise ValueError("a date as YYYY-MM-DD")
-    return value
+    return dt.date.fromisoformat(value)
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
@@ -60,7 +63,7 @@ key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
 class PlanRequest(BaseModel):
     """A day-ahead plan request; ranges as in ``vpp plan``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     site_id: str = Field(min_length=1, max_length=64)
     date: IsoDate = Field(description="first day, local time (Asia/Shanghai)")
     days: int = Field(default=1, ge=1, le=MAX_DAYS)
@@ -75,6 +78,27 @@ class PlanRequest(BaseModel):
         default=None, description="PV forecast override, one value per 15 minutes [kW]")
     load_kw: list[Annotated[float, Field(ge=0, le=1e7)]] | None = Field(
         default=None, description="load override, one value per 15 minutes [kW]")
+
+
+class FleetPlanRequest(BaseModel):
+    """Plans for every site of the fleet for ``date``, with the feeder limits and, given
+    ``events``, demand-response events (the event file's fields, see docs/vpp.md)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    date: IsoDate
+    events: list[EventSpec] | None = Field(default=None, max_length=20)
+    use_feeders: bool = True
+    mip_rel_gap: float = Field(default=1e-3, ge=0, le=0.05)
+
+
+class JobStatus(BaseModel):
+    id: str
+    kind: str
+    status: Literal["queued", "running", "done", "failed", "interrupted"]
+    progress: str
+    error: str | None
+    result: dict[str, Any] | None
+    url: str
 
 
 class PlanSummary(BaseModel):
@@ -132,6 +156,11 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
     app = FastAPI(title="Changzhou microgrid & VPP dispatch service", version=API_VERSION,
                   description="Day-ahead dispatch plans for Changzhou's pilot microgrids.")
     app.state.engine = engine
+    runner = JobRunner(sessions)
+    interrupted = runner.recover()
+    if interrupted:
+        log.warning("%d unfinished job(s) from a previous run marked interrupted", interrupted)
+    app.state.jobs = runner
 
     def session() -> Session:
         with sessions() as s:
@@ -287,11 +316,9 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                         "15-minute intervals", "invalid plan request")
                 overrides[name] = pd.Series(values, index=index)
         plan = plan_site(cat, req.site_id, req.date, options, **overrides)
-        plan_id = str(uuid.uuid4())
-        body = plan_json({"id": plan_id, **plan})
-        db.add(PlanRecord(id=plan_id, site_id=req.site_id, start_date=req.date.isoformat(),
-                          created_by=who.key_id, body=body))
+        plan_id = store_plan(db, plan, who.key_id)
         db.commit()
+        body = db.get(PlanRecord, plan_id).body
         return Response(body, status_code=201, media_type="application/json",
                         headers={"Location": f"/v1/plans/{plan_id}"})
 
@@ -342,6 +369,59 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
         """The stored plan, byte for byte as it was returned when created."""
         rec = stored(db, who, plan_id)
         return Response(rec.body, media_type="application/json")
+
+    def store_plan(db: Session, plan: dict[str, Any], key_id: int | None) -> str:
+        plan_id = str(uuid.uuid4())
+        db.add(PlanRecord(id=plan_id, site_id=plan["site_id"], start_date=plan["start"][:10],
+                          created_by=key_id, body=plan_json({"id": plan_id, **plan})))
+        return plan_id
+
+    @router.post("/fleet-plans", tags=["fleet"], status_code=202, response_model=JobStatus)
+    def create_fleet_plan(req: FleetPlanRequest, db: DB, who: Who) -> JobStatus:
+        """Plan every site (feeders, events) as a job; poll ``/v1/jobs/{id}``. Evaluator and
+        admin keys (a fleet plan covers every park)."""
+        if who.role not in ("evaluator", "admin"):
+            raise HTTPException(403, "fleet plans cover every park: evaluator or admin keys")
+        cat = catalog(db)
+        if req.events:  # refuse bad events now, not minutes later in the job
+            to_events(req.events, horizon(req.date), cat.fleet)
+        options = PlanOptions(mip_rel_gap=req.mip_rel_gap)
+
+        def work(_params: dict[str, Any], progress: Any) -> dict[str, Any]:
+            count = [0]
+
+            def on_plan(site_id: str, _p: Any, _e: Any) -> None:
+                count[0] += 1
+                progress(f"{count[0]}/{len(cat.fleet.sites)} sites planned")
+
+            day = plan_vpp(cat, req.date, options,
+                           cat.feeder_caps if req.use_feeders else (), req.events, None, 1,
+                           on_plan=on_plan)
+            with sessions() as s:
+                ids = {sid: store_plan(s, p, who.key_id) for sid, p in day.plans.items()}
+                s.commit()
+            return {"plans": {sid: f"/v1/plans/{pid}" for sid, pid in ids.items()},
+                    "feeders": day.feeders, "events": day.events,
+                    "settlement": None if day.settlement is None else
+                    day.settlement.round(6).to_dict(orient="index"),
+                    "timings_s": day.timings}
+
+        job_id = runner.submit("fleet-plan", req.model_dump(mode="json"), who.key_id, work)
+        return job_view(runner.get(job_id))
+
+    def job_view(rec: Any) -> JobStatus:
+        return JobStatus(id=rec.id, kind=rec.kind, status=rec.status, progress=rec.progress,
+                         error=rec.error,
+                         result=json.loads(rec.result) if rec.result else None,
+                         url=f"/v1/jobs/{rec.id}")
+
+    @router.get("/jobs/{job_id}", tags=["fleet"], response_model=JobStatus)
+    def read_job(job_id: str, who: Who) -> JobStatus:
+        """A job's state, progress and (when done) its result."""
+        rec = runner.get(job_id)
+        if rec is None or (who.role == "park" and rec.created_by != who.key_id):
+            raise HTTPException(404, f"job {job_id} does not exist")
+        return job_view(rec)
 
     @router.get("/tariffs", tags=["tariffs"])
     def tariffs(db: DB, who: Who, date: Annotated[IsoDate, Query()],

@@ -172,3 +172,68 @@ def test_tariffs_and_subsidy(svc):
     assert sub["planned_subsidy_yuan"] == pytest.approx(plan["kpis"]["subsidy_yuan"])
     r = client.get("/v1/sites/CZ-MG-03/subsidy?start=2026-08-01&end=2026-07-01", headers=ev)
     assert r.status_code == 422 and "must not be before" in r.text
+
+
+def _wait(client, url, headers, seconds=180.0):
+    import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        job = client.get(url, headers=headers).json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {url} still running after {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def small_fleet(tmp_path_factory):
+    from vpp.catalog import DEFAULT_FLEET, data_dir
+
+    d = tmp_path_factory.mktemp("fleet")
+    text = (data_dir() / DEFAULT_FLEET).read_text(encoding="utf-8")
+    head, *blocks = text.split("\n[[sites]]\n")
+    path = d / "fleet.toml"
+    path.write_text(head + "".join("\n[[sites]]\n" + b for b in blocks[:3]), encoding="utf-8")
+    return d, path
+
+
+def test_fleet_plan_job_with_an_event(small_fleet):
+    d, fleet = small_fleet
+    app = create_app(f"sqlite:///{d / 'jobs.sqlite3'}", fleet=str(fleet))
+    with session_factory(app.state.engine)() as s:
+        ev, park = create_key(s, "evaluator"), create_key(s, "park", ["CZ-MG-01"])
+    client = TestClient(app, raise_server_exceptions=False)
+    body = {"date": DATE, "events": [{
+        "id": "e1", "type": "peak_shaving", "start": f"{DATE}T20:00", "end": f"{DATE}T21:00",
+        "requested_mw": 0.5, "compensation_yuan_per_kwh": 3.0}]}
+    assert client.post("/v1/fleet-plans", headers=h(park), json=body).status_code == 403
+    bad = {**body, "events": [{**body["events"][0], "start": "2026-07-16T20:00",
+                               "end": "2026-07-16T21:00"}]}
+    r = client.post("/v1/fleet-plans", headers=h(ev), json=bad)
+    assert r.status_code == 422 and "outside the planned horizon" in r.text
+    r = client.post("/v1/fleet-plans", headers=h(ev), json=body)
+    assert r.status_code == 202, r.text
+    job = _wait(client, r.json()["url"], h(ev))
+    assert job["status"] == "done", job
+    result = job["result"]
+    assert set(result["plans"]) == {"CZ-MG-01", "CZ-MG-02", "CZ-MG-03"}
+    assert result["events"][0]["requested_kw"] == 500.0
+    plan = client.get(result["plans"]["CZ-MG-01"], headers=h(park))
+    assert plan.status_code == 200 and plan.json()["site_id"] == "CZ-MG-01"
+    assert client.get(result["plans"]["CZ-MG-02"], headers=h(park)).status_code == 404
+    assert client.get(r.json()["url"], headers=h(park)).status_code == 404  # not its job
+
+
+def test_restart_marks_unfinished_jobs_interrupted(tmp_path):
+    from service.db import JobRecord
+
+    url = f"sqlite:///{tmp_path / 'restart.sqlite3'}"
+    app = create_app(url)
+    with session_factory(app.state.engine)() as s:
+        s.add(JobRecord(id="j1", kind="fleet-plan", status="running", params="{}"))
+        key = create_key(s, "admin")
+        s.commit()
+    app2 = create_app(url)  # the service restarts
+    job = TestClient(app2).get("/v1/jobs/j1", headers=h(key)).json()
+    assert job["status"] == "interrupted" and "submit it again" in job["error"]
