@@ -75,7 +75,8 @@ class EventSpec(StrictModel):
     type: Literal["peak_shaving", "valley_filling"]
     start: dt.datetime = Field(description="local time, on a 15-minute boundary")
     end: dt.datetime = Field(description="local time, after start, on a 15-minute boundary")
-    requested_mw: float = Field(strict=True, gt=0, le=1000, description="[MW] change of aggregate import")
+    requested_mw: float = Field(strict=True, gt=0, le=1000,
+                                description="[MW] change of aggregate import")
     compensation_yuan_per_kwh: float = Field(strict=True, default=0.0, ge=0, le=100)
     compensation_yuan_per_kw: float = Field(strict=True, default=0.0, ge=0, le=1000,
                                             description="[yuan/kW] per event, on the kW held")
