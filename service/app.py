@@ -31,7 +31,7 @@ from starlette.routing import Match
 from models.errors import InfeasiblePlanError, InvalidInputError
 from service.auth import Principal, authenticate
 from service.db import PlanRecord, SiteRecord, make_engine, migrate, session_factory
-from service.jobs import JobRunner
+from service.jobs import SOLVE_LOCK, JobRunner
 from vpp.catalog import Catalog
 from vpp.coupled import plan_vpp
 from vpp.network import EventSpec, to_events
@@ -145,19 +145,24 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 def create_app(database_url: str | None = None, data_dir: str | None = None,
-               fleet: str | None = None) -> FastAPI:
+               fleet: str | None = None, recover_jobs: bool | None = None) -> FastAPI:
     """The service on ``database_url`` (default ``$DATABASE_URL`` or a SQLite file in the
-    working directory), with the data of ``data_dir`` / ``fleet`` (default: shipped)."""
+    working directory), with the data of ``data_dir`` / ``fleet`` (default: ``$VPP_DATA_DIR``,
+    ``$VPP_FLEET`` or the shipped data). ``recover_jobs`` (default: unless
+    ``$VPP_NO_JOB_RECOVERY`` is set) marks jobs a previous run left unfinished; with several
+    worker processes the parent does it once instead."""
     url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DB
+    if recover_jobs is None:
+        recover_jobs = not os.environ.get("VPP_NO_JOB_RECOVERY")
     engine = make_engine(url)
     migrate(engine)
     sessions = session_factory(engine)
-    base = Catalog.load(data_dir, fleet)
+    base = Catalog.load(data_dir, fleet or os.environ.get("VPP_FLEET"))
     app = FastAPI(title="Changzhou microgrid & VPP dispatch service", version=API_VERSION,
                   description="Day-ahead dispatch plans for Changzhou's pilot microgrids.")
     app.state.engine = engine
     runner = JobRunner(sessions)
-    interrupted = runner.recover()
+    interrupted = runner.recover() if recover_jobs else 0
     if interrupted:
         log.warning("%d unfinished job(s) from a previous run marked interrupted", interrupted)
     app.state.jobs = runner
@@ -315,7 +320,8 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                         f"{name}: {len(values)} values given, the plan has {len(index)} "
                         "15-minute intervals", "invalid plan request")
                 overrides[name] = pd.Series(values, index=index)
-        plan = plan_site(cat, req.site_id, req.date, options, **overrides)
+        with SOLVE_LOCK:
+            plan = plan_site(cat, req.site_id, req.date, options, **overrides)
         plan_id = store_plan(db, plan, who.key_id)
         db.commit()
         body = db.get(PlanRecord, plan_id).body
@@ -394,9 +400,10 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                 count[0] += 1
                 progress(f"{count[0]}/{len(cat.fleet.sites)} sites planned")
 
-            day = plan_vpp(cat, req.date, options,
-                           cat.feeder_caps if req.use_feeders else (), req.events, None, 1,
-                           on_plan=on_plan)
+            with SOLVE_LOCK:
+                day = plan_vpp(cat, req.date, options,
+                               cat.feeder_caps if req.use_feeders else (), req.events, None,
+                               1, on_plan=on_plan)
             with sessions() as s:
                 ids = {sid: store_plan(s, p, who.key_id) for sid, p in day.plans.items()}
                 s.commit()

@@ -38,10 +38,24 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
     import uvicorn
 
     obj = ctx.find_root().obj
-    app = create_app(database_url, obj.get("data_dir"), obj.get("fleet"))
-    click.echo(f"serving on http://{host}:{port} (docs at /docs), database "
-               f"{database_url or os.environ.get('DATABASE_URL') or DEFAULT_DB}", err=True)
-    uvicorn.run(app, host=host, port=port, workers=workers, log_level="warning")
+    url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DB
+    click.echo(f"serving on http://{host}:{port} (docs at /docs), database {url}, "
+               f"{workers} worker process(es)", err=True)
+    if workers == 1:
+        app = create_app(url, obj.get("data_dir"), obj.get("fleet"))
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    # several processes: migrate and recover jobs once here, then let each worker build
+    # the app from the environment
+    create_app(url, obj.get("data_dir"), obj.get("fleet"), recover_jobs=True)
+    os.environ["DATABASE_URL"] = url
+    os.environ["VPP_NO_JOB_RECOVERY"] = "1"
+    if obj.get("data_dir"):
+        os.environ["VPP_DATA_DIR"] = obj["data_dir"]
+    if obj.get("fleet"):
+        os.environ["VPP_FLEET"] = obj["fleet"]
+    uvicorn.run("service.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="warning")
 
 
 @main.group()
@@ -80,3 +94,7 @@ def keys_revoke(database_url: str | None, prefix: str) -> None:
         if not revoke_key(s, prefix):
             raise click.ClickException(f"no active key with prefix {prefix}")
     click.echo(f"revoked {prefix}")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,13 @@ from service.db import JobRecord
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+
+#: Pyomo's solver interface captures the process's stdout/stderr file descriptors while it
+#: talks to HiGHS, which is not safe from two threads at once (measured: concurrent plan
+#: requests in one server process failed with "Captured output does not match sys.stdout").
+#: Every solve in a service process takes this lock; run several worker processes
+#: (``vpp serve --workers N``) to solve in parallel.
+SOLVE_LOCK = threading.Lock()
 
 
 class JobRunner:

@@ -237,3 +237,17 @@ def test_restart_marks_unfinished_jobs_interrupted(tmp_path):
     app2 = create_app(url)  # the service restarts
     job = TestClient(app2).get("/v1/jobs/j1", headers=h(key)).json()
     assert job["status"] == "interrupted" and "submit it again" in job["error"]
+
+
+def test_concurrent_plan_requests_all_succeed(svc):
+    """Requests solved on the server's threads at once (a lock serialises the solver: Pyomo's
+    output capture broke under concurrency before it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, keys, _ = svc
+    with ThreadPoolExecutor(6) as pool:
+        rs = list(pool.map(lambda _: client.post(
+            "/v1/plans", headers=h(keys["park3"]), json={"site_id": "CZ-MG-03", "date": DATE}),
+            range(6)))
+    assert [r.status_code for r in rs] == [201] * 6
+    assert len({r.json()["kpis"]["net_cost_yuan"] for r in rs}) == 1  # the same plan
