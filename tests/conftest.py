@@ -97,3 +97,23 @@ def assert_valid(p: DispatchProblem, r: DispatchResult, required_gap: float = 1e
 def assert_valid_plan(plan: dict[str, Any]) -> None:
     problems = audit_plan(plan)
     assert problems == [], "\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server (see tests/postgres.py), or a skip with the reason."""
+    import postgres as pg
+
+    server = pg.start()
+    if isinstance(server, str):
+        pytest.skip(f"PostgreSQL storage tests skipped: {server}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database of each kind the service supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vpp.sqlite3'}"
+    return request.getfixturevalue("postgres").new_database()

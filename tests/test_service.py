@@ -15,10 +15,14 @@ from service.db import PlanRecord, session_factory
 DATE = "2026-07-15"
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory):
-    db = tmp_path_factory.mktemp("svc") / "vpp.sqlite3"
-    app = create_app(f"sqlite:///{db}")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def svc(request, tmp_path_factory):
+    """The service on each database it supports (PostgreSQL: a throw-away server)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('svc') / 'vpp.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    app = create_app(url)
     sessions = session_factory(app.state.engine)
     with sessions() as s:
         keys = {
@@ -225,10 +229,10 @@ def test_fleet_plan_job_with_an_event(small_fleet):
     assert client.get(r.json()["url"], headers=h(park)).status_code == 404  # not its job
 
 
-def test_restart_marks_unfinished_jobs_interrupted(tmp_path):
+def test_restart_marks_unfinished_jobs_interrupted(database_url):
     from service.db import JobRecord
 
-    url = f"sqlite:///{tmp_path / 'restart.sqlite3'}"
+    url = database_url
     app = create_app(url)
     with session_factory(app.state.engine)() as s:
         s.add(JobRecord(id="j1", kind="fleet-plan", status="running", params="{}"))
