@@ -365,7 +365,7 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
     def plan_as_png(plan_id: str, db: DB, who: Who) -> Response:
         """The plan's chart."""
         rec = stored(db, who, plan_id)
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, SOLVE_LOCK:  # pyplot is global state
             path = Path(tmp) / "plan.png"
             plot_plan(json.loads(rec.body), str(path))
             return Response(path.read_bytes(), media_type="image/png")
@@ -437,7 +437,7 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
         """Tariff in force on ``date`` and its 15-minute import prices [yuan/kWh]."""
         cat = catalog(db)
         tariff_id = (readable_site(db, who, site_id).tariff_id if site_id
-                     else next(iter(cat.tariffs.ids)))
+                     else sorted(cat.tariffs.ids)[0])
         t = cat.tariffs.select(tariff_id, date)
         idx = horizon(date)
         kva = readable_site(db, who, site_id).grid.transformer_kva if site_id else 1000.0

@@ -28,8 +28,8 @@ Progress = Callable[[str], None]
 #: Pyomo's solver interface captures the process's stdout/stderr file descriptors while it
 #: talks to HiGHS, which is not safe from two threads at once (measured: concurrent plan
 #: requests in one server process failed with "Captured output does not match sys.stdout").
-#: Every solve in a service process takes this lock; run several worker processes
-#: (``vpp serve --workers N``) to solve in parallel.
+#: Every solve (and every pyplot figure: global state too) in a service process takes this
+#: lock; run several worker processes (``vpp serve --workers N``) to solve in parallel.
 SOLVE_LOCK = threading.Lock()
 
 

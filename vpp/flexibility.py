@@ -89,7 +89,6 @@ def fleet_envelope(plans: dict[str, dict[str, Any]], duration_h: float,
     with feeder headroom applied to the fleet total [kW]."""
     sites = {s: site_envelope(p, duration_h) for s, p in plans.items()}
     first = next(iter(sites.values()))
-    n = len(first)
     dt = next(iter(plans.values()))["interval_minutes"] / 60
     k = max(1, round(duration_h / dt))
     up = sum(e["up_kw"].to_numpy() for e in sites.values())
@@ -118,7 +117,6 @@ def fleet_envelope(plans: dict[str, dict[str, Any]], duration_h: float,
     for s, e in sites.items():
         out[f"{s} up_kw"] = e["up_kw"].to_numpy()
         out[f"{s} down_kw"] = e["down_kw"].to_numpy()
-    assert len(out) == n
     return out
 
 
