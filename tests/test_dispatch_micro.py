@@ -232,3 +232,19 @@ def test_terminal_soc_floor_configurable():
     assert r.objective_yuan == pytest.approx(355.0, abs=1e-6)
     r = solve(problem(load, price, storage=battery(soc_initial_kwh=50.0)))
     assert r.objective_yuan == pytest.approx(400.0, abs=1e-6)
+
+
+def test_peak_cap_from_an_incumbent_by_hand():
+    """Load 100 kW for two hours at 1 yuan/kWh, demand charge 30 yuan/kW: without the demand
+    charge the cost is at least 200 yuan, so a plan costing at most 3,200 yuan peaks at
+    (3,200 - 200) / 30 = 100 kW; the capped problem has that import limit, and no cap comes
+    out of an incumbent so poor that it allows more than the 1,000 kW connection."""
+    from models.dispatch import _peak_capped
+
+    p = problem([100, 100], [1.0, 1.0],
+                grid=GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=30.0))
+    capped, _ = _peak_capped(p, 3200.0, EXACT)
+    assert capped.grid.import_limit_kw == pytest.approx(100.0)
+    assert _peak_capped(p, 200.0 + 30.0 * 1000.0, EXACT)[0] is None
+    r = solve(p)
+    assert r.objective_yuan == pytest.approx(3200.0)

@@ -256,3 +256,18 @@ def test_errors_survive_pickling():
     assert e.problems == ["a: bad", "b: bad"] and str(e).startswith("invalid site (2 problem")
     f = pickle.loads(pickle.dumps(InfeasiblePlanError(["terminal SOC"], status="precheck")))
     assert f.status == "precheck" and f.reasons == ["terminal SOC"]
+
+
+def test_incumbent_peak_cap_keeps_the_certified_optimum(catalog):
+    """CZ-MG-05 on 2026-07-15 needs more than the LP bound: auto caps the import at the peak
+    its incumbent allows and certifies 0.1 % against the uncapped problem's MILP."""
+    auto = plan_site(catalog, "CZ-MG-05", DAY)
+    milp = plan_site(catalog, "CZ-MG-05", DAY, PlanOptions(method="milp"))
+    for p in (auto, milp):
+        assert_valid_plan(p)
+    assert any("import capped at" in n for n in auto["solver"]["notes"])
+    a, m = auto["solver"]["objective_yuan"], milp["solver"]["objective_yuan"]
+    assert abs(a - m) <= 1e-3 * abs(m)
+    assert auto["solver"]["objective_bound_yuan"] <= m + 1e-6
+    limit = auto["parameters"]["grid"]["import_limit_kw"]
+    assert max(auto["intervals"]["grid_import_kw"]) <= limit + 1e-6
