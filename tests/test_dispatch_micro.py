@@ -237,14 +237,14 @@ def test_terminal_soc_floor_configurable():
 def test_peak_cap_from_an_incumbent_by_hand():
     """Load 100 kW for two hours at 1 yuan/kWh, demand charge 30 yuan/kW: without the demand
     charge the cost is at least 200 yuan, so a plan costing at most 3,200 yuan peaks at
-    (3,200 - 200) / 30 = 100 kW; the capped problem has that import limit, and no cap comes
-    out of an incumbent so poor that it allows more than the 1,000 kW connection."""
-    from models.dispatch import _peak_capped
+    (3,200 - 200) / 30 = 100 kW (and a month-to-date peak of 50 kW moves that to 150)."""
+    from models.dispatch import peak_cap_kw
 
     p = problem([100, 100], [1.0, 1.0],
                 grid=GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=30.0))
-    capped, _ = _peak_capped(p, 3200.0, EXACT)
-    assert capped.grid.import_limit_kw == pytest.approx(100.0)
-    assert _peak_capped(p, 200.0 + 30.0 * 1000.0, EXACT)[0] is None
-    r = solve(p)
-    assert r.objective_yuan == pytest.approx(3200.0)
+    assert peak_cap_kw(p, 3200.0, 200.0) == pytest.approx(100.0)
+    q = problem([100, 100], [1.0, 1.0],
+                grid=GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=30.0,
+                              month_peak_kw=50.0))
+    assert peak_cap_kw(q, 3200.0, 200.0) == pytest.approx(150.0)
+    assert solve(p).objective_yuan == pytest.approx(3200.0)
