@@ -7,17 +7,15 @@ aggregate import/export caps; an event file (JSON) carries the grid's instructio
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from models.errors import InvalidInputError
 from models.fleet import DREvent, FeederCap
-from vpp.sites import Fleet, StrictModel, format_validation_error
+from vpp.sites import Fleet, StrictModel, read_document, validate_document
 
 
 class Feeder(StrictModel):
@@ -38,15 +36,8 @@ class FeederFile(StrictModel):
 def load_feeders(path: str | Path, fleet: Fleet) -> FeederFile:
     """Read and validate a feeder file against the fleet (every site known, none twice)."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-        f = FeederFile.model_validate(data)
-    except FileNotFoundError:
-        raise InvalidInputError(f"feeder file {p} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidInputError(f"feeder file {p}: not valid TOML: {exc}") from None
-    except ValidationError as exc:
-        raise InvalidInputError(format_validation_error(exc), f"invalid feeder file {p}") from None
+    f = validate_document(FeederFile, read_document(p, "feeder file"),
+                          f"invalid feeder file {p}")
     known = {s.id for s in fleet.sites}
     problems, seen = [], {}
     for i, fd in enumerate(f.feeders):
@@ -90,16 +81,10 @@ class EventFile(StrictModel):
 
 
 def load_events(path: str | Path) -> list[EventSpec]:
+    """Read and validate a demand-response event file (JSON, see docs/vpp.md)."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-        return EventFile.model_validate(data).events
-    except FileNotFoundError:
-        raise InvalidInputError(f"event file {p} not found") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"event file {p} is not JSON: {exc}") from None
-    except ValidationError as exc:
-        raise InvalidInputError(format_validation_error(exc), f"invalid event file {p}") from None
+    return validate_document(EventFile, read_document(p, "event file", "json"),
+                             f"invalid event file {p}").events
 
 
 def to_events(specs: list[EventSpec], index: pd.DatetimeIndex, fleet: Fleet) -> tuple[DREvent, ...]:

@@ -14,13 +14,12 @@ plans of that site use it from then on.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 import forecasts
 from forecasts.bands import band_from_dict
@@ -29,7 +28,13 @@ from forecasts.pv import ArraySpec, SystemSpec
 from forecasts.pv_forecast import PVModel
 from forecasts.weather import Weather, read_weather
 from models.errors import InvalidInputError
-from vpp.sites import PVArray, Site, StrictModel, format_validation_error
+from vpp.sites import (
+    PVArray,
+    Site,
+    StrictModel,
+    read_document,
+    validate_document,
+)
 
 
 class PVSystemFile(StrictModel):
@@ -47,24 +52,14 @@ def array_spec(a: PVArray) -> ArraySpec:
 
 def parse_system(data: dict[str, Any], where: str) -> SystemSpec:
     """A :class:`SystemSpec` from a system description; errors name every bad field."""
-    try:
-        f = PVSystemFile.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInputError(format_validation_error(exc),
-                                f"invalid PV system in {where}") from None
+    f = validate_document(PVSystemFile, data, f"invalid PV system in {where}")
     return SystemSpec(f.latitude, f.longitude, f.altitude_m,
                       tuple(array_spec(a) for a in f.arrays), f.tz)
 
 
 def load_system_json(path: str | Path) -> SystemSpec:
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInputError(f"system file {p} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"system file {p} is not JSON: {exc}") from None
-    return parse_system(data, str(p))
+    """A system file (JSON, see the module docstring) as a :class:`SystemSpec`."""
+    return parse_system(read_document(path, "system file", "json"), str(path))
 
 
 def site_system(site: Site) -> SystemSpec:
@@ -122,8 +117,7 @@ def write_calibration(folder: str | Path, record: dict[str, Any]) -> Path:
 
 
 def read_calibration(path: str | Path) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    return read_document(path, "calibration file")
 
 
 def site_pv_model(site: Site, calibrations: str | Path | None = None) -> PVModel:
@@ -164,11 +158,7 @@ def load_pv_dataset(path: str | Path = DEFAULT_DATASET) -> tuple[SystemSpec, Wea
     """A backtest dataset: the system, its weather, its measured AC power [kW] on 15-minute
     interval starts, and the file's metadata (``name``, ``source``, ``calibration_days``)."""
     p = Path(path)
-    try:
-        with p.open("rb") as fh:
-            d = tomllib.load(fh)
-    except FileNotFoundError:
-        raise InvalidInputError(f"dataset file {p} does not exist") from None
+    d = read_document(p, "dataset file")
     missing = [k for k in ("system", "power", "weather") if k not in d]
     if missing:
         raise InvalidInputError(f"dataset {p}: missing tables {missing}")

@@ -8,9 +8,10 @@ Validation collects every bad field of every site and raises one
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +24,9 @@ ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Location(StrictModel):
@@ -231,14 +235,37 @@ def parse_fleet(
     return Fleet(**{k: v for k, v in meta.items() if v is not None}, sites=tuple(sites))
 
 
+def read_document(path: str | Path, what: str,
+                  kind: Literal["toml", "json"] = "toml") -> dict[str, Any]:
+    """The contents of a TOML or JSON data file; a missing or unparsable file is an
+    :class:`InvalidInputError` naming ``what`` and the path."""
+    p = Path(path)
+    is_json = kind == "json"
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = json.loads(text) if is_json else tomllib.loads(text)
+    except FileNotFoundError:
+        raise InvalidInputError(f"{what} {p} not found") from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        kind = "JSON" if is_json else "TOML"
+        raise InvalidInputError(f"{what} {p}: not valid {kind}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{what} {p}: needs an object at the top, got "
+                                f"{type(data).__name__}")
+    return data
+
+
+def validate_document(model: type[M], data: Any, context: str) -> M:
+    """``model`` validated from ``data``; every failing field in one
+    :class:`InvalidInputError` under ``context``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(format_validation_error(exc), context) from None
+
+
 def load_fleet(
     path: Path, tariff_ids: set[str] | None = None, archetypes: set[str] | None = None
 ) -> Fleet:
     """Read and validate a fleet TOML file."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInputError(f"fleet file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidInputError(f"fleet file {path}: not valid TOML: {exc}") from None
-    return parse_fleet(data, tariff_ids, archetypes)
+    return parse_fleet(read_document(path, "fleet file"), tariff_ids, archetypes)
