@@ -27,6 +27,11 @@ KC_EDGES = (0.0, 0.4, 0.8, 9.0)  # overcast, broken cloud, clear
 MIN_PER_BIN = 40  # fewer samples than this: the bin takes the pooled quantiles
 
 
+def _bins(edges: tuple[float, ...], kc: np.ndarray) -> np.ndarray:
+    """Bin index of each clear-sky index; values beyond the edges go to the end bins."""
+    return np.clip(np.searchsorted(edges, kc, side="right") - 1, 0, len(edges) - 2)
+
+
 @dataclass(frozen=True)
 class BandModel:
     """Quantiles of the clear-sky-normalised error [-] per clear-sky-index bin.
@@ -50,7 +55,7 @@ class BandModel:
             raise ValueError("band model: edges must increase")
 
     def bins(self, kc: np.ndarray) -> np.ndarray:
-        return np.clip(np.searchsorted(self.edges, kc, side="right") - 1, 0, len(self.q10) - 1)
+        return _bins(self.edges, kc)
 
     def apply(
         self, p50_kw: np.ndarray, clear_kw: np.ndarray, kc: np.ndarray, ac_kw: float
@@ -81,7 +86,7 @@ def fit_bands(
         raise ValueError(f"need at least {MIN_PER_BIN} daylight intervals with measurements to "
                          f"fit forecast bands, got {int(ok.sum())}")
     u = (m[ok] - np.asarray(p50_kw, dtype=float)[ok]) / c[ok]
-    b = np.clip(np.searchsorted(edges, np.asarray(kc)[ok], side="right") - 1, 0, len(edges) - 2)
+    b = _bins(edges, np.asarray(kc)[ok])
     pooled = np.quantile(u, [0.1, 0.9])
     q10, q90 = [], []
     for i in range(len(edges) - 1):
