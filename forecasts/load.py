@@ -52,11 +52,13 @@ def archetype_profile(shape: LoadShape, peak_kw: float, index: pd.DatetimeIndex)
         True: np.concatenate([[work[-1]], work, [work[0]]]),
         False: np.concatenate([[off[-1]], off, [off[0]]]),
     }
-    values = np.empty(len(local))
-    dates = local.date
-    for i, (d, h) in enumerate(zip(dates, hour_mid, strict=True)):
-        workday, _ = day_kind(d)
-        values[i] = np.interp(h, x, curves[workday]) * shape.monthly_factor[d.month - 1]
+    # the day's kind once per calendar day, then one interpolation per curve
+    days, which = np.unique(local.normalize().tz_localize(None), return_inverse=True)
+    is_work = np.array([day_kind(pd.Timestamp(d).date())[0] for d in days], dtype=bool)[which]
+    hour_mid = np.asarray(hour_mid, dtype=float)
+    values = np.where(is_work, np.interp(hour_mid, x, curves[True]),
+                      np.interp(hour_mid, x, curves[False]))
+    values = values * np.asarray(shape.monthly_factor)[np.asarray(local.month) - 1]
     return pd.Series(values * peak_kw, index=index, name="load_kw")
 
 
