@@ -197,8 +197,10 @@ def stream(seed: int, *keys: str | int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
-def period_index(start: dt.date, months: int, tz: str = "Asia/Shanghai") -> pd.DatetimeIndex:
-    """15-minute interval starts from 00:00 of ``start`` for ``months`` calendar months."""
+def period_index(start: dt.date, months: int, tz: str = "Asia/Shanghai",
+                 days: int | None = None) -> pd.DatetimeIndex:
+    """15-minute interval starts from 00:00 of ``start`` for ``months`` calendar months (or
+    ``days`` days when given)."""
     first = pd.Timestamp(start).tz_localize(tz)
-    end = first + pd.DateOffset(months=months)
+    end = first + (pd.Timedelta(days=days) if days else pd.DateOffset(months=months))
     return pd.date_range(first, end, freq=_STEP, inclusive="left")

@@ -14,13 +14,16 @@ What a day may change (everything else is the *structure*, :func:`structure_key`
 data                 where it goes in the HiGHS model
 ===================  =====================================================================
 load, PV             power-balance right-hand sides; PV, import, export, charge and
-                     discharge upper bounds and direction big-Ms (:func:`_flow_bounds`)
+                     discharge upper bounds and direction big-Ms (:func:`_flow_bounds`);
+                     the export-source cut's load coefficient and right-hand side
 prices, subsidy,     costs of ``imp`` (``dt * price``), ``exp`` (``-dt * price``), ``dis``
 degradation          (``dt * (degradation - subsidy)``)
 month-to-date peak   lower bound of ``peak`` (and ``excess``); objective offset
                      ``-rate * month_peak - rate * excess_so_far``
 initial SOC          right-hand side of the first SOC-recursion row
 terminal SOC floor   lower bound of the terminal-SOC row
+import limit         import and charge upper bounds and big-Ms (so the incumbent's peak
+                     cap of :func:`models.dispatch.peak_cap_kw` is an update too)
 ===================  =====================================================================
 
 The construction checks itself: right after the build, the arrays computed for the first day
@@ -36,7 +39,7 @@ gap is not reached - but on HiGHS arrays instead of Pyomo components.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import highspy
 import numpy as np
@@ -50,6 +53,7 @@ from models.dispatch import (
     _flow_bounds,
     _gap,
     build_model,
+    peak_cap_kw,
     validate_problem,
 )
 from models.errors import InfeasiblePlanError
@@ -65,7 +69,7 @@ def structure_key(p: DispatchProblem) -> tuple:
     st = None if s is None else (s.power_kw, s.energy_kwh, s.eta_charge, s.eta_discharge,
                                  s.soc_min_kwh, s.soc_max_kwh, s.max_cycles_per_day)
     contract = (g.contract_demand_kw is not None and g.demand_rate_yuan_per_kw_month > 0)
-    return (p.n, p.dt_h, st, g.import_limit_kw, g.export_limit_kw,
+    return (p.n, p.dt_h, st, g.export_limit_kw,
             g.demand_rate_yuan_per_kw_month, g.contract_demand_kw if contract else None,
             tuple(p.shiftable), tuple(np.asarray(p.day_of_interval, dtype=int)))
 
@@ -146,6 +150,7 @@ class PersistentDispatch:
         self.c_excess = col[id(m.excess)] if self.has_excess else None
         self.r_balance = rows(m.power_balance)
         self.r_imp_dir, self.r_exp_dir = rows(m.import_direction), rows(m.export_direction)
+        self.r_source = rows(m.export_source)
         if self.has_storage:
             self.c.ch, self.c.dis = cols(m.ch), cols(m.dis)
             self.c.soc, self.c.z = cols(m.soc), cols(m.z)
@@ -158,10 +163,10 @@ class PersistentDispatch:
         # the same thread count as every Pyomo solve: HiGHS's thread pool is process-wide and
         # refuses a later run asking for a different size
         h.setOptionValue("threads", int(self.opts.threads))
-        h.setOptionValue("time_limit", float(self.opts.time_limit_s))
         h.setOptionValue("mip_rel_gap", float(self.opts.mip_rel_gap))
         h.setOptionValue("mip_abs_gap", 1e-9)
         self.build_seconds = time.perf_counter() - t0
+        self._last: dict[str, np.ndarray] = {}
         self._check(p0)
 
     # ------------------------------------------------------------------ data -> arrays
@@ -207,6 +212,8 @@ class PersistentDispatch:
             ("import big-M", self._coeffs(self.r_imp_dir, c.y), -a["hi_imp"]),
             ("export big-M", self._coeffs(self.r_exp_dir, c.y), a["hi_exp"]),
             ("export big-M rhs", ru[self.r_exp_dir], a["hi_exp"]),
+            ("export-source load", self._coeffs(self.r_source, c.y), -a["load"]),
+            ("export-source rhs", ru[self.r_source], -a["load"]),
         ]
         if self.has_storage:
             checks += [
@@ -236,6 +243,15 @@ class PersistentDispatch:
                 out[i] = value[lo + hit[0]]
         return out
 
+    def _coeff(self, name: str, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
+        """Set matrix coefficients ``(rows[i], cols[i])``, calling HiGHS only for those that
+        changed since the last update (most big-Ms repeat from day to day)."""
+        last = self._last.get(name)
+        todo = np.arange(len(rows)) if last is None else np.flatnonzero(last != values)
+        for i in todo:
+            self.h.changeCoeff(int(rows[i]), int(cols[i]), float(values[i]))
+        self._last[name] = np.array(values, dtype=float)
+
     def _update(self, p: DispatchProblem) -> None:
         h, c = self.h, self.c
         a = self._arrays(p)
@@ -254,19 +270,17 @@ class PersistentDispatch:
         if self.c_excess is not None:
             h.changeColBounds(self.c_excess, float(a["excess_lb"]), highspy.kHighsInf)
         h.changeObjectiveOffset(float(a["offset"]))
-        for r, y, v in zip(self.r_imp_dir, c.y, a["hi_imp"], strict=True):
-            h.changeCoeff(int(r), int(y), -float(v))
-        for r, y, v in zip(self.r_exp_dir, c.y, a["hi_exp"], strict=True):
-            h.changeCoeff(int(r), int(y), float(v))
+        self._coeff("imp", self.r_imp_dir, c.y, -a["hi_imp"])
+        self._coeff("exp", self.r_exp_dir, c.y, a["hi_exp"])
         h.changeRowsBounds(n, self.r_exp_dir, np.full(n, -highspy.kHighsInf), a["hi_exp"])
+        self._coeff("source", self.r_source, c.y, -a["load"])
+        h.changeRowsBounds(n, self.r_source, np.full(n, -highspy.kHighsInf), -a["load"])
         if self.has_storage:
             bounds(c.ch, zeros, a["hi_ch"])
             bounds(c.dis, zeros, a["hi_dis"])
             costs.append((c.dis, a["cost_dis"]))
-            for r, z, v in zip(self.r_ch_dir, c.z, a["hi_ch"], strict=True):
-                h.changeCoeff(int(r), int(z), -float(v))
-            for r, z, v in zip(self.r_dis_dir, c.z, a["hi_dis"], strict=True):
-                h.changeCoeff(int(r), int(z), float(v))
+            self._coeff("ch", self.r_ch_dir, c.z, -a["hi_ch"])
+            self._coeff("dis", self.r_dis_dir, c.z, a["hi_dis"])
             h.changeRowsBounds(n, self.r_dis_dir, np.full(n, -highspy.kHighsInf), a["hi_dis"])
             h.changeRowBounds(int(self.r_soc0), float(a["soc0"]), float(a["soc0"]))
             h.changeRowBounds(int(self.r_terminal), float(a["terminal"]), highspy.kHighsInf)
@@ -280,6 +294,8 @@ class PersistentDispatch:
     # ------------------------------------------------------------------ solving
 
     def _run(self, stats: dict) -> tuple[highspy.HighsModelStatus, float, float]:
+        # HiGHS measures its time limit on the instance's cumulative run clock
+        self.h.setOptionValue("time_limit", self.h.getRunTime() + self.opts.time_limit_s)
         t0 = time.perf_counter()
         self.h.run()
         stats["highs"] += time.perf_counter() - t0
@@ -298,8 +314,11 @@ class PersistentDispatch:
             return np.array([], dtype=int), grid_bad
         return np.flatnonzero(np.minimum(x[c.ch], x[c.dis]) > POWER_TOL_KW), grid_bad
 
-    def solve(self, p: DispatchProblem) -> DaySolution:
+    def solve(self, p: DispatchProblem, strict: bool = True) -> DaySolution:
         """Plan day ``p`` (same structure as the first day) to the certified gap.
+
+        With ``strict=False`` a MILP that hits the time limit with a plan returns that plan
+        and its (larger) certified gap instead of raising.
 
         Raises
         ------
@@ -315,6 +334,32 @@ class PersistentDispatch:
         self._update(p)
         stats = {"highs": 0.0, "solves": 0}
         update_s = time.perf_counter() - t0
+        lower, upper, x, seen_z, seen_y, method = self._lp_repair(p, stats)
+        gap = _gap(upper, lower)
+        rate = p.grid.demand_rate_yuan_per_kw_month
+        if gap > self.opts.mip_rel_gap and rate > 0 and x is not None:
+            capped = self._cap_peak(p, upper, stats)
+            if capped is not None:
+                t0 = time.perf_counter()
+                self._update(capped)
+                update_s += time.perf_counter() - t0
+                low2, up2, x2, z2, y2, method = self._lp_repair(capped, stats)
+                lower = max(lower, low2)  # both bound the same optimum
+                seen_z |= z2
+                seen_y |= y2
+                if x2 is not None and up2 <= upper:
+                    upper, x = up2, x2
+                p = capped
+                gap = _gap(upper, lower)
+        if x is None or gap > self.opts.mip_rel_gap:
+            x, upper, lower, gap = self._milp(p, x, seen_z, seen_y, lower, stats, strict)
+            method = "milp"
+        return self._solution(p, x, upper, lower, gap, method, stats, update_s)
+
+    def _lp_repair(self, p: DispatchProblem, stats: dict):
+        """LP relaxation (the bound), then fix the direction of intervals that use both
+        until none does (the plan). Returns ``(lower, upper, x, seen_z, seen_y, method)``;
+        ``x`` is None (``upper`` inf) when a repair step turns infeasible."""
         c, h = self.c, self.h
         status, obj, _ = self._run(stats)
         if status != _OPTIMAL:
@@ -345,14 +390,36 @@ class PersistentDispatch:
                 break
             x = self._values()
         upper = obj if x is not None else np.inf
-        gap = _gap(upper, lower)
-        if x is None or gap > self.opts.mip_rel_gap:
-            x, upper, lower, gap = self._milp(p, x, seen_z, seen_y, lower, stats)
-            method = "milp"
-        return self._solution(p, x, upper, lower, gap, method, stats, update_s)
+        return lower, upper, x, seen_z, seen_y, method
+
+    def _cap_peak(self, p: DispatchProblem, upper: float, stats: dict) -> DispatchProblem | None:
+        """``p`` with the import limit capped at the highest peak a plan costing ``upper``
+        can have (:func:`models.dispatch.peak_cap_kw`: same optimum, tighter relaxation),
+        or None when that is no tighter. ``L`` is the LP optimum without the demand charge."""
+        h = self.h
+        nd = len(self.dirs)
+        h.changeColsBounds(nd, self.dirs, np.zeros(nd), np.ones(nd))
+        demand_cols = [self.c_peak] + ([self.c_excess] if self.c_excess is not None else [])
+        idx = np.array(demand_cols, dtype=np.int32)
+        rate = p.grid.demand_rate_yuan_per_kw_month
+        offset = h.getLp().offset_
+        h.changeColsCost(len(idx), idx, np.zeros(len(idx)))
+        h.changeObjectiveOffset(0.0)
+        try:
+            status, other, _ = self._run(stats)
+        finally:
+            h.changeColsCost(len(idx), idx, np.full(len(idx), rate))
+            h.changeObjectiveOffset(offset)
+        if status != _OPTIMAL:
+            return None
+        cap = peak_cap_kw(p, upper, other)
+        g = p.grid
+        if cap >= g.import_limit_kw - POWER_TOL_KW:
+            return None
+        return replace(p, grid=replace(g, import_limit_kw=max(cap, g.month_peak_kw)))
 
     def _milp(self, p: DispatchProblem, start: np.ndarray | None, seen_z: set[int],
-              seen_y: set[int], lower: float, stats: dict):
+              seen_y: set[int], lower: float, stats: dict, strict: bool = True):
         """MILP with binaries where a simultaneous direction can pay (see ``solve_blocks``)."""
         h, c = self.h, self.c
         nd = len(self.dirs)
@@ -389,7 +456,7 @@ class PersistentDispatch:
             x = self._values()
         lower = max(lower, bound)
         gap = _gap(obj, lower)
-        if gap > self.opts.mip_rel_gap + 1e-9:
+        if gap > self.opts.mip_rel_gap + 1e-9 and strict:
             raise InfeasiblePlanError(
                 [f"HiGHS reached a certified gap of {gap:.3%} within "
                  f"{self.opts.time_limit_s:g} s, above the required "

@@ -269,21 +269,25 @@ def price_series(
     imp = np.empty(n)
     exp = np.empty(n)
     ver = np.empty(n, dtype=object)
-    days = local.normalize()
-    for day in days.unique():
-        sel = np.flatnonzero(days == day)
-        date = day.date()
+    days, day_of = np.unique(local.normalize().tz_localize(None), return_inverse=True)
+    order = np.argsort(day_of, kind="stable")
+    bounds = np.searchsorted(day_of[order], np.arange(len(days) + 1))
+    offsets = np.arange(step)
+    for k, day in enumerate(days):
+        sel = order[bounds[k]:bounds[k + 1]]
+        date = pd.Timestamp(day).date()
         t = book.select(tariff_id, date, version)
         codes = t.period_by_month[date.month]
         mins = minute[sel]
-        for m0 in mins:
-            block = codes[m0 : m0 + step]
-            if np.any(block != block[0]):
-                raise InvalidInputError(
-                    f"tariff {t.version}: a period boundary falls inside the {step}-minute "
-                    f"interval starting {m0 // 60:02d}:{m0 % 60:02d} on {date}; use shorter "
-                    "intervals"
-                )
+        blocks = codes[np.minimum(mins[:, None] + offsets, MINUTES_PER_DAY - 1)]
+        split = np.flatnonzero((blocks != blocks[:, :1]).any(axis=1))
+        if len(split):
+            m0 = mins[split[0]]
+            raise InvalidInputError(
+                f"tariff {t.version}: a period boundary falls inside the {step}-minute "
+                f"interval starting {m0 // 60:02d}:{m0 % 60:02d} on {date}; use shorter "
+                "intervals"
+            )
         names = np.array(PERIODS, dtype=object)[codes[mins]]
         price = np.array([t.prices_yuan_per_kwh[p] for p in names])
         critical = t.critical_by_month.get(date.month, ()) if (

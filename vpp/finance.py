@@ -1,0 +1,144 @@
+"""Storage finance from simulated operation: NPV, IRR and simple payback, with and without
+the subsidy.
+
+Cash flows of a site's storage, by year ``y = 0 .. life`` from the start of the simulation:
+
+* year 0: ``-capex = -capex_yuan_per_wh * energy_kwh * 1000``;
+* each year: the simulated savings (net cost without storage - net cost with storage, the
+  subsidy left out, degradation left out because the capex and the stated life already
+  price the wear) minus O&M ``om_frac_per_year * capex``, plus the subsidy paid in that
+  year when the subsidy is counted;
+* years the simulation did not cover repeat the mean simulated year's savings, without
+  subsidy (the 24-month window is what the simulation covers; if it covered less, the
+  missing subsidy months are not projected and the report says so).
+
+``savings`` include what the shiftable loads save: the "without storage" case of the
+simulation is the unmanaged site (:func:`vpp.planning.baseline`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+
+from models.errors import InvalidInputError
+
+DEFAULT_FILE = Path(__file__).resolve().parent / "data" / "finance-defaults.toml"
+
+
+@dataclass(frozen=True)
+class FinanceInputs:
+    """Investment assumptions (defaults: ``vpp/data/finance-defaults.toml``).
+
+    Parameters
+    ----------
+    capex_yuan_per_wh : float
+        Installed cost per Wh of nameplate energy [yuan/Wh], in (0, 5].
+    life_years : int
+        Economic life [years], in [1, 30].
+    discount_rate : float
+        Real discount rate [-/year], in [0, 0.5].
+    om_frac_per_year : float
+        Operation and maintenance per year as a share of capex [-], in [0, 0.2].
+    """
+
+    capex_yuan_per_wh: float = 0.7
+    life_years: int = 10
+    discount_rate: float = 0.06
+    om_frac_per_year: float = 0.02
+    source: str = "defaults"
+
+    def validate(self) -> None:
+        problems = []
+        if not 0 < self.capex_yuan_per_wh <= 5:
+            problems.append(f"capex_yuan_per_wh={self.capex_yuan_per_wh}: allowed (0, 5]")
+        if not 1 <= self.life_years <= 30:
+            problems.append(f"life_years={self.life_years}: allowed [1, 30]")
+        if not 0 <= self.discount_rate <= 0.5:
+            problems.append(f"discount_rate={self.discount_rate}: allowed [0, 0.5]")
+        if not 0 <= self.om_frac_per_year <= 0.2:
+            problems.append(f"om_frac_per_year={self.om_frac_per_year}: allowed [0, 0.2]")
+        if problems:
+            raise InvalidInputError(problems, "invalid finance inputs")
+
+
+def load_finance_inputs(path: str | Path = DEFAULT_FILE, **overrides) -> FinanceInputs:
+    """Read the finance defaults file and apply ``overrides`` (None values ignored)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (FileNotFoundError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInputError(f"finance file {p}: {exc}") from None
+    fields = {k: data[k] for k in ("capex_yuan_per_wh", "life_years", "discount_rate",
+                                   "om_frac_per_year") if k in data}
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    fi = FinanceInputs(**fields, source=f"{p.name} ({data.get('source', '')})")
+    fi.validate()
+    return fi
+
+
+def npv(rate: float, flows: np.ndarray) -> float:
+    """Net present value [yuan] of ``flows[y]`` paid at the end of year ``y``."""
+    years = np.arange(len(flows))
+    return float(np.sum(np.asarray(flows) / (1.0 + rate) ** years))
+
+
+def irr(flows: np.ndarray) -> float | None:
+    """Internal rate of return [-/year], or None when NPV does not change sign on
+    (-0.99, 10)."""
+    f = np.asarray(flows, dtype=float)
+    lo, hi = -0.99, 10.0
+    a, b = npv(lo, f), npv(hi, f)
+    if a * b > 0:
+        return None
+    return float(brentq(lambda r: npv(r, f), lo, hi, xtol=1e-10))
+
+
+def payback_years(flows: np.ndarray) -> float | None:
+    """Years until the cumulative (undiscounted) cash flow turns non-negative, linear within
+    the year; None if it never does within the life."""
+    cum = np.cumsum(np.asarray(flows, dtype=float))
+    for y in range(1, len(cum)):
+        if cum[y] >= 0:
+            return float(y - 1 + (-cum[y - 1]) / (cum[y] - cum[y - 1]))
+    return None
+
+
+def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
+                 with_subsidy: bool) -> np.ndarray:
+    """Cash flows [yuan], year 0 .. life, of one site from its simulated month rows."""
+    capex = fi.capex_yuan_per_wh * energy_kwh * 1000.0
+    m = months.reset_index(drop=True)
+    savings = (m["net_cost_without_storage_yuan"] - m["net_cost_yuan"]
+               - m["subsidy_yuan"] + m["degradation_yuan"]).to_numpy()
+    subsidy = m["subsidy_yuan"].to_numpy()
+    year_of = np.arange(len(m)) // 12
+    n_sim = len(m)
+    mean_year = savings.sum() * 12.0 / n_sim if n_sim else 0.0
+    flows = np.zeros(fi.life_years + 1)
+    flows[0] = -capex
+    for y in range(1, fi.life_years + 1):
+        sel = year_of == y - 1
+        covered = int(sel.sum())
+        # a partly simulated year is topped up with the mean month
+        flows[y] = savings[sel].sum() + (12 - covered) * mean_year / 12.0
+        if with_subsidy:
+            flows[y] += subsidy[sel].sum()
+        flows[y] -= fi.om_frac_per_year * capex
+    return flows
+
+
+def site_finance(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs) -> dict:
+    """NPV [yuan], IRR [-] and payback [years] of one site with and without the subsidy."""
+    out: dict[str, float | None] = {"capex_yuan": fi.capex_yuan_per_wh * energy_kwh * 1000.0}
+    for label, with_sub in (("with_subsidy", True), ("without_subsidy", False)):
+        flows = annual_flows(months, energy_kwh, fi, with_sub)
+        out[f"npv_{label}_yuan"] = npv(fi.discount_rate, flows)
+        out[f"irr_{label}"] = irr(flows)
+        out[f"payback_{label}_years"] = payback_years(flows)
+    return out

@@ -1,0 +1,711 @@
+"""Months of operation, site by site: day-ahead plan, real-time day, monthly bill.
+
+For each site and each day of the period (all times Asia/Shanghai):
+
+1. **forecast** - PV from the pvlib chain on the day-ahead weather forecast, load from the
+   site's calendar-aware archetype profile (perfect foresight: the actual values);
+2. **plan** - the day's dispatch on those forecasts, from the state of charge the previous
+   day left and the month-to-date peak, solved by a :class:`models.persistent.
+   PersistentDispatch` built once per site (every plan within ``mip_rel_gap``). The plan must
+   end the day at the site's nominal state of charge or, if that is infeasible, at the level
+   it started from;
+3. **realise** - the day with the actual PV and load, the battery following the plan with the
+   feasible correction of :mod:`vpp.realtime`;
+4. **account** - the month's sums; at the end of each calendar month its demand charge is
+   billed on the month's highest realised 15-minute import, and one row per site and month
+   is written (and flushed) to ``<out>/sites/<site>.months.csv``, with its days in
+   ``<site>.days.csv``. An interrupted run keeps its completed months and resumes after them.
+
+Actual weather: a user weather file (EPW, TMY3 or CSV; typical-year files are repeated for
+every year of the period) or the seeded synthetic series of :mod:`forecasts.synthetic`; the
+day-ahead forecast adds the error model's errors to it. Actual load: the forecast times the
+error model's factors. Every random stream is keyed by the seed, its purpose and the site,
+so results do not depend on the executor, the number of workers or the order of sites.
+
+Sites are independent; they run in worker processes (``executor="local"``) or on a Dask
+cluster (``executor="dask"``: a local one by default, or the scheduler at ``address``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from forecasts.climate import load_climatology
+from forecasts.load import archetype_profile
+from forecasts.pv import pv_ac_kw
+from forecasts.synthetic import (
+    ErrorModel,
+    forecast_clearsky_index,
+    load_error_factors,
+    load_error_model,
+    period_index,
+    stream,
+    synthetic_clearsky_index,
+    weather_from_kc,
+)
+from forecasts.weather import Weather, interval_clearsky, prepare
+from models.dispatch import CONTRACT_TOLERANCE, DispatchProblem, GridSpec, SolveOptions, StorageSpec
+from models.errors import InfeasiblePlanError, InvalidInputError
+from models.persistent import PersistentDispatch
+from vpp.catalog import Catalog
+from vpp.planning import INTERVAL_MINUTES, TZ, baseline, shiftable_loads
+from vpp.pv_inputs import site_pv_model
+from vpp.realtime import realise_day
+from vpp.sites import Site
+from vpp.subsidy import subsidy_rate_series
+from vpp.tariffs import price_series
+
+log = logging.getLogger(__name__)
+
+PER_DAY = 24 * 60 // INTERVAL_MINUTES
+DT_H = INTERVAL_MINUTES / 60.0
+#: Changzhou city centre (DOMAIN.md): where the synthetic weather's sky is drawn.
+CITY = (31.81, 119.97, 5.0)
+#: Tariff policies a simulation can apply: the version in force each day, or one forced.
+TARIFF_POLICIES = {"in-force": None, "2025": "su-fagaijiage-2025-426",
+                   "2023": "su-fagaijiage-2023-555"}
+MAX_MONTHS = 60
+
+
+@dataclass(frozen=True)
+class SimulationOptions:
+    """What a simulation run may choose; :meth:`validate` checks every field.
+
+    Parameters
+    ----------
+    start : date
+        First simulated day (00:00 local).
+    months : int
+        Calendar months from ``start``, in [1, 60].
+    tariff_policy : {"in-force", "2025", "2023"}
+        The tariff version in force each day, or 苏发改价格〔2025〕426号 / 〔2023〕555号 for the
+        whole period.
+    subsidy_rate_yuan_per_kwh : float, optional
+        Rate in [0, policy maximum]; default the policy's rate.
+    subsidy_aware : bool
+        Plans see the subsidy (True) or are subsidy-blind; subsidy is paid on realised
+        discharge either way.
+    foresight : {"forecast", "perfect"}
+        Plan on forecasts (with real-time correction) or on the actual PV and load.
+    seed : int
+        Seed of every random stream, in [0, 2**32).
+    mip_rel_gap : float
+        Certified relative gap of every daily plan, in [0, 0.05].
+    emission_factor_t_per_mwh : float
+        Grid emission factor for CO2 avoided [tCO2/MWh] (= kg/kWh), in [0, 2].
+    days : int, optional
+        Simulate this many days from ``start`` instead of ``months`` (short studies), in
+        [1, 1826].
+    """
+
+    start: dt.date
+    months: int = 24
+    tariff_policy: Literal["in-force", "2025", "2023"] = "in-force"
+    subsidy_rate_yuan_per_kwh: float | None = None
+    subsidy_aware: bool = True
+    foresight: Literal["forecast", "perfect"] = "forecast"
+    seed: int = 0
+    mip_rel_gap: float = 5e-3
+    emission_factor_t_per_mwh: float = 0.5703
+    time_limit_s: float = 60.0
+    days: int | None = None
+
+    def validate(self) -> None:
+        problems = []
+        if not 1 <= self.months <= MAX_MONTHS:
+            problems.append(f"months={self.months}: allowed range [1, {MAX_MONTHS}]")
+        if self.days is not None and not 1 <= self.days <= 1826:
+            problems.append(f"days={self.days}: allowed range [1, 1826]")
+        if self.tariff_policy not in TARIFF_POLICIES:
+            problems.append(f"tariff_policy={self.tariff_policy!r}: allowed "
+                            f"{', '.join(TARIFF_POLICIES)}")
+        if self.foresight not in ("forecast", "perfect"):
+            problems.append(f"foresight={self.foresight!r}: allowed forecast, perfect")
+        if not 0 <= self.seed < 2**32:
+            problems.append(f"seed={self.seed}: allowed range [0, 2**32)")
+        if not 0.0 <= self.emission_factor_t_per_mwh <= 2.0:
+            problems.append(f"emission_factor_t_per_mwh={self.emission_factor_t_per_mwh}: "
+                            "allowed range [0, 2] tCO2/MWh")
+        if (self.subsidy_rate_yuan_per_kwh is not None
+                and not 0.0 <= self.subsidy_rate_yuan_per_kwh <= 0.3):
+            problems.append(f"subsidy_rate_yuan_per_kwh={self.subsidy_rate_yuan_per_kwh}: "
+                            "allowed range [0, 0.3] yuan/kWh")
+        if problems:
+            raise InvalidInputError(problems, "invalid simulation options")
+        self.solve_options().validate()
+
+    def solve_options(self) -> SolveOptions:
+        return SolveOptions(mip_rel_gap=self.mip_rel_gap, time_limit_s=self.time_limit_s)
+
+    def describe(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["start"] = self.start.isoformat()
+        return d
+
+    def index(self) -> pd.DatetimeIndex:
+        """The period's 15-minute interval starts (local time)."""
+        return period_index(self.start, self.months, TZ, self.days)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class SiteSeries:
+    """A site's inputs over the whole period, one value per 15-minute interval."""
+
+    index: pd.DatetimeIndex
+    import_price: np.ndarray
+    export_price: np.ndarray
+    subsidy_rate: np.ndarray  # paid on realised discharge [yuan/kWh]
+    pv_forecast_kw: np.ndarray
+    pv_actual_kw: np.ndarray
+    load_forecast_kw: np.ndarray
+    load_actual_kw: np.ndarray
+    weather_source: str
+
+
+def _location(lat: float, lon: float, alt: float):
+    from pvlib.location import Location
+
+    return Location(lat, lon, TZ, alt)
+
+
+def actual_clearsky_index(index: pd.DatetimeIndex, opts: SimulationOptions,
+                          errors: ErrorModel, weather: Weather | None) -> tuple[np.ndarray, str]:
+    """The period's actual clear-sky index [-] at the city centre and its description."""
+    city = _location(*CITY)
+    climate = load_climatology()
+    if weather is None:
+        kc = synthetic_clearsky_index(climate, city, index, errors, stream(opts.seed, "sky"))
+        return kc, (f"synthetic Changzhou weather, seed {opts.seed} ({climate.name} monthly "
+                    f"irradiance; {errors.source})")
+    frame = prepare(weather, city, index, "erbs", climate.temp_air(index))
+    clear = interval_clearsky(city, index, pd.Timedelta(minutes=INTERVAL_MINUTES),
+                              "start")["ghi"].to_numpy()
+    kc = np.where(clear > 20.0, frame["ghi"].to_numpy() / np.maximum(clear, 1e-9), 0.0)
+    return np.clip(kc, 0.0, errors.max_clearsky_index), weather.source
+
+
+def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: ErrorModel,
+                weather: Weather | None = None) -> SiteSeries:
+    """Prices, subsidy, forecast and actual PV and load of ``site`` for the whole period."""
+    index = opts.index()
+    version = TARIFF_POLICIES[opts.tariff_policy]
+    prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva,
+                          version)
+    st = site.storage
+    rate = np.zeros(len(index))
+    if st is not None:
+        rate = subsidy_rate_series(catalog.policy, st.power_kw, st.grid_connection_date, index,
+                                   opts.subsidy_rate_yuan_per_kwh).to_numpy()
+    kc, source = actual_clearsky_index(index, opts, errors, weather)
+    kc_fc = kc if opts.foresight == "perfect" else forecast_clearsky_index(
+        kc, index, errors, stream(opts.seed, "pv-forecast"))
+    if site.pv_arrays:
+        model = site_pv_model(site, catalog.calibrations)
+        # every site under the city centre's sun: the pilots lie within ~50 km, the sun's
+        # position differs by < 0.5 deg, and sun and clear sky are then computed once per
+        # process for the whole period instead of once per site (3 s -> 0.4 s a site)
+        system = dataclasses.replace(model.system, latitude=CITY[0], longitude=CITY[1],
+                                     altitude_m=CITY[2])
+        model = dataclasses.replace(model, system=system)
+        loc = system.location()
+        climate = load_climatology()
+        pv_act = pv_ac_kw(model.system, weather_from_kc(kc, loc, index, climate),
+                          model.transposition).to_numpy()
+        pv_fc = pv_act if kc_fc is kc else pv_ac_kw(
+            model.system, weather_from_kc(kc_fc, loc, index, climate),
+            model.transposition).to_numpy()
+    else:
+        pv_act = pv_fc = np.zeros(len(index))
+    shape = catalog.archetypes[site.load.archetype]
+    load_fc = archetype_profile(shape, site.load.peak_kw, index).to_numpy()
+    load_act = load_fc * load_error_factors(index, errors, stream(opts.seed, "load", site.id))
+    if opts.foresight == "perfect":
+        load_fc = load_act
+    return SiteSeries(index, prices["import_price_yuan_per_kwh"].to_numpy(),
+                      prices["export_price_yuan_per_kwh"].to_numpy(), rate, pv_fc, pv_act,
+                      load_fc, load_act, source)
+
+
+# --------------------------------------------------------------------------- one site
+
+
+MONTH_COLUMNS = (
+    "site_id", "month", "days", "discharge_kwh", "charge_kwh", "subsidy_yuan",
+    "energy_cost_yuan", "energy_cost_without_storage_yuan", "demand_charge_yuan",
+    "demand_charge_without_storage_yuan", "degradation_yuan", "net_cost_yuan",
+    "net_cost_without_storage_yuan", "savings_yuan", "equivalent_full_cycles", "pv_kwh",
+    "pv_curtailed_kwh", "pv_self_consumed_kwh", "pv_self_consumption_frac", "consumption_kwh",
+    "import_kwh", "export_kwh", "renewable_share_frac", "peak_kw", "peak_without_storage_kw",
+    "co2_avoided_t", "soc_end_kwh", "import_over_limit_kwh", "corrected_intervals",
+    "plans_lp", "plans_repair", "plans_milp", "plans_uncertified", "gap_max",
+    "terminal_relaxed_days",
+)
+#: Month columns that count things (the rest after ``days`` are floats).
+COUNT_COLUMNS = ("days", "corrected_intervals", "plans_lp", "plans_repair", "plans_milp",
+                 "plans_uncertified", "terminal_relaxed_days")
+DAY_COLUMNS = ("site_id", "date", "method", "gap", "plan_cost_yuan", "solves", "highs_ms",
+               "update_ms", "soc_start_kwh", "soc_end_kwh", "month_peak_kw", "discharge_kwh",
+               "subsidy_yuan")
+
+
+@dataclass
+class SiteTiming:
+    """Where a site's time went [s]."""
+
+    inputs: float = 0.0
+    build: float = 0.0
+    update: float = 0.0
+    highs: float = 0.0
+    realise: float = 0.0
+    total: float = 0.0
+    solves: int = 0
+    days: int = 0
+
+
+def _demand_bill(rate: float, contract_kw: float | None, peak_kw: float) -> float:
+    """A month's demand charge [yuan] on its peak [kW], the excess over 1.05 x contract
+    billed once more."""
+    bill = rate * peak_kw
+    if contract_kw is not None:
+        bill += rate * max(0.0, peak_kw - CONTRACT_TOLERANCE * contract_kw)
+    return bill
+
+
+class _Files:
+    """Append-and-flush CSV output of one site (months and days)."""
+
+    def __init__(self, folder: Path | None, site_id: str) -> None:
+        self.months = self.days = None
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        self.months = folder / f"{site_id}.months.csv"
+        self.days = folder / f"{site_id}.days.csv"
+
+    def completed(self) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """Month and day rows already written (a resumed run continues after them); day
+        rows of an unfinished month are dropped from the file."""
+        if self.months is None or not self.months.is_file():
+            return [], []
+        with self.months.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        done = {r["month"] for r in rows}
+        days: list[dict[str, str]] = []
+        if self.days.is_file():
+            with self.days.open(newline="") as fh:
+                days = [r for r in csv.DictReader(fh) if r["date"][:7] in done]
+            self._write(self.days, DAY_COLUMNS, days, "w")
+        return rows, days
+
+    @staticmethod
+    def _write(path: Path, columns, rows: list[dict], mode: str) -> None:
+        new = mode == "w" or not path.is_file()
+        with path.open(mode if not new else "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=columns)
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+            fh.flush()
+
+    def append(self, month_row: dict, day_rows: list[dict]) -> None:
+        if self.months is None:
+            return
+        self._write(self.days, DAY_COLUMNS, day_rows, "a")  # days first: a month row
+        self._write(self.months, MONTH_COLUMNS, [month_row], "a")  # marks them complete
+
+
+def _fmt(row: dict) -> dict:
+    """Floats written so that they read back exactly (a resumed run continues from them)."""
+    return {k: (repr(float(v)) if isinstance(v, float | np.floating) else v)
+            for k, v in row.items()}
+
+
+def simulate_site(
+    catalog: Catalog, site_id: str, opts: SimulationOptions, errors: ErrorModel | None = None,
+    weather: Weather | None = None, out: Path | None = None, series: SiteSeries | None = None,
+) -> tuple[list[dict], list[dict], SiteTiming]:
+    """Simulate one site over the period; return its month rows, day rows and timing.
+
+    Rows already in ``out`` (an interrupted run of the same simulation) are kept and the
+    run resumes after the last completed month. ``series`` replaces the site's computed
+    inputs (e.g. measured PV and load; its index must be the period's).
+    """
+    t_start = time.perf_counter()
+    opts.validate()
+    errors = errors or load_error_model()
+    site = catalog.fleet.site(site_id)
+    timing = SiteTiming()
+    files = _Files(out, site_id)
+    done, done_days = files.completed()
+    t0 = time.perf_counter()
+    ser = series if series is not None else site_series(catalog, site, opts, errors, weather)
+    if not ser.index.equals(opts.index()):
+        raise InvalidInputError(f"{site_id}: input series must cover the simulated period "
+                                f"from {opts.start} at 15-minute intervals")
+    timing.inputs = time.perf_counter() - t0
+
+    n_days = len(ser.index) // PER_DAY
+    day_index = ser.index[::PER_DAY]
+    first_day = ser.index[:PER_DAY]
+    shift = shiftable_loads(site, first_day)
+    st = site.storage
+    storage = None
+    nominal = 0.0
+    if st is not None:
+        nominal = st.soc_initial_frac * st.energy_kwh
+        storage = StorageSpec(
+            power_kw=st.power_kw, energy_kwh=st.energy_kwh, eta_charge=st.eta_charge,
+            eta_discharge=st.eta_discharge, soc_min_kwh=st.soc_min_frac * st.energy_kwh,
+            soc_max_kwh=st.soc_max_frac * st.energy_kwh, soc_initial_kwh=nominal,
+            soc_terminal_min_kwh=nominal, degradation_yuan_per_kwh=st.degradation_yuan_per_kwh,
+            max_cycles_per_day=st.max_cycles_per_day)
+    version = TARIFF_POLICIES[opts.tariff_policy]
+    demand_rate = 0.0
+    if site.billing_basis == "demand":
+        demand_rate = catalog.tariffs.select(site.tariff_id, opts.start,
+                                             version).demand_yuan_per_kw_month
+    grid = GridSpec(import_limit_kw=site.grid.import_limit_kw,
+                    export_limit_kw=site.grid.export_limit_kw,
+                    demand_rate_yuan_per_kw_month=demand_rate,
+                    contract_demand_kw=site.grid.contract_demand_kw)
+    zeros = np.zeros(PER_DAY)
+    day_numbers = np.zeros(PER_DAY, dtype=int)
+    solver: PersistentDispatch | None = None
+
+    month_rows: list[dict] = list(done)
+    day_rows: list[dict] = list(done_days)
+    level = float(done[-1]["soc_end_kwh"]) if done else nominal
+    skip_months = {r["month"] for r in done}
+    acc: dict[str, float] = {}
+    month_days: list[dict] = []
+    month_peak = base_peak = 0.0
+    for d in range(n_days):
+        day = day_index[d].date()
+        month = f"{day.year:04d}-{day.month:02d}"
+        if month in skip_months:
+            continue
+        if day.day == 1 or not acc:
+            acc = {k: 0.0 for k in MONTH_COLUMNS[2:]}
+            month_peak = base_peak = 0.0
+            month_days = []
+        sl = slice(d * PER_DAY, (d + 1) * PER_DAY)
+        rate_day = ser.subsidy_rate[sl]
+
+        def problem(load: np.ndarray, pv: np.ndarray, terminal: float, *,
+                    rate_day=rate_day, sl=sl, month_peak=month_peak, level=level
+                    ) -> DispatchProblem:
+            s = None if storage is None else dataclasses.replace(
+                storage, soc_initial_kwh=level, soc_terminal_min_kwh=terminal)
+            return DispatchProblem(
+                dt_h=DT_H, load_kw=load, pv_kw=pv,
+                import_price_yuan_per_kwh=ser.import_price[sl],
+                export_price_yuan_per_kwh=ser.export_price[sl],
+                subsidy_yuan_per_kwh=rate_day if opts.subsidy_aware else zeros,
+                day_of_interval=day_numbers, storage=s,
+                grid=dataclasses.replace(grid, month_peak_kw=month_peak), shiftable=shift)
+
+        terminal = nominal
+        p = problem(ser.load_forecast_kw[sl], ser.pv_forecast_kw[sl], terminal)
+        if solver is None:
+            t0 = time.perf_counter()
+            solver = PersistentDispatch(p, opts.solve_options())
+            timing.build = time.perf_counter() - t0
+        try:
+            plan = solver.solve(p, strict=False)
+        except InfeasiblePlanError:
+            if storage is None or level >= nominal:
+                raise
+            terminal = level  # cannot get back to nominal today: hold the level instead
+            plan = solver.solve(problem(ser.load_forecast_kw[sl], ser.pv_forecast_kw[sl],
+                                        terminal), strict=False)
+            acc["terminal_relaxed_days"] += 1
+        if plan.gap > opts.mip_rel_gap + 1e-9:  # HiGHS ran out of time: kept, and counted
+            acc["plans_uncertified"] += 1
+        timing.update += plan.update_seconds
+        timing.highs += plan.highs_seconds
+        timing.solves += plan.solves
+        timing.days += 1
+
+        t0 = time.perf_counter()
+        load, pv = ser.load_actual_kw[sl], ser.pv_actual_kw[sl]
+        target = max(month_peak, float(plan.grid_import_kw.max())) if demand_rate > 0 else np.inf
+        real = realise_day(
+            dt_h=DT_H, load_kw=load, pv_kw=pv, flexible_kw=plan.flexible_load_kw,
+            charge_kw=plan.charge_kw, discharge_kw=plan.discharge_kw, storage=storage,
+            soc0_kwh=level, import_limit_kw=grid.import_limit_kw,
+            export_limit_kw=grid.export_limit_kw, import_target_kw=target)
+        base = baseline(problem(load, pv, terminal))
+        pi, pe = ser.import_price[sl], ser.export_price[sl]
+        dis_kwh = float(real.discharge_kw.sum() * DT_H)
+        subsidy = float(np.sum(rate_day * real.discharge_kw) * DT_H)
+        pv_used = pv - real.pv_curtailed_kw
+        self_used = pv_used - np.minimum(real.grid_export_kw, pv_used)
+        consumption = float(np.sum(load + plan.flexible_load_kw) * DT_H)
+        acc["discharge_kwh"] += dis_kwh
+        acc["charge_kwh"] += float(real.charge_kw.sum() * DT_H)
+        acc["subsidy_yuan"] += subsidy
+        acc["energy_cost_yuan"] += float(np.sum(pi * real.grid_import_kw
+                                                - pe * real.grid_export_kw) * DT_H)
+        acc["energy_cost_without_storage_yuan"] += float(
+            np.sum(pi * base["grid_import_kw"] - pe * base["grid_export_kw"]) * DT_H)
+        acc["degradation_yuan"] += (storage.degradation_yuan_per_kwh * dis_kwh
+                                    if storage else 0.0)
+        acc["pv_kwh"] += float(pv.sum() * DT_H)
+        acc["pv_curtailed_kwh"] += float(real.pv_curtailed_kw.sum() * DT_H)
+        acc["pv_self_consumed_kwh"] += float(self_used.sum() * DT_H)
+        acc["consumption_kwh"] += consumption
+        acc["import_kwh"] += float(real.grid_import_kw.sum() * DT_H)
+        acc["export_kwh"] += float(real.grid_export_kw.sum() * DT_H)
+        acc["import_over_limit_kwh"] += real.import_over_limit_kwh
+        acc["corrected_intervals"] += real.corrected_intervals
+        acc["plans_" + {"lp": "lp", "lp+repair": "repair", "milp": "milp"}[plan.method]] += 1
+        acc["gap_max"] = max(acc["gap_max"], plan.gap)
+        acc["days"] += 1
+        month_days.append({
+            "site_id": site_id, "date": day.isoformat(), "method": plan.method,
+            "gap": plan.gap, "plan_cost_yuan": plan.objective_yuan, "solves": plan.solves,
+            "highs_ms": plan.highs_seconds * 1e3, "update_ms": plan.update_seconds * 1e3,
+            "soc_start_kwh": level,
+            "soc_end_kwh": float(real.soc_kwh[-1]) if storage else 0.0,
+            "month_peak_kw": max(month_peak, float(real.grid_import_kw.max())),
+            "discharge_kwh": dis_kwh, "subsidy_yuan": subsidy})
+        month_peak = max(month_peak, float(real.grid_import_kw.max()))
+        base_peak = max(base_peak, float(base["grid_import_kw"].max()))
+        if storage is not None:
+            level = float(real.soc_kwh[-1])
+        timing.realise += time.perf_counter() - t0
+
+        last_of_month = d == n_days - 1 or day_index[d + 1].day == 1
+        if last_of_month:
+            row = _month_row(site, month, acc, month_peak, base_peak, demand_rate, level,
+                             storage, opts)
+            month_rows.append(row)
+            day_rows.extend(month_days)
+            files.append(_fmt(row), [_fmt(r) for r in month_days])
+    timing.total = time.perf_counter() - t_start
+    return month_rows, day_rows, timing
+
+
+def _month_row(site: Site, month: str, acc: dict[str, float], peak: float, base_peak: float,
+               rate: float, level: float, storage: StorageSpec | None,
+               opts: SimulationOptions) -> dict:
+    contract = site.grid.contract_demand_kw
+    row: dict[str, Any] = {"site_id": site.id, "month": month, **acc}
+    row["demand_charge_yuan"] = _demand_bill(rate, contract, peak)
+    row["demand_charge_without_storage_yuan"] = _demand_bill(rate, contract, base_peak)
+    row["net_cost_yuan"] = (acc["energy_cost_yuan"] + row["demand_charge_yuan"]
+                            + acc["degradation_yuan"] - acc["subsidy_yuan"])
+    row["net_cost_without_storage_yuan"] = (acc["energy_cost_without_storage_yuan"]
+                                            + row["demand_charge_without_storage_yuan"])
+    row["savings_yuan"] = row["net_cost_without_storage_yuan"] - row["net_cost_yuan"]
+    row["equivalent_full_cycles"] = (acc["discharge_kwh"] / storage.energy_kwh
+                                     if storage else 0.0)
+    row["pv_self_consumption_frac"] = (acc["pv_self_consumed_kwh"] / acc["pv_kwh"]
+                                       if acc["pv_kwh"] > 0 else 0.0)
+    row["renewable_share_frac"] = (acc["pv_self_consumed_kwh"] / acc["consumption_kwh"]
+                                   if acc["consumption_kwh"] > 0 else 0.0)
+    row["peak_kw"] = peak
+    row["peak_without_storage_kw"] = base_peak
+    net_import = acc["import_kwh"] - acc["export_kwh"]
+    row["co2_avoided_t"] = (acc["consumption_kwh"] - net_import) \
+        * opts.emission_factor_t_per_mwh / 1000.0
+    row["soc_end_kwh"] = level
+    for k in COUNT_COLUMNS:
+        row[k] = int(acc[k])
+    return {k: row[k] for k in MONTH_COLUMNS}
+
+
+# --------------------------------------------------------------------------- many sites
+
+
+@dataclass
+class SimulationResult:
+    """All sites' month and day rows, per-site timing, and the run's description."""
+
+    months: pd.DataFrame
+    days: pd.DataFrame
+    timing: dict[str, SiteTiming]
+    options: SimulationOptions
+    failures: dict[str, str] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    def fleet_totals(self) -> dict[str, float]:
+        """Sums over sites and months of every additive column [yuan, kWh, t]."""
+        additive = [c for c in MONTH_COLUMNS[3:] if c.endswith(("_kwh", "_yuan", "_t"))
+                    and c != "soc_end_kwh"]
+        return {c: float(self.months[c].sum()) for c in additive}
+
+
+def run_key(opts: SimulationOptions, site_ids: list[str], extra: dict) -> str:
+    """A digest of everything that decides a run's numbers (for resuming into a folder)."""
+    text = json.dumps({"options": opts.describe(), "sites": site_ids, **extra}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _task(catalog: Catalog, site_id: str, opts: SimulationOptions, errors: ErrorModel,
+          weather: Weather | None, out: str | None):
+    months, days, timing = simulate_site(catalog, site_id, opts, errors, weather,
+                                         Path(out) if out else None)
+    return site_id, months, days, timing
+
+
+def _progress_count(folder: Path | None, site_ids: list[str]) -> int:
+    if folder is None:
+        return 0
+    total = 0
+    for s in site_ids:
+        f = folder / f"{s}.months.csv"
+        if f.is_file():
+            with f.open() as fh:
+                total += max(0, sum(1 for _ in fh) - 1)
+    return total
+
+
+def simulate(
+    catalog: Catalog, opts: SimulationOptions, site_ids: list[str] | None = None, *,
+    errors: ErrorModel | None = None, weather: Weather | None = None,
+    out: str | Path | None = None, jobs: int = 1,
+    executor: Literal["local", "dask"] = "local", address: str | None = None,
+    on_progress: Callable[[int, int, float], None] | None = None,
+) -> SimulationResult:
+    """Simulate ``site_ids`` (default all) over the period.
+
+    Parameters
+    ----------
+    out : path, optional
+        Folder for incremental results (``sites/<id>.months.csv`` and ``.days.csv``) and
+        ``run.json``; a folder holding an interrupted run of the same simulation resumes it,
+        one holding a different simulation is refused.
+    jobs : int
+        Worker processes (``local``) or Dask workers of a local cluster.
+    executor : {"local", "dask"}
+        ``local``: this process (``jobs=1``) or a process pool; ``dask``: Dask distributed,
+        a ``LocalCluster`` of ``jobs`` workers, or the scheduler at ``address``.
+    on_progress : callable, optional
+        ``on_progress(site_months_done, site_months_total, elapsed_s)`` about every second.
+    """
+    opts.validate()
+    if jobs < 1:
+        raise InvalidInputError(f"jobs={jobs}: allowed range [1, inf)")
+    if executor not in ("local", "dask"):
+        raise InvalidInputError(f"executor={executor!r}: allowed local, dask")
+    errors = errors or load_error_model()
+    ids = site_ids or [s.id for s in catalog.fleet.sites]
+    for s in ids:
+        catalog.fleet.site(s)  # unknown ids fail here, before any work
+    folder = Path(out) / "sites" if out else None
+    if out:
+        _claim(Path(out), opts, ids, errors, weather)
+    t0 = time.perf_counter()
+    index = opts.index()
+    n_months = len(pd.period_range(index[0].date(), index[-1].date(), freq="M"))
+    total = n_months * len(ids)
+    results: dict[str, tuple] = {}
+    failures: dict[str, str] = {}
+    args = (opts, errors, weather, str(folder) if folder else None)
+
+    def tick() -> None:
+        if on_progress:
+            on_progress(_progress_count(folder, ids), total, time.perf_counter() - t0)
+
+    def keep(fut_result) -> None:
+        sid, months, days, timing = fut_result
+        results[sid] = (months, days, timing)
+
+    if executor == "local" and (jobs == 1 or len(ids) == 1):
+        for s in ids:
+            try:
+                keep(_task(catalog, s, *args))
+            except (InvalidInputError, InfeasiblePlanError) as exc:
+                failures[s] = str(exc)
+            tick()
+    elif executor == "local":
+        with ProcessPoolExecutor(min(jobs, len(ids))) as pool:
+            futures = {pool.submit(_task, catalog, s, *args): s for s in ids}
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    try:
+                        keep(fut.result())
+                    except (InvalidInputError, InfeasiblePlanError) as exc:
+                        failures[futures[fut]] = str(exc)
+                tick()
+    else:
+        _run_dask(catalog, ids, args, jobs, address, keep, failures, tick)
+    months = pd.DataFrame([r for s in ids if s in results for r in results[s][0]],
+                          columns=list(MONTH_COLUMNS))
+    days = pd.DataFrame([r for s in ids if s in results for r in results[s][1]],
+                        columns=list(DAY_COLUMNS))
+    if len(months):
+        months = months.astype({c: (int if c in COUNT_COLUMNS else float)
+                                for c in MONTH_COLUMNS[2:]})
+    if len(days):
+        days = days.astype({c: float for c in DAY_COLUMNS[3:] if c != "method"})
+    timing = {s: results[s][2] for s in ids if s in results}
+    return SimulationResult(months, days, timing, opts, failures, time.perf_counter() - t0)
+
+
+def _run_dask(catalog, ids, args, jobs, address, keep, failures, tick) -> None:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InvalidInputError("executor='dask' needs Dask distributed: "
+                                "pip install 'changzhou-vpp[cluster]'") from None
+    cluster = None
+    if address is None:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    client = Client(address or cluster)
+    try:
+        futures = {client.submit(_task, catalog, s, *args, key=f"simulate-{s}-{i}", pure=False): s
+                   for i, s in enumerate(ids)}
+        for fut in as_completed(list(futures)):
+            try:
+                keep(fut.result())
+            except (InvalidInputError, InfeasiblePlanError) as exc:
+                failures[futures[fut]] = str(exc)
+            tick()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorModel,
+           weather: Weather | None) -> None:
+    """Write ``run.json`` or check that the folder holds the same simulation."""
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {"errors": dataclasses.asdict(errors),
+             "weather": weather.source if weather is not None else None}
+    key = run_key(opts, ids, extra)
+    manifest = out / "run.json"
+    if manifest.is_file():
+        try:
+            old = json.loads(manifest.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("key") != key:
+            raise InvalidInputError(
+                f"{out} holds results of a different simulation (run.json key "
+                f"{old.get('key')!r}, this run {key!r}); choose another output folder")
+        return
+    manifest.write_text(json.dumps({"key": key, "options": opts.describe(), "sites": ids,
+                                    **extra}, indent=2, ensure_ascii=False))
