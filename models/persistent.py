@@ -46,6 +46,7 @@ import numpy as np
 
 from models.dispatch import (
     CONTRACT_TOLERANCE,
+    GAP_FLOOR_YUAN,
     POWER_TOL_KW,
     DispatchProblem,
     HighsRun,
@@ -90,6 +91,7 @@ class DaySolution:
     bound_yuan: float
     gap: float
     method: str
+    relative_gap: float  # (plan - bound) / max(|plan|, 1 yuan), whatever the floor
     solves: int
     highs_seconds: float
     update_seconds: float
@@ -164,7 +166,7 @@ class PersistentDispatch:
         # refuses a later run asking for a different size
         h.setOptionValue("threads", int(self.opts.threads))
         h.setOptionValue("mip_rel_gap", float(self.opts.mip_rel_gap))
-        h.setOptionValue("mip_abs_gap", 1e-9)
+        self._floor = GAP_FLOOR_YUAN
         self.build_seconds = time.perf_counter() - t0
         self._last: dict[str, np.ndarray] = {}
         self._check(p0)
@@ -314,11 +316,15 @@ class PersistentDispatch:
             return np.array([], dtype=int), grid_bad
         return np.flatnonzero(np.minimum(x[c.ch], x[c.dis]) > POWER_TOL_KW), grid_bad
 
-    def solve(self, p: DispatchProblem, strict: bool = True) -> DaySolution:
+    def solve(self, p: DispatchProblem, strict: bool = True,
+              gap_floor_yuan: float = GAP_FLOOR_YUAN) -> DaySolution:
         """Plan day ``p`` (same structure as the first day) to the certified gap.
 
-        With ``strict=False`` a MILP that hits the time limit with a plan returns that plan
-        and its (larger) certified gap instead of raising.
+        The gap is ``(plan - bound) / max(|plan|, gap_floor_yuan)``: the default floor
+        (1 yuan) makes it the plain relative gap; a larger floor measures it against the
+        money at stake on days whose net cost is near zero. With ``strict=False`` a MILP that
+        hits the time limit with a plan returns that plan and its (larger) certified gap
+        instead of raising.
 
         Raises
         ------
@@ -330,12 +336,15 @@ class PersistentDispatch:
         if structure_key(p) != self.key:
             raise ValueError("day problem differs in structure from the persistent model's "
                              "first day; build a new PersistentDispatch")
+        self._floor = max(float(gap_floor_yuan), GAP_FLOOR_YUAN)
+        # HiGHS stops at either gap: its absolute one carries the floor
+        self.h.setOptionValue("mip_abs_gap", max(1e-9, self.opts.mip_rel_gap * self._floor))
         t0 = time.perf_counter()
         self._update(p)
         stats = {"highs": 0.0, "solves": 0}
         update_s = time.perf_counter() - t0
         lower, upper, x, seen_z, seen_y, method = self._lp_repair(p, stats)
-        gap = _gap(upper, lower)
+        gap = self._gap(upper, lower)
         rate = p.grid.demand_rate_yuan_per_kw_month
         if gap > self.opts.mip_rel_gap and rate > 0 and x is not None:
             capped = self._cap_peak(p, upper, stats)
@@ -350,11 +359,16 @@ class PersistentDispatch:
                 if x2 is not None and up2 <= upper:
                     upper, x = up2, x2
                 p = capped
-                gap = _gap(upper, lower)
+                gap = self._gap(upper, lower)
         if x is None or gap > self.opts.mip_rel_gap:
             x, upper, lower, gap = self._milp(p, x, seen_z, seen_y, lower, stats, strict)
             method = "milp"
         return self._solution(p, x, upper, lower, gap, method, stats, update_s)
+
+    def _gap(self, upper: float, lower: float) -> float:
+        if not np.isfinite(upper) or not np.isfinite(lower):
+            return float("inf")
+        return max(0.0, upper - lower) / max(abs(upper), self._floor)
 
     def _lp_repair(self, p: DispatchProblem, stats: dict):
         """LP relaxation (the bound), then fix the direction of intervals that use both
@@ -455,7 +469,7 @@ class PersistentDispatch:
                 raise self._error(status, p, "MILP")
             x = self._values()
         lower = max(lower, bound)
-        gap = _gap(obj, lower)
+        gap = self._gap(obj, lower)
         if gap > self.opts.mip_rel_gap + 1e-9 and strict:
             raise InfeasiblePlanError(
                 [f"HiGHS reached a certified gap of {gap:.3%} within "
@@ -492,6 +506,7 @@ class PersistentDispatch:
             discharge_kw=clean(x[c.dis]) if self.has_storage else zeros,
             soc_kwh=x[c.soc] if self.has_storage else zeros,
             flexible_load_kw=clean(flex), objective_yuan=float(upper), bound_yuan=float(lower),
-            gap=float(gap), method=method, solves=stats["solves"],
+            gap=float(gap), method=method,
+            relative_gap=float(_gap(upper, lower)), solves=stats["solves"],
             highs_seconds=stats["highs"], update_seconds=update_s,
         )

@@ -34,9 +34,12 @@ from service.db import PlanRecord, SiteRecord, make_engine, migrate, session_fac
 from service.jobs import SOLVE_LOCK, JobRunner
 from vpp.catalog import Catalog
 from vpp.coupled import plan_vpp
+from vpp.finance import load_finance_inputs
 from vpp.network import EventSpec, to_events
 from vpp.plan_io import plan_csv, plan_json, plot_plan
 from vpp.planning import MAX_DAYS, TZ, PlanOptions, horizon, plan_site
+from vpp.sim_report import write_report
+from vpp.simulation import SimulationOptions, simulate
 from vpp.sites import Site, parse_site
 from vpp.subsidy import subsidy_window
 from vpp.tariffs import price_series
@@ -44,6 +47,14 @@ from vpp.tariffs import price_series
 log = logging.getLogger(__name__)
 API_VERSION = "1"
 DEFAULT_DB = "sqlite:///vpp-service.sqlite3"
+#: Where simulation jobs write their results (``$VPP_SIMULATIONS_DIR`` overrides).
+DEFAULT_SIMULATIONS_DIR = "vpp-simulations"
+#: Files a finished simulation offers for download, and their media types.
+SIMULATION_FILES = {"report.md": "text/markdown; charset=utf-8",
+                    "report.html": "text/html; charset=utf-8",
+                    "months.csv": "text/csv", "sites.csv": "text/csv", "days.csv": "text/csv",
+                    "subsidy_by_month.png": "image/png", "renewable_share.png": "image/png",
+                    "net_cost.png": "image/png"}
 
 
 def _iso_date(value: Any) -> Any:
@@ -89,6 +100,29 @@ class FleetPlanRequest(BaseModel):
     events: list[EventSpec] | None = Field(default=None, max_length=20)
     use_feeders: bool = True
     mip_rel_gap: float = Field(default=1e-3, ge=0, le=0.05)
+
+
+class SimulationRequest(BaseModel):
+    """A simulation of months of operation (see docs/simulation.md); ranges as in
+    ``vpp simulate``. ``sites`` empty or omitted: every site of the fleet."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    sites: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=500)
+    start: IsoDate = Field(description="first simulated day, local time (Asia/Shanghai)")
+    months: int = Field(default=24, ge=1, le=60)
+    days: int | None = Field(default=None, ge=1, le=1826,
+                             description="simulate this many days instead of months")
+    tariff_policy: Literal["in-force", "2025", "2023"] = "in-force"
+    subsidy_rate_yuan_per_kwh: float | None = Field(default=None, ge=0, le=0.3)
+    subsidy_aware: bool = True
+    foresight: Literal["forecast", "perfect"] = "forecast"
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    mip_rel_gap: float = Field(default=5e-3, ge=0, le=0.05)
+    emission_factor_t_per_mwh: float = Field(default=0.5703, ge=0, le=2)
+    capex_yuan_per_wh: float | None = Field(default=None, gt=0, le=5)
+    life_years: int | None = Field(default=None, ge=1, le=30)
+    discount_rate: float | None = Field(default=None, ge=0, le=0.5)
 
 
 class JobStatus(BaseModel):
@@ -144,13 +178,23 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, **extra})
 
 
+def _workers() -> int:
+    """Processes a simulation job may use: the cores of this process's affinity mask."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def create_app(database_url: str | None = None, data_dir: str | None = None,
-               fleet: str | None = None, recover_jobs: bool | None = None) -> FastAPI:
+               fleet: str | None = None, recover_jobs: bool | None = None,
+               simulations_dir: str | None = None) -> FastAPI:
     """The service on ``database_url`` (default ``$DATABASE_URL`` or a SQLite file in the
     working directory), with the data of ``data_dir`` / ``fleet`` (default: ``$VPP_DATA_DIR``,
     ``$VPP_FLEET`` or the shipped data). ``recover_jobs`` (default: unless
     ``$VPP_NO_JOB_RECOVERY`` is set) marks jobs a previous run left unfinished; with several
-    worker processes the parent does it once instead."""
+    worker processes the parent does it once instead. Simulation results go to
+    ``simulations_dir`` (default ``$VPP_SIMULATIONS_DIR`` or ``./vpp-simulations``)."""
     url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DB
     if recover_jobs is None:
         recover_jobs = not os.environ.get("VPP_NO_JOB_RECOVERY")
@@ -417,10 +461,84 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
         return job_view(runner.get(job_id))
 
     def job_view(rec: Any) -> JobStatus:
+        where = "simulations" if rec.kind == "simulation" else "jobs"
         return JobStatus(id=rec.id, kind=rec.kind, status=rec.status, progress=rec.progress,
                          error=rec.error,
                          result=json.loads(rec.result) if rec.result else None,
-                         url=f"/v1/jobs/{rec.id}")
+                         url=f"/v1/{where}/{rec.id}")
+
+    sim_root = Path(simulations_dir or os.environ.get("VPP_SIMULATIONS_DIR")
+                    or DEFAULT_SIMULATIONS_DIR)
+
+    @router.post("/simulations", tags=["simulations"], status_code=202,
+                 response_model=JobStatus)
+    def create_simulation(req: SimulationRequest, db: DB, who: Who) -> JobStatus:
+        """Simulate months of operation as a job: progress at ``/v1/simulations/{id}``, and
+        when done the report and tables at ``/v1/simulations/{id}/{file}``. Evaluator and
+        admin keys."""
+        if who.role not in ("evaluator", "admin"):
+            raise HTTPException(403, "simulations are for evaluator or admin keys")
+        cat = catalog(db)
+        ids = req.sites or None
+        for sid in ids or ():
+            cat.fleet.site(sid)  # an unknown site is a 422 now, not a failed job later
+        opts = SimulationOptions(
+            start=req.start, months=req.months, days=req.days,
+            tariff_policy=req.tariff_policy,
+            subsidy_rate_yuan_per_kwh=req.subsidy_rate_yuan_per_kwh,
+            subsidy_aware=req.subsidy_aware, foresight=req.foresight, seed=req.seed,
+            mip_rel_gap=req.mip_rel_gap,
+            emission_factor_t_per_mwh=req.emission_factor_t_per_mwh)
+        opts.validate()
+        fin = load_finance_inputs(capex_yuan_per_wh=req.capex_yuan_per_wh,
+                                  life_years=req.life_years, discount_rate=req.discount_rate)
+
+        def work(params: dict[str, Any], progress: Any) -> dict[str, Any]:
+            folder = sim_root / params["job_id"]
+
+            def tick(done: int, total: int, elapsed: float) -> None:
+                progress(f"{done}/{total} site-months, {elapsed:.0f} s")
+
+            with SOLVE_LOCK:
+                res = simulate(cat, opts, ids, out=folder, jobs=_workers(),
+                               on_progress=tick)
+                write_report(res, cat, folder, fin)
+            url = f"/v1/simulations/{params['job_id']}"
+            return {"totals": {k: round(v, 3) for k, v in res.fleet_totals().items()},
+                    "failures": res.failures, "wall_seconds": round(res.wall_seconds, 1),
+                    "files": {name: f"{url}/{name}" for name in SIMULATION_FILES
+                              if (folder / name).is_file()}}
+
+        job_id = runner.submit("simulation", req.model_dump(mode="json"), who.key_id, work)
+        return job_view(runner.get(job_id))
+
+    def simulation_job(job_id: str, who: Principal) -> Any:
+        rec = runner.get(job_id)
+        if (rec is None or rec.kind != "simulation"
+                or (who.role == "park" and rec.created_by != who.key_id)):
+            raise HTTPException(404, f"simulation {job_id} does not exist")
+        return rec
+
+    @router.get("/simulations/{job_id}", tags=["simulations"], response_model=JobStatus)
+    def read_simulation(job_id: str, who: Who) -> JobStatus:
+        """A simulation's state, progress and (when done) its totals and file links."""
+        return job_view(simulation_job(job_id, who))
+
+    @router.get("/simulations/{job_id}/{name}", tags=["simulations"],
+                responses={200: {"content": {t.split(";")[0]: {} for t in
+                                             set(SIMULATION_FILES.values())}}})
+    def simulation_file(job_id: str, name: str, who: Who) -> Response:
+        """A finished simulation's report (``report.md``, ``report.html``), tables
+        (``months.csv``, ``sites.csv``, ``days.csv``) or charts (``*.png``)."""
+        rec = simulation_job(job_id, who)
+        if name not in SIMULATION_FILES:
+            raise HTTPException(404, f"no file {name!r}; available: "
+                                     f"{', '.join(SIMULATION_FILES)}")
+        path = sim_root / rec.id / name
+        if rec.status != "done" or not path.is_file():
+            raise HTTPException(404, f"{name} of simulation {job_id} is not available "
+                                     f"(status {rec.status})")
+        return Response(path.read_bytes(), media_type=SIMULATION_FILES[name])
 
     @router.get("/jobs/{job_id}", tags=["fleet"], response_model=JobStatus)
     def read_job(job_id: str, who: Who) -> JobStatus:

@@ -35,7 +35,8 @@ SOLVE_LOCK = threading.Lock()
 
 class JobRunner:
     """Runs job functions ``fn(params, progress) -> result`` one at a time, off the
-    request threads, recording state in the ``jobs`` table."""
+    request threads, recording state in the ``jobs`` table (``params`` gets the job's
+    ``job_id`` added)."""
 
     def __init__(self, sessions: sessionmaker) -> None:
         self.sessions = sessions
@@ -72,7 +73,8 @@ class JobRunner:
              fn: Callable[[dict[str, Any], Progress], dict[str, Any]]) -> None:
         self._set(job_id, status="running")
         try:
-            result = fn(params, lambda text: self._set(job_id, progress=text[:200]))
+            result = fn({**params, "job_id": job_id},
+                        lambda text: self._set(job_id, progress=text[:200]))
         except (InvalidInputError, InfeasiblePlanError) as exc:
             self._set(job_id, status="failed", error=str(exc),
                       finished_at=dt.datetime.now(dt.UTC))

@@ -166,6 +166,10 @@ def test_admin_registers_a_site_validated_like_the_fleet_file(svc):
 def test_tariffs_and_subsidy(svc):
     client, keys, _ = svc
     ev = h(keys["evaluator"])
+    if not client.get(f"/v1/plans?site_id=CZ-MG-03&date={DATE}", headers=ev).json():
+        # run alone (-k): store the plan the earlier tests would have stored
+        client.post("/v1/plans", headers=h(keys["park3"]),
+                    json={"site_id": "CZ-MG-03", "date": DATE})
     t = client.get(f"/v1/tariffs?date={DATE}&site_id=CZ-MG-03", headers=ev).json()
     assert len(t["import_price_yuan_per_kwh"]) == 96 and "critical_peak" in t["period"]
     sub = client.get(f"/v1/sites/CZ-MG-03/subsidy?start={DATE}&end={DATE}", headers=ev).json()
@@ -227,6 +231,53 @@ def test_fleet_plan_job_with_an_event(small_fleet):
     assert plan.status_code == 200 and plan.json()["site_id"] == "CZ-MG-01"
     assert client.get(result["plans"]["CZ-MG-02"], headers=h(park)).status_code == 404
     assert client.get(r.json()["url"], headers=h(park)).status_code == 404  # not its job
+
+
+def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path):
+    """POST /v1/simulations -> 202 job; the job's months equal the Python API's for the
+    same options; report and tables download; park keys may not run simulations; bad
+    ranges and an unknown site are 422 before any job starts."""
+    import io
+
+    import pandas as pd
+
+    from vpp.catalog import Catalog
+    from vpp.simulation import SimulationOptions, simulate
+
+    d, fleet = small_fleet
+    app = create_app(f"sqlite:///{d / 'sim.sqlite3'}", fleet=str(fleet),
+                     simulations_dir=str(tmp_path / "sims"))
+    with session_factory(app.state.engine)() as s:
+        ev, park = create_key(s, "evaluator"), create_key(s, "park", ["CZ-MG-01"])
+    client = TestClient(app, raise_server_exceptions=False)
+    body = {"sites": ["CZ-MG-01", "CZ-MG-02"], "start": "2025-07-30", "days": 4, "seed": 3}
+    assert client.post("/v1/simulations", headers=h(park), json=body).status_code == 403
+    r = client.post("/v1/simulations", headers=h(ev), json={**body, "months": 61})
+    assert r.status_code == 422 and "months" in r.text and "60" in r.text
+    r = client.post("/v1/simulations", headers=h(ev), json={**body, "sites": ["CZ-MG-99"]})
+    assert r.status_code == 422 and "CZ-MG-99" in r.text
+    r = client.post("/v1/simulations", headers=h(ev), json=body)
+    assert r.status_code == 202, r.text
+    url = r.json()["url"]
+    assert url.startswith("/v1/simulations/")
+    job = _wait(client, url, h(ev))
+    assert job["status"] == "done", job
+    assert job["progress"] == "done" and not job["result"]["failures"]
+    months = pd.read_csv(io.StringIO(client.get(f"{url}/months.csv", headers=h(ev)).text))
+    ref = simulate(Catalog.load(fleet=str(fleet)), SimulationOptions(
+        start=pd.Timestamp("2025-07-30").date(), days=4, seed=3), ["CZ-MG-01", "CZ-MG-02"])
+    assert months[["site_id", "month"]].values.tolist() == \
+        ref.months[["site_id", "month"]].values.tolist()
+    assert months["subsidy_yuan"].to_numpy() == pytest.approx(ref.months["subsidy_yuan"])
+    assert job["result"]["totals"]["subsidy_yuan"] == pytest.approx(
+        ref.months["subsidy_yuan"].sum(), abs=1e-3)
+    report = client.get(f"{url}/report.md", headers=h(ev))
+    assert report.status_code == 200 and "Pilot evaluation" in report.text
+    assert client.get(f"{url}/report.html", headers=h(ev)).text.startswith("<!DOCTYPE html>")
+    png = client.get(f"{url}/net_cost.png", headers=h(ev))
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"{url}/secrets.txt", headers=h(ev)).status_code == 404
+    assert client.get(url, headers=h(park)).status_code == 404  # not its job
 
 
 def test_restart_marks_unfinished_jobs_interrupted(database_url):

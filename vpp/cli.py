@@ -24,6 +24,7 @@ from models.errors import InfeasiblePlanError, InvalidInputError
 from vpp.audit import audit_plan
 from vpp.catalog import Catalog
 from vpp.cli_forecast import catalog_of, load, pv
+from vpp.cli_simulate import simulate_cmd
 from vpp.coupled import plan_vpp
 from vpp.flexibility import fleet_envelope, plot_envelope
 from vpp.network import load_events
@@ -89,6 +90,7 @@ def main(ctx: click.Context, data_dir: str | None, fleet: str | None,
 
 main.add_command(pv)
 main.add_command(load)
+main.add_command(simulate_cmd, name="simulate")
 
 
 def _series(path: str | None, column: str) -> pd.Series | None:

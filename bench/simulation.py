@@ -1,0 +1,116 @@
+"""Simulation speed: 30 sites x 24 months of daily re-planning, where the time goes, and the
+HiGHS-only floor.
+
+One run, one machine, every number from this run:
+
+* **baseline** (same run): a sample of site-days planned the naive way - a fresh Pyomo model
+  and :func:`models.dispatch.solve_dispatch` per day - against the persistent model on the
+  same site-days; the ratio is the speed-up per site-day;
+* **the full run**: :func:`vpp.simulation.simulate` for every site over the period on
+  ``--jobs`` processes, wall time from start to the last month written;
+* **where the CPU time went**, summed over sites: inputs (prices, synthetic weather, pvlib
+  PV forecast and actuals, load), model build, updates, HiGHS, realisation and accounting;
+* **HiGHS-only floor**: the time inside ``Highs.run`` for exactly the sequence of models
+  the simulation solved, divided by the workers;
+* the **certified gap** distribution of every daily plan and how each was certified.
+
+    python bench/simulation.py [--months 24] [--jobs 2] [--start 2025-01-01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from models.dispatch import SolveOptions, solve_dispatch
+from models.persistent import PersistentDispatch
+from vpp.catalog import Catalog
+from vpp.planning import PlanOptions, build_inputs
+from vpp.simulation import SimulationOptions, simulate
+
+SAMPLE_SITES = ("CZ-MG-01", "CZ-MG-06", "CZ-MG-15", "CZ-MG-25")
+
+
+def baseline_ratio(cat: Catalog, start: dt.date, days: int = 10) -> tuple[float, float]:
+    """Seconds per site-day: fresh build + solve vs persistent update + solve (0.5 % gap)."""
+    opts = SolveOptions(mip_rel_gap=5e-3)
+    problems = []
+    for sid in SAMPLE_SITES:
+        site = cat.fleet.site(sid)
+        problems.append([build_inputs(cat, site, start + dt.timedelta(days=d),
+                                      PlanOptions(mip_rel_gap=5e-3)).problem
+                         for d in range(days)])
+    t0 = time.perf_counter()
+    for ps in problems:
+        for p in ps:
+            solve_dispatch(p, opts)
+    fresh = (time.perf_counter() - t0) / (days * len(problems))
+    t0 = time.perf_counter()
+    for ps in problems:
+        solver = PersistentDispatch(ps[0], opts)
+        for p in ps:
+            solver.solve(p)
+    persistent = (time.perf_counter() - t0) / (days * len(problems))
+    return fresh, persistent
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--start", default="2025-01-01")
+    ap.add_argument("--months", type=int, default=24)
+    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--executor", default="local", choices=["local", "dask"])
+    args = ap.parse_args(argv)
+    cat = Catalog.load()
+    start = dt.date.fromisoformat(args.start)
+
+    fresh, persistent = baseline_ratio(cat, dt.date(2025, 7, 1))
+    print(f"baseline, per site-day on {len(SAMPLE_SITES)} sites x 10 days: fresh Pyomo build + "
+          f"solve {fresh * 1e3:.1f} ms, persistent model {persistent * 1e3:.1f} ms "
+          f"(ratio {fresh / persistent:.1f}x)")
+
+    opts = SimulationOptions(start=start, months=args.months)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        res = simulate(cat, opts, out=tmp, jobs=args.jobs, executor=args.executor)
+        wall = time.perf_counter() - t0
+    site_days = int(sum(t.days for t in res.timing.values()))
+    parts = {k: sum(getattr(t, k) for t in res.timing.values())
+             for k in ("inputs", "build", "update", "highs", "realise", "total")}
+    other = parts["total"] - sum(parts[k] for k in ("inputs", "build", "update", "highs",
+                                                     "realise"))
+    print(f"\nfull run: {len(res.timing)} sites x {args.months} months = {site_days} site-days "
+          f"on {args.jobs} {args.executor} workers: wall {wall:.1f} s "
+          f"(target <= 300 s, stretch 90 s); failures {len(res.failures)}")
+    print("CPU time summed over sites [s]: " + ", ".join(
+        f"{k} {v:.1f}" for k, v in parts.items()) + f", other {other:.1f}")
+    floor = parts["highs"] / args.jobs
+    solves = sum(t.solves for t in res.timing.values())
+    print(f"HiGHS-only floor (time inside Highs.run for the same {solves} solves / "
+          f"{args.jobs} workers): {floor:.1f} s; wall / floor = {wall / floor:.2f}")
+    print(f"per site-day: {parts['total'] / site_days * 1e3:.1f} ms CPU, of which HiGHS "
+          f"{parts['highs'] / site_days * 1e3:.1f} ms, update "
+          f"{parts['update'] / site_days * 1e3:.2f} ms")
+    d = res.days
+    counts = d["method"].value_counts().to_dict()
+    q = np.quantile(d["gap"], [0.5, 0.9, 0.99, 1.0])
+    print(f"daily plans by certification: {counts}; uncertified (time limit) "
+          f"{int(res.months['plans_uncertified'].sum())}")
+    print(f"certified gap (vs max(plan cost, day's load at grid prices)): median {q[0]:.2e}, "
+          f"p90 {q[1]:.2e}, p99 {q[2]:.2e}, max {q[3]:.2e} (target <= 5.0e-03)")
+    r = d["relative_gap"]
+    print(f"plain relative gap (vs plan cost): median {r.median():.2e}, p99 "
+          f"{r.quantile(0.99):.2e}, max {r.max():.2e}; plans above 0.5 %: {(r > 5e-3).sum()} "
+          f"of {len(r)}")
+    tot = res.fleet_totals()
+    print(f"fleet: subsidy {tot['subsidy_yuan']:,.0f} yuan, savings {tot['savings_yuan']:,.0f} "
+          f"yuan, discharge {tot['discharge_kwh']:,.0f} kWh")
+
+
+if __name__ == "__main__":
+    main()
