@@ -39,7 +39,7 @@ from vpp.network import EventSpec, to_events
 from vpp.plan_io import plan_csv, plan_json, plot_plan
 from vpp.planning import MAX_DAYS, TZ, PlanOptions, horizon, plan_site
 from vpp.sim_report import write_report
-from vpp.simulation import SimulationOptions, simulate
+from vpp.simulation import SimulationOptions, check_simulation, simulate
 from vpp.sites import Site, parse_site
 from vpp.subsidy import subsidy_window
 from vpp.tariffs import price_series
@@ -188,13 +188,16 @@ def _workers() -> int:
 
 def create_app(database_url: str | None = None, data_dir: str | None = None,
                fleet: str | None = None, recover_jobs: bool | None = None,
-               simulations_dir: str | None = None) -> FastAPI:
+               simulations_dir: str | None = None,
+               max_simulation_site_months: int | None = None) -> FastAPI:
     """The service on ``database_url`` (default ``$DATABASE_URL`` or a SQLite file in the
     working directory), with the data of ``data_dir`` / ``fleet`` (default: ``$VPP_DATA_DIR``,
     ``$VPP_FLEET`` or the shipped data). ``recover_jobs`` (default: unless
     ``$VPP_NO_JOB_RECOVERY`` is set) marks jobs a previous run left unfinished; with several
     worker processes the parent does it once instead. Simulation results go to
-    ``simulations_dir`` (default ``$VPP_SIMULATIONS_DIR`` or ``./vpp-simulations``)."""
+    ``simulations_dir`` (default ``$VPP_SIMULATIONS_DIR`` or ``./vpp-simulations``); one
+    simulation may cover at most ``max_simulation_site_months`` site-months (default
+    ``$VPP_MAX_SIMULATION_SITE_MONTHS`` or 1,800 = 30 sites x 60 months)."""
     url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DB
     if recover_jobs is None:
         recover_jobs = not os.environ.get("VPP_NO_JOB_RECOVERY")
@@ -469,6 +472,8 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
 
     sim_root = Path(simulations_dir or os.environ.get("VPP_SIMULATIONS_DIR")
                     or DEFAULT_SIMULATIONS_DIR)
+    sim_cap = int(max_simulation_site_months
+                  or os.environ.get("VPP_MAX_SIMULATION_SITE_MONTHS") or 1800)
 
     @router.post("/simulations", tags=["simulations"], status_code=202,
                  response_model=JobStatus)
@@ -480,8 +485,6 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
             raise HTTPException(403, "simulations are for evaluator or admin keys")
         cat = catalog(db)
         ids = req.sites or None
-        for sid in ids or ():
-            cat.fleet.site(sid)  # an unknown site is a 422 now, not a failed job later
         opts = SimulationOptions(
             start=req.start, months=req.months, days=req.days,
             tariff_policy=req.tariff_policy,
@@ -489,7 +492,15 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
             subsidy_aware=req.subsidy_aware, foresight=req.foresight, seed=req.seed,
             mip_rel_gap=req.mip_rel_gap,
             emission_factor_t_per_mwh=req.emission_factor_t_per_mwh)
-        opts.validate()
+        check_simulation(cat, opts, ids)  # a 422 now rather than a failed job later
+        n_sites = len(ids) if ids else len(cat.fleet.sites)
+        size = n_sites * (req.months if req.days is None else -(-req.days // 30))
+        if size > sim_cap:
+            raise InvalidInputError(
+                f"simulation of {n_sites} sites x {req.months if req.days is None else req.days}"
+                f" {'months' if req.days is None else 'days'} = {size} site-months: this "
+                f"server runs at most {sim_cap} site-months per simulation",
+                "simulation too large")
         fin = load_finance_inputs(capex_yuan_per_wh=req.capex_yuan_per_wh,
                                   life_years=req.life_years, discount_rate=req.discount_rate)
 

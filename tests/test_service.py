@@ -246,7 +246,7 @@ def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path):
 
     d, fleet = small_fleet
     app = create_app(f"sqlite:///{d / 'sim.sqlite3'}", fleet=str(fleet),
-                     simulations_dir=str(tmp_path / "sims"))
+                     simulations_dir=str(tmp_path / "sims"), max_simulation_site_months=2)
     with session_factory(app.state.engine)() as s:
         ev, park = create_key(s, "evaluator"), create_key(s, "park", ["CZ-MG-01"])
     client = TestClient(app, raise_server_exceptions=False)
@@ -254,6 +254,8 @@ def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path):
     assert client.post("/v1/simulations", headers=h(park), json=body).status_code == 403
     r = client.post("/v1/simulations", headers=h(ev), json={**body, "months": 61})
     assert r.status_code == 422 and "months" in r.text and "60" in r.text
+    r = client.post("/v1/simulations", headers=h(ev), json={**body, "days": None, "months": 2})
+    assert r.status_code == 422 and "at most 2 site-months" in r.text  # the server's cap
     r = client.post("/v1/simulations", headers=h(ev), json={**body, "sites": ["CZ-MG-99"]})
     assert r.status_code == 422 and "CZ-MG-99" in r.text
     r = client.post("/v1/simulations", headers=h(ev), json=body)

@@ -17,7 +17,9 @@ from service.auth import create_key  # noqa: E402
 from service.db import session_factory  # noqa: E402
 
 _TMP = tempfile.TemporaryDirectory(prefix="vpp-fuzz-")
-APP = create_app(f"sqlite:///{Path(_TMP.name) / 'vpp.sqlite3'}")
+# simulation jobs capped at one site-month: the fuzzer may start them, not hog the machine
+APP = create_app(f"sqlite:///{Path(_TMP.name) / 'vpp.sqlite3'}",
+                 simulations_dir=str(Path(_TMP.name) / "sims"), max_simulation_site_months=1)
 with session_factory(APP.state.engine)() as _s:
     KEY = create_key(_s, "admin", label="fuzz")
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)

@@ -271,3 +271,109 @@ def test_bad_options_are_named():
         SimulationOptions(start=dt.date(2025, 1, 1), subsidy_rate_yuan_per_kwh=0.5).validate()
     with pytest.raises(InvalidInputError, match="tariff_policy='2019'"):
         SimulationOptions(start=dt.date(2025, 1, 1), tariff_policy="2019").validate()
+
+
+# --------------------------------------------------------------------------- weather, finance
+
+
+def test_synthetic_weather_matches_the_climatology_month_by_month():
+    """Each month's synthetic GHI equals the climatology's (the DOMAIN-calibrated file) to
+    within 1 %, the year to 1,300 kWh/m2 +- 3 %, and the days really vary."""
+    from forecasts.climate import climatology_weather, load_climatology
+    from forecasts.synthetic import (
+        ErrorModel,
+        stream,
+        synthetic_clearsky_index,
+        weather_from_kc,
+    )
+    from vpp.simulation import CITY, _location
+
+    climate = load_climatology()
+    index = SimulationOptions(start=dt.date(2025, 1, 1), months=12).index()
+    city = _location(*CITY)
+    kc = synthetic_clearsky_index(climate, city, index, ErrorModel(), stream(5, "sky"))
+    synth = weather_from_kc(kc, city, index, climate)["ghi"]
+    clim = climatology_weather(climate, city, index)["ghi"]
+    month = index.month
+    for m in range(1, 13):
+        assert synth[month == m].sum() == pytest.approx(clim[month == m].sum(), rel=0.01), m
+    annual = synth.sum() * 0.25 / 1000.0
+    assert annual == pytest.approx(1300.0, rel=0.03)
+    daily = synth.groupby(index.date).sum() * 0.25 / 1000.0
+    assert daily.std() / daily.mean() > 0.25  # cloudy and clear days, not a climatology
+
+
+def test_finance_by_hand():
+    """Capex 0.5 yuan/Wh x 100 kWh = 50,000 yuan. 12 simulated months, each: cost without
+    storage 10,000, with storage 8,800 after 200 yuan of subsidy, so 1,000 yuan saved by
+    operation -> 12,000 a year; O&M 2 % = 1,000 a year. Flows: -50,000, then 11,000 a year
+    for 5 years without subsidy (13,400 in year 1 with its 2,400 yuan). NPV at 10 %:
+    -50,000 + 11,000 x 3.790787 = -8,301.34 without subsidy, + 2,400 / 1.1 with. Payback
+    without subsidy: 4 + 6,000 / 11,000 = 4.545 years."""
+    from vpp.finance import FinanceInputs, annual_flows, irr, npv, payback_years, site_finance
+
+    m = pd.DataFrame({"net_cost_without_storage_yuan": [10_000.0] * 12,
+                      "net_cost_yuan": [8_800.0] * 12, "subsidy_yuan": [200.0] * 12,
+                      "degradation_yuan": [0.0] * 12})
+    fi = FinanceInputs(capex_yuan_per_wh=0.5, life_years=5, discount_rate=0.10,
+                       om_frac_per_year=0.02)
+    flows = annual_flows(m, 100.0, fi, with_subsidy=False)
+    assert flows.tolist() == pytest.approx([-50_000.0] + [11_000.0] * 5)
+    assert annual_flows(m, 100.0, fi, True)[1] == pytest.approx(13_400.0)
+    assert npv(0.10, flows) == pytest.approx(-8_301.34, abs=0.01)
+    f = site_finance(m, 100.0, fi)
+    assert f["npv_without_subsidy_yuan"] == pytest.approx(-8_301.34, abs=0.01)
+    assert f["npv_with_subsidy_yuan"] == pytest.approx(-8_301.34 + 2_400 / 1.1, abs=0.01)
+    assert f["payback_without_subsidy_years"] == pytest.approx(4 + 6 / 11)
+    assert irr(np.array([-100.0, 110.0])) == pytest.approx(0.10)
+    assert payback_years(np.array([-100.0, 40.0, 40.0, 40.0])) == pytest.approx(2.5)
+    assert payback_years(np.array([-100.0, 10.0, 10.0])) is None
+
+
+def test_report_states_indicators_and_finance(july_runs, tmp_path):
+    from vpp.finance import FinanceInputs
+    from vpp.sim_report import load_indicators, site_summary, write_report
+
+    runs, _ = july_runs
+    cat = default_catalog()
+    files = write_report(runs["serial"], cat, tmp_path, FinanceInputs())
+    text = files["report.md"].read_text(encoding="utf-8")
+    summary = site_summary(runs["serial"], cat, FinanceInputs())
+    share = summary.set_index("site_id")["renewable_share_frac"]
+    target = next(i for i in load_indicators(cat) if i.key == "renewable_share_frac")
+    assert target.target == 0.30
+    met = int((share >= 0.30).sum())
+    assert f"met by {met} of {len(share)} sites" in text
+    assert "## Storage finance" in text and "npv_with_subsidy_yuan" in text
+    months = pd.read_csv(files["months.csv"])
+    assert months["subsidy_yuan"].sum() == pytest.approx(
+        runs["serial"].months["subsidy_yuan"].sum())
+    assert files["report.html"].read_text(encoding="utf-8").count("<table>") >= 3
+    assert (tmp_path / "subsidy_by_month.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_simulate_writes_report_and_resumes(tmp_path):
+    from click.testing import CliRunner
+
+    from vpp.cli import main
+
+    out = tmp_path / "sim"
+    args = ["simulate", "--sites", "CZ-MG-09,CZ-MG-13", "--start", "2025-06-29", "--days", "4",
+            "--jobs", "1", "--out", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "simulated 2 sites" in r.output and "site-months" in r.output
+    months = pd.read_csv(out / "months.csv")
+    assert sorted(months["month"].unique()) == ["2025-06", "2025-07"]
+    assert (out / "report.html").is_file() and (out / "sites.csv").is_file()
+    again = CliRunner().invoke(main, args)  # everything already done: same numbers
+    assert again.exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "months.csv"), months)
+    bad = CliRunner().invoke(main, ["simulate", "--sites", "CZ-MG-99", "--days", "2",
+                                    "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "CZ-MG-99" in bad.output and "Traceback" not in bad.output
+    bad = CliRunner().invoke(main, ["simulate", "--subsidy-rate", "0.4", "--days", "1"])
+    assert bad.exit_code == 2 and "0.4" in bad.output

@@ -562,6 +562,19 @@ class SimulationResult:
         return {c: float(self.months[c].sum()) for c in additive}
 
 
+def check_simulation(catalog: Catalog, opts: SimulationOptions,
+                     site_ids: list[str] | None) -> list[str]:
+    """The site ids a simulation covers, after checking what can be checked before any
+    work: options, known sites, a tariff version for the period's first day."""
+    opts.validate()
+    ids = site_ids or [s.id for s in catalog.fleet.sites]
+    version = TARIFF_POLICIES[opts.tariff_policy]
+    for sid in ids:
+        site = catalog.fleet.site(sid)  # unknown ids fail here
+        catalog.tariffs.select(site.tariff_id, opts.start, version)
+    return ids
+
+
 def run_key(opts: SimulationOptions, site_ids: list[str], extra: dict) -> str:
     """A digest of everything that decides a run's numbers (for resuming into a folder)."""
     text = json.dumps({"options": opts.describe(), "sites": site_ids, **extra}, sort_keys=True)
@@ -616,9 +629,7 @@ def simulate(
     if executor not in ("local", "dask"):
         raise InvalidInputError(f"executor={executor!r}: allowed local, dask")
     errors = errors or load_error_model()
-    ids = site_ids or [s.id for s in catalog.fleet.sites]
-    for s in ids:
-        catalog.fleet.site(s)  # unknown ids fail here, before any work
+    ids = check_simulation(catalog, opts, site_ids)
     folder = Path(out) / "sites" if out else None
     if out:
         _claim(Path(out), opts, ids, errors, weather)
