@@ -333,7 +333,8 @@ class PersistentDispatch:
         InfeasiblePlanError
             No plan exists, or HiGHS stopped before certifying the gap.
         """
-        if structure_key(p) != self.key:
+        key = structure_key(p)
+        if key != self.key:
             raise ValueError("day problem differs in structure from the persistent model's "
                              "first day; build a new PersistentDispatch")
         self._floor = max(float(gap_floor_yuan), GAP_FLOOR_YUAN)

@@ -60,7 +60,7 @@ from forecasts.synthetic import (
 from forecasts.weather import Weather, interval_clearsky, prepare
 from models.dispatch import CONTRACT_TOLERANCE, DispatchProblem, GridSpec, SolveOptions, StorageSpec
 from models.errors import InfeasiblePlanError, InvalidInputError
-from models.persistent import PersistentDispatch
+from models.persistent import PersistentDispatch, structure_key
 from vpp.catalog import Catalog
 from vpp.planning import INTERVAL_MINUTES, TZ, baseline, shiftable_loads
 from vpp.pv_inputs import site_pv_model
@@ -382,14 +382,10 @@ def simulate_site(
             soc_terminal_min_kwh=nominal, degradation_yuan_per_kwh=st.degradation_yuan_per_kwh,
             max_cycles_per_day=st.max_cycles_per_day)
     version = TARIFF_POLICIES[opts.tariff_policy]
-    demand_rate = 0.0
-    if site.billing_basis == "demand":
-        demand_rate = catalog.tariffs.select(site.tariff_id, opts.start,
-                                             version).demand_yuan_per_kw_month
-    grid = GridSpec(import_limit_kw=site.grid.import_limit_kw,
-                    export_limit_kw=site.grid.export_limit_kw,
-                    demand_rate_yuan_per_kw_month=demand_rate,
-                    contract_demand_kw=site.grid.contract_demand_kw)
+    base_grid = GridSpec(import_limit_kw=site.grid.import_limit_kw,
+                         export_limit_kw=site.grid.export_limit_kw,
+                         contract_demand_kw=site.grid.contract_demand_kw)
+    grid = base_grid
     zeros = np.zeros(PER_DAY)
     day_numbers = np.zeros(PER_DAY, dtype=int)
     solver: PersistentDispatch | None = None
@@ -410,11 +406,17 @@ def simulate_site(
             acc = {k: 0.0 for k in MONTH_COLUMNS[2:]}
             month_peak = base_peak = 0.0
             month_days = []
+            # the demand rate of the tariff version in force this month (billing basis)
+            demand_rate = 0.0
+            if site.billing_basis == "demand":
+                demand_rate = catalog.tariffs.select(site.tariff_id, day,
+                                                     version).demand_yuan_per_kw_month
+            grid = dataclasses.replace(base_grid, demand_rate_yuan_per_kw_month=demand_rate)
         sl = slice(d * PER_DAY, (d + 1) * PER_DAY)
         rate_day = ser.subsidy_rate[sl]
 
         def problem(load: np.ndarray, pv: np.ndarray, terminal: float, *,
-                    rate_day=rate_day, sl=sl, month_peak=month_peak, level=level
+                    rate_day=rate_day, sl=sl, month_peak=month_peak, level=level, grid=grid
                     ) -> DispatchProblem:
             s = None if storage is None else dataclasses.replace(
                 storage, soc_initial_kwh=level, soc_terminal_min_kwh=terminal)
@@ -431,10 +433,10 @@ def simulate_site(
         # gap measured against the money at stake: what the day's load would cost from
         # the grid, or the plan's own cost if larger
         at_stake = float(np.sum(ser.import_price[sl] * ser.load_forecast_kw[sl]) * DT_H)
-        if solver is None:
+        if solver is None or structure_key(p) != solver.key:  # first day, or a new tariff
             t0 = time.perf_counter()
             solver = PersistentDispatch(p, opts.solve_options())
-            timing.build = time.perf_counter() - t0
+            timing.build += time.perf_counter() - t0
         try:
             plan = solver.solve(p, strict=False, gap_floor_yuan=at_stake)
         except InfeasiblePlanError:
