@@ -117,6 +117,7 @@ class SimulationRequest(BaseModel):
     subsidy_rate_yuan_per_kwh: float | None = Field(default=None, ge=0, le=0.3)
     subsidy_aware: bool = True
     foresight: Literal["forecast", "perfect"] = "forecast"
+    compare_perfect: bool = False
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     mip_rel_gap: float = Field(default=5e-3, ge=0, le=0.05)
     emission_factor_t_per_mwh: float = Field(default=0.5703, ge=0, le=2)
@@ -489,7 +490,8 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
             start=req.start, months=req.months, days=req.days,
             tariff_policy=req.tariff_policy,
             subsidy_rate_yuan_per_kwh=req.subsidy_rate_yuan_per_kwh,
-            subsidy_aware=req.subsidy_aware, foresight=req.foresight, seed=req.seed,
+            subsidy_aware=req.subsidy_aware, foresight=req.foresight,
+            compare_perfect=req.compare_perfect, seed=req.seed,
             mip_rel_gap=req.mip_rel_gap,
             emission_factor_t_per_mwh=req.emission_factor_t_per_mwh)
         check_simulation(cat, opts, ids)  # a 422 now rather than a failed job later

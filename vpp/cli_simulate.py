@@ -57,6 +57,9 @@ def _cores() -> int:
 @click.option("--subsidy-blind", is_flag=True, help="Plans ignore the subsidy (still paid).")
 @click.option("--foresight", type=click.Choice(["forecast", "perfect"]), default="forecast",
               show_default=True, help="Plan on forecasts, or on the actual PV and load.")
+@click.option("--compare-perfect", is_flag=True,
+              help="Also cost every day with perfect foresight from the same morning state "
+                   "(never above the realised cost; about doubles solver time).")
 @click.option("--weather", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Actual weather (EPW, TMY3 or CSV). Default: seeded synthetic series.")
 @click.option("--errors", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -84,7 +87,8 @@ def _cores() -> int:
 @click.pass_context
 def simulate_cmd(ctx: click.Context, sites: str, start: dt.datetime, months: int,
                  days: int | None, tariff_policy: str, subsidy_rate: float | None,
-                 subsidy_blind: bool, foresight: str, weather: str | None, errors: str | None,
+                 subsidy_blind: bool, foresight: str, compare_perfect: bool,
+                 weather: str | None, errors: str | None,
                  seed: int, gap: float, emission_factor: float, capex_yuan_per_wh: float | None,
                  life_years: int | None, discount_rate: float | None, sens: bool, jobs: int,
                  executor: str, address: str | None, out: str) -> None:
@@ -101,7 +105,7 @@ def simulate_cmd(ctx: click.Context, sites: str, start: dt.datetime, months: int
     opts = SimulationOptions(
         start=start.date(), months=months, days=days, tariff_policy=tariff_policy,
         subsidy_rate_yuan_per_kwh=subsidy_rate, subsidy_aware=not subsidy_blind,
-        foresight=foresight, seed=seed, mip_rel_gap=gap,
+        foresight=foresight, compare_perfect=compare_perfect, seed=seed, mip_rel_gap=gap,
         emission_factor_t_per_mwh=emission_factor)
     opts.validate()
     finance = load_finance_inputs(capex_yuan_per_wh=capex_yuan_per_wh, life_years=life_years,

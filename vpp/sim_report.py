@@ -101,6 +101,17 @@ def fleet_row(summary: pd.DataFrame) -> dict:
     return out
 
 
+def _perfect_line(result: SimulationResult) -> list[str]:
+    """The forecast's price, when the run costed every day with perfect foresight too."""
+    pf = result.months["perfect_net_cost_yuan"]
+    if pf.isna().all():
+        return []
+    net = float(result.months["net_cost_yuan"].sum())
+    return [f"- With perfect foresight (each day re-planned on the actual PV and load from the "
+            f"same morning state) the net cost would have been {float(pf.sum()):,.0f} yuan: "
+            f"forecast errors cost {net - float(pf.sum()):,.0f} yuan"]
+
+
 def _md_table(df: pd.DataFrame, floatfmt: str = "{:,.0f}") -> str:
     def cell(v):
         if isinstance(v, bool | np.bool_):
@@ -218,6 +229,7 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         f"**{fleet['savings_yuan']:,.0f} yuan**",
         f"- Demand charges: {fleet['demand_charge_yuan']:,.0f} yuan vs "
         f"{fleet['demand_charge_without_storage_yuan']:,.0f} yuan without storage",
+        *_perfect_line(result),
         f"- CO2 avoided: {fleet['co2_avoided_t']:,.0f} t; adjustable capacity "
         f"{fleet['adjustable_capacity_kw'] / 1e3:,.1f} MW",
         f"- Daily plans: {len(gaps)}; certified gap median {gaps.median():.2e}, 99th "

@@ -62,7 +62,7 @@ from models.dispatch import CONTRACT_TOLERANCE, DispatchProblem, GridSpec, Solve
 from models.errors import InfeasiblePlanError, InvalidInputError
 from models.persistent import PersistentDispatch, structure_key
 from vpp.catalog import Catalog
-from vpp.planning import INTERVAL_MINUTES, TZ, baseline, shiftable_loads
+from vpp.planning import INTERVAL_MINUTES, TZ, baseline, demand_charge_yuan, shiftable_loads
 from vpp.pv_inputs import site_pv_model
 from vpp.realtime import realise_day
 from vpp.sites import Site
@@ -115,6 +115,12 @@ class SimulationOptions:
     days : int, optional
         Simulate this many days from ``start`` instead of ``months`` (short studies), in
         [1, 1826].
+    compare_perfect : bool
+        With forecast-driven operation, also plan every day on the actual PV and load from
+        the same morning state (SOC, month-to-date peak), required to end no lower than the
+        realised day did: the perfect-foresight cost of that day (``perfect_net_cost_yuan``),
+        never above the realised one because the realised day is one of its options. About
+        doubles the solver time.
     """
 
     start: dt.date
@@ -128,6 +134,7 @@ class SimulationOptions:
     emission_factor_t_per_mwh: float = 0.5703
     time_limit_s: float = 10.0
     days: int | None = None
+    compare_perfect: bool = False
 
     def validate(self) -> None:
         problems = []
@@ -260,7 +267,7 @@ MONTH_COLUMNS = (
     "import_kwh", "export_kwh", "renewable_share_frac", "peak_kw", "peak_without_storage_kw",
     "co2_avoided_t", "soc_end_kwh", "import_over_limit_kwh", "corrected_intervals",
     "plans_lp", "plans_repair", "plans_milp", "plans_uncertified", "gap_max",
-    "terminal_relaxed_days",
+    "terminal_relaxed_days", "perfect_net_cost_yuan",
 )
 #: Month columns that count things (the rest after ``days`` are floats).
 COUNT_COLUMNS = ("days", "corrected_intervals", "plans_lp", "plans_repair", "plans_milp",
@@ -389,6 +396,7 @@ def simulate_site(
     zeros = np.zeros(PER_DAY)
     day_numbers = np.zeros(PER_DAY, dtype=int)
     solver: PersistentDispatch | None = None
+    perfect: PersistentDispatch | None = None
 
     month_rows: list[dict] = list(done)
     day_rows: list[dict] = list(done_days)
@@ -416,15 +424,15 @@ def simulate_site(
         rate_day = ser.subsidy_rate[sl]
 
         def problem(load: np.ndarray, pv: np.ndarray, terminal: float, *,
-                    rate_day=rate_day, sl=sl, month_peak=month_peak, level=level, grid=grid
-                    ) -> DispatchProblem:
+                    rate_day=rate_day, sl=sl, month_peak=month_peak, level=level, grid=grid,
+                    aware: bool = opts.subsidy_aware) -> DispatchProblem:
             s = None if storage is None else dataclasses.replace(
                 storage, soc_initial_kwh=level, soc_terminal_min_kwh=terminal)
             return DispatchProblem(
                 dt_h=DT_H, load_kw=load, pv_kw=pv,
                 import_price_yuan_per_kwh=ser.import_price[sl],
                 export_price_yuan_per_kwh=ser.export_price[sl],
-                subsidy_yuan_per_kwh=rate_day if opts.subsidy_aware else zeros,
+                subsidy_yuan_per_kwh=rate_day if aware else zeros,
                 day_of_interval=day_numbers, storage=s,
                 grid=dataclasses.replace(grid, month_peak_kw=month_peak), shiftable=shift)
 
@@ -497,6 +505,18 @@ def simulate_site(
             "soc_end_kwh": float(real.soc_kwh[-1]) if storage else 0.0,
             "month_peak_kw": max(month_peak, float(real.grid_import_kw.max())),
             "discharge_kwh": dis_kwh, "subsidy_yuan": subsidy})
+        if opts.compare_perfect and opts.foresight == "forecast":
+            day_cost = (float(np.sum(pi * real.grid_import_kw - pe * real.grid_export_kw))
+                        * DT_H + demand_charge_yuan(p.grid, real.grid_import_kw)
+                        + (storage.degradation_yuan_per_kwh * dis_kwh if storage else 0.0)
+                        - subsidy)
+            p_pf = problem(load, pv, float(real.soc_kwh[-1]) if storage else terminal,
+                           aware=True)
+            if perfect is None or structure_key(p_pf) != perfect.key:
+                # a model of its own: the operated plans stay exactly those of a run
+                # without the comparison (a shared model's warm start would change ties)
+                perfect = PersistentDispatch(p_pf, opts.solve_options())
+            acc["perfect_net_cost_yuan"] += _perfect_day(perfect, p_pf, day_cost, at_stake)
         month_peak = max(month_peak, float(real.grid_import_kw.max()))
         base_peak = max(base_peak, float(base["grid_import_kw"].max()))
         if storage is not None:
@@ -512,6 +532,18 @@ def simulate_site(
             files.append(_fmt(row), [_fmt(r) for r in month_days])
     timing.total = time.perf_counter() - t_start
     return month_rows, day_rows, timing
+
+
+def _perfect_day(solver: PersistentDispatch, p: DispatchProblem, realised_cost: float,
+                 at_stake: float) -> float:
+    """The day's cost with perfect foresight [yuan]: the plan on the actual data from the
+    same morning state, or the realised day itself when that is cheaper (it is one of the
+    plans open to perfect foresight, so the result never exceeds ``realised_cost``)."""
+    try:
+        plan = solver.solve(p, strict=False, gap_floor_yuan=at_stake)
+    except InfeasiblePlanError:  # e.g. the realised day broke the import limit
+        return realised_cost
+    return min(plan.objective_yuan, realised_cost)
 
 
 def _month_row(site: Site, month: str, acc: dict[str, float], peak: float, base_peak: float,
@@ -538,6 +570,8 @@ def _month_row(site: Site, month: str, acc: dict[str, float], peak: float, base_
     row["co2_avoided_t"] = (acc["consumption_kwh"] - net_import) \
         * opts.emission_factor_t_per_mwh / 1000.0
     row["soc_end_kwh"] = level
+    if not (opts.compare_perfect and opts.foresight == "forecast"):
+        row["perfect_net_cost_yuan"] = float("nan")
     for k in COUNT_COLUMNS:
         row[k] = int(acc[k])
     return {k: row[k] for k in MONTH_COLUMNS}
