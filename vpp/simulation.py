@@ -58,7 +58,7 @@ from forecasts.synthetic import (
     weather_from_kc,
 )
 from forecasts.weather import Weather, interval_clearsky, prepare
-from models.dispatch import CONTRACT_TOLERANCE, DispatchProblem, GridSpec, SolveOptions, StorageSpec
+from models.dispatch import DispatchProblem, GridSpec, SolveOptions, StorageSpec
 from models.errors import InfeasiblePlanError, InvalidInputError
 from models.persistent import PersistentDispatch, structure_key
 from vpp.catalog import Catalog
@@ -289,15 +289,6 @@ class SiteTiming:
     total: float = 0.0
     solves: int = 0
     days: int = 0
-
-
-def _demand_bill(rate: float, contract_kw: float | None, peak_kw: float) -> float:
-    """A month's demand charge [yuan] on its peak [kW], the excess over 1.05 x contract
-    billed once more."""
-    bill = rate * peak_kw
-    if contract_kw is not None:
-        bill += rate * max(0.0, peak_kw - CONTRACT_TOLERANCE * contract_kw)
-    return bill
 
 
 class _Files:
@@ -549,10 +540,13 @@ def _perfect_day(solver: PersistentDispatch, p: DispatchProblem, realised_cost: 
 def _month_row(site: Site, month: str, acc: dict[str, float], peak: float, base_peak: float,
                rate: float, level: float, storage: StorageSpec | None,
                opts: SimulationOptions) -> dict:
-    contract = site.grid.contract_demand_kw
+    # the month's bill: the whole demand charge on its peak (no earlier peak to subtract)
+    bill = GridSpec(import_limit_kw=site.grid.import_limit_kw,
+                    demand_rate_yuan_per_kw_month=rate,
+                    contract_demand_kw=site.grid.contract_demand_kw)
     row: dict[str, Any] = {"site_id": site.id, "month": month, **acc}
-    row["demand_charge_yuan"] = _demand_bill(rate, contract, peak)
-    row["demand_charge_without_storage_yuan"] = _demand_bill(rate, contract, base_peak)
+    row["demand_charge_yuan"] = demand_charge_yuan(bill, np.array([peak]))
+    row["demand_charge_without_storage_yuan"] = demand_charge_yuan(bill, np.array([base_peak]))
     row["net_cost_yuan"] = (acc["energy_cost_yuan"] + row["demand_charge_yuan"]
                             + acc["degradation_yuan"] - acc["subsidy_yuan"])
     row["net_cost_without_storage_yuan"] = (acc["energy_cost_without_storage_yuan"]
