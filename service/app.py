@@ -30,7 +30,14 @@ from starlette.routing import Match
 
 from models.errors import InfeasiblePlanError, InvalidInputError
 from service.auth import Principal, authenticate
-from service.db import PlanRecord, SiteRecord, make_engine, migrate, session_factory
+from service.db import (
+    JobFile,
+    PlanRecord,
+    SiteRecord,
+    make_engine,
+    migrate,
+    session_factory,
+)
 from service.jobs import SOLVE_LOCK, JobRunner
 from vpp.catalog import Catalog
 from vpp.coupled import plan_vpp
@@ -516,11 +523,17 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                 res = simulate(cat, opts, ids, out=folder, jobs=_workers(),
                                on_progress=tick)
                 write_report(res, cat, folder, fin)
+            names = [n for n in SIMULATION_FILES if (folder / n).is_file()]
+            with sessions() as s:  # kept with the job: any server process can serve them
+                for n in names:
+                    s.add(JobFile(job_id=params["job_id"], name=n,
+                                  media_type=SIMULATION_FILES[n],
+                                  content=(folder / n).read_bytes()))
+                s.commit()
             url = f"/v1/simulations/{params['job_id']}"
             return {"totals": {k: round(v, 3) for k, v in res.fleet_totals().items()},
                     "failures": res.failures, "wall_seconds": round(res.wall_seconds, 1),
-                    "files": {name: f"{url}/{name}" for name in SIMULATION_FILES
-                              if (folder / name).is_file()}}
+                    "files": {n: f"{url}/{n}" for n in names}}
 
         job_id = runner.submit("simulation", req.model_dump(mode="json"), who.key_id, work)
         return job_view(runner.get(job_id))
@@ -540,18 +553,18 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
     @router.get("/simulations/{job_id}/{name}", tags=["simulations"],
                 responses={200: {"content": {t.split(";")[0]: {} for t in
                                              set(SIMULATION_FILES.values())}}})
-    def simulation_file(job_id: str, name: str, who: Who) -> Response:
+    def simulation_file(job_id: str, name: str, db: DB, who: Who) -> Response:
         """A finished simulation's report (``report.md``, ``report.html``), tables
         (``months.csv``, ``sites.csv``, ``days.csv``) or charts (``*.png``)."""
         rec = simulation_job(job_id, who)
         if name not in SIMULATION_FILES:
             raise HTTPException(404, f"no file {name!r}; available: "
                                      f"{', '.join(SIMULATION_FILES)}")
-        path = sim_root / rec.id / name
-        if rec.status != "done" or not path.is_file():
+        f = db.get(JobFile, (rec.id, name))
+        if f is None:
             raise HTTPException(404, f"{name} of simulation {job_id} is not available "
                                      f"(status {rec.status})")
-        return Response(path.read_bytes(), media_type=SIMULATION_FILES[name])
+        return Response(f.content, media_type=f.media_type)
 
     @router.get("/jobs/{job_id}", tags=["fleet"], response_model=JobStatus)
     def read_job(job_id: str, who: Who) -> JobStatus:

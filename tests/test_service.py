@@ -273,6 +273,9 @@ def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path):
     assert months["subsidy_yuan"].to_numpy() == pytest.approx(ref.months["subsidy_yuan"])
     assert job["result"]["totals"]["subsidy_yuan"] == pytest.approx(
         ref.months["subsidy_yuan"].sum(), abs=1e-3)
+    import shutil
+
+    shutil.rmtree(tmp_path / "sims")  # the files live in the database with the job
     report = client.get(f"{url}/report.md", headers=h(ev))
     assert report.status_code == 200 and "Pilot evaluation" in report.text
     assert client.get(f"{url}/report.html", headers=h(ev)).text.startswith("<!DOCTYPE html>")
