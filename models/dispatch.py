@@ -613,18 +613,24 @@ class HighsRun:
         return ".".join(str(v) for v in self.opt.version())
 
     def run(self, mip_gap: float | None = None):
-        """Solve; return ``(termination, objective, bound)``, loading primals if any."""
+        """Solve; return ``(termination, objective, bound)``, loading primals if any.
+
+        HiGHS keeps one run clock per instance: the time limit is set on it (the limit of
+        this call plus what earlier calls used), and this call's HiGHS time is its increase
+        (Pyomo reports the clock's total, which summed over calls counts early ones again).
+        """
+        clock = self.opt._solver_model.getRunTime()
         res = self.opt.solve(
             self.m,
             load_solutions=False,
             raise_exception_on_nonoptimal_result=False,
-            time_limit=self.opts.time_limit_s,
+            time_limit=clock + self.opts.time_limit_s,
             threads=self.opts.threads,
             rel_gap=mip_gap,
             solver_options={"mip_abs_gap": 1e-9, "output_flag": False},
         )
         self.solves += 1
-        self.highs_seconds += float(res.timing_info.highs_time)
+        self.highs_seconds += self.opt._solver_model.getRunTime() - clock
         tc = res.termination_condition
         if res.incumbent_objective is not None:
             res.solution_loader.load_vars()
