@@ -49,6 +49,7 @@ from models.dispatch import (
     GAP_FLOOR_YUAN,
     POWER_TOL_KW,
     DispatchProblem,
+    DispatchResult,
     HighsRun,
     SolveOptions,
     _flow_bounds,
@@ -95,6 +96,24 @@ class DaySolution:
     solves: int
     highs_seconds: float
     update_seconds: float
+    shiftable_kw: dict[str, np.ndarray] = field(default_factory=dict)
+    binaries: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_result(self, p: DispatchProblem, seconds: float, version: str) -> DispatchResult:
+        """The same plan as a :class:`models.dispatch.DispatchResult` (``seconds`` wall)."""
+        return DispatchResult(
+            pv_used_kw=self.pv_used_kw,
+            pv_curtailed_kw=np.where(p.pv_kw - self.pv_used_kw < 1e-9, 0.0,
+                                     p.pv_kw - self.pv_used_kw),
+            charge_kw=self.charge_kw, discharge_kw=self.discharge_kw, soc_kwh=self.soc_kwh,
+            grid_import_kw=self.grid_import_kw, grid_export_kw=self.grid_export_kw,
+            flexible_load_kw=self.flexible_load_kw, shiftable_kw=self.shiftable_kw,
+            peak_kw=max(float(self.grid_import_kw.max(initial=0.0)), p.grid.month_peak_kw),
+            objective_yuan=self.objective_yuan, objective_bound_yuan=self.bound_yuan,
+            optimality_gap=self.gap, method=self.method, solver_name="HiGHS",
+            solver_version=version, solve_seconds=seconds, highs_seconds=self.highs_seconds,
+            solves=self.solves, binaries=self.binaries, log=list(self.notes))
 
 
 @dataclass
@@ -345,6 +364,7 @@ class PersistentDispatch:
         stats = {"highs": 0.0, "solves": 0}
         update_s = time.perf_counter() - t0
         lower, upper, x, seen_z, seen_y, method = self._lp_repair(p, stats)
+        notes = [self._repair_note(lower, upper, seen_z, seen_y)] if x is not None else []
         gap = self._gap(upper, lower)
         rate = p.grid.demand_rate_yuan_per_kw_month
         if gap > self.opts.mip_rel_gap and rate > 0 and x is not None:
@@ -354,6 +374,8 @@ class PersistentDispatch:
                 self._update(capped)
                 update_s += time.perf_counter() - t0
                 low2, up2, x2, z2, y2, method = self._lp_repair(capped, stats)
+                notes.append(f"import capped at {capped.grid.import_limit_kw:.1f} kW by the "
+                             "incumbent")
                 lower = max(lower, low2)  # both bound the same optimum
                 seen_z |= z2
                 seen_y |= y2
@@ -364,7 +386,15 @@ class PersistentDispatch:
         if x is None or gap > self.opts.mip_rel_gap:
             x, upper, lower, gap = self._milp(p, x, seen_z, seen_y, lower, stats, strict)
             method = "milp"
-        return self._solution(p, x, upper, lower, gap, method, stats, update_s)
+        sol = self._solution(p, x, upper, lower, gap, method, stats, update_s)
+        sol.notes = notes
+        sol.binaries = stats.get("binaries", 0)
+        return sol
+
+    @staticmethod
+    def _repair_note(lower: float, upper: float, seen_z: set[int], seen_y: set[int]) -> str:
+        return (f"LP bound {lower:.4f} yuan, repaired plan {upper:.4f} yuan "
+                f"({len(seen_z)} storage and {len(seen_y)} grid intervals fixed)")
 
     def _gap(self, upper: float, lower: float) -> float:
         if not np.isfinite(upper) or not np.isfinite(lower):
@@ -451,6 +481,7 @@ class PersistentDispatch:
             binaries = np.concatenate([binaries, c.z[sorted(cz)]])
         h.changeColsIntegrality(len(binaries), binaries,
                                 np.full(len(binaries), highspy.HighsVarType.kInteger))
+        stats["binaries"] = len(binaries)
         if start is not None:
             s = start.copy()
             s[c.y] = (s[c.imp] > POWER_TOL_KW).astype(float)
@@ -465,6 +496,7 @@ class PersistentDispatch:
         bz, by = self._offending(x)
         if len(bz) or len(by):  # a direction outside the candidates: all binary, once more
             h.changeColsIntegrality(nd, self.dirs, np.full(nd, highspy.HighsVarType.kInteger))
+            stats["binaries"] = nd
             status, obj, bound = self._run(stats)
             if status != _OPTIMAL:
                 raise self._error(status, p, "MILP")
@@ -497,8 +529,10 @@ class PersistentDispatch:
             return np.where(np.abs(a) < 1e-9, 0.0, a)
 
         flex = np.zeros(n)
-        for _k, t, col in c.flex:
+        shift = {sh.name: np.zeros(n) for sh in p.shiftable}
+        for k, t, col in c.flex:
             flex[t] += x[col]
+            shift[p.shiftable[k].name][t] = x[col]
         zeros = np.zeros(n)
         return DaySolution(
             pv_used_kw=np.clip(x[c.pv], 0.0, p.pv_kw),
@@ -510,4 +544,5 @@ class PersistentDispatch:
             gap=float(gap), method=method,
             relative_gap=float(_gap(upper, lower)), solves=stats["solves"],
             highs_seconds=stats["highs"], update_seconds=update_s,
+            shiftable_kw={k: clean(v) for k, v in shift.items()},
         )
