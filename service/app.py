@@ -44,7 +44,7 @@ from vpp.coupled import plan_vpp
 from vpp.finance import load_finance_inputs
 from vpp.network import EventSpec, to_events
 from vpp.plan_io import plan_csv, plan_json, plot_plan
-from vpp.planning import MAX_DAYS, TZ, PlanOptions, horizon, plan_site
+from vpp.planning import MAX_DAYS, TZ, PlanOptions, horizon, plan_site, usable_cores
 from vpp.sim_report import write_report
 from vpp.simulation import SimulationOptions, check_simulation, simulate
 from vpp.sites import Site, parse_site
@@ -184,14 +184,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, **extra})
-
-
-def _workers() -> int:
-    """Processes a simulation job may use: the cores of this process's affinity mask."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def create_app(database_url: str | None = None, data_dir: str | None = None,
@@ -520,7 +512,7 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
                 progress(f"{done}/{total} site-months, {elapsed:.0f} s")
 
             with SOLVE_LOCK:
-                res = simulate(cat, opts, ids, out=folder, jobs=_workers(),
+                res = simulate(cat, opts, ids, out=folder, jobs=usable_cores(),
                                on_progress=tick)
                 write_report(res, cat, folder, fin)
             names = [n for n in SIMULATION_FILES if (folder / n).is_file()]

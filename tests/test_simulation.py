@@ -414,3 +414,25 @@ def test_sensitivity_sweep_runs_each_scenario(tmp_path):
     assert table.loc[1, "subsidy_yuan"] == pytest.approx(direct.months["subsidy_yuan"].sum())
     assert table.loc[1, "subsidy_yuan"] > 0
     assert (tmp_path / "rate-0.3_tariff-2025" / "run.json").is_file()
+
+
+def test_user_weather_file_drives_the_actual_pv(tmp_path):
+    """A weather CSV replaces the synthetic sky: all-zero irradiance gives no PV at all,
+    a clear hour-by-hour sky gives more PV than the synthetic (partly cloudy) days."""
+    from forecasts.weather import interval_clearsky, read_weather
+    from vpp.simulation import CITY, _location
+
+    index = pd.date_range("2025-07-01", periods=48, freq="1h", tz="Asia/Shanghai")
+    clear = interval_clearsky(_location(*CITY), index, pd.Timedelta(hours=1), "start")["ghi"]
+    cat = default_catalog()
+    opts = SimulationOptions(start=dt.date(2025, 7, 1), days=2, seed=4)
+    pv = {}
+    for name, ghi in (("dark", np.zeros(48)), ("clear", clear.to_numpy())):
+        path = tmp_path / f"{name}.csv"
+        pd.DataFrame({"timestamp": index.strftime("%Y-%m-%dT%H:%M"), "ghi": ghi,
+                      "temp_air": 28.0}).to_csv(path, index=False)
+        res = simulate(cat, opts, ["CZ-MG-09"], weather=read_weather(path))
+        pv[name] = res.months["pv_kwh"].sum()
+    synthetic = simulate(cat, opts, ["CZ-MG-09"]).months["pv_kwh"].sum()
+    assert pv["dark"] == 0.0
+    assert pv["clear"] > synthetic > 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,18 +36,10 @@ from vpp.plan_io import (
     site_table,
     summary_table,
 )
-from vpp.planning import TZ, PlanOptions, horizon, plan_site
+from vpp.planning import TZ, PlanOptions, horizon, plan_site, usable_cores
 from vpp.subsidy import subsidy_window
 from vpp.tariffs import price_series
 from vpp.vpp_io import events_text, feeder_text, plot_event_delivery, plot_fleet_stack
-
-
-def _cores() -> int:
-    """CPU cores this process may use (the affinity mask, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def tomorrow() -> dt.date:
@@ -194,7 +185,7 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
             plot_plan(p, plot)
             click.echo(f"wrote {plot}", err=True)
         return
-    _plan_all(catalog, start, options, out, jobs or _cores(), wx, events, not no_feeders,
+    _plan_all(catalog, start, options, out, jobs or usable_cores(), wx, events, not no_feeders,
               plot_fleet, plot_events)
 
 
@@ -383,7 +374,7 @@ def flex(ctx: click.Context, date: dt.datetime | None, plans_dir: str | None, du
     else:
         start = date.date() if date else tomorrow()
         plans = plan_vpp(catalog, start, PlanOptions(), catalog.feeder_caps, None, None,
-                         jobs or _cores()).plans
+                         jobs or usable_cores()).plans
     env = fleet_envelope(plans, duration, catalog.feeder_caps)
     hourly = env[["fleet_net_import_kw", "fleet_down_kw", "fleet_up_kw"]].iloc[::4]
     hourly.index = hourly.index.strftime("%H:%M")

@@ -13,6 +13,7 @@ from forecasts.synthetic import load_error_model
 from forecasts.weather import Weather, read_weather
 from vpp.cli_forecast import catalog_of
 from vpp.finance import load_finance_inputs
+from vpp.planning import usable_cores
 from vpp.scenarios import sensitivity
 from vpp.sim_report import write_report
 from vpp.simulation import TARIFF_POLICIES, SimulationOptions, simulate
@@ -29,15 +30,6 @@ def _period_weather(path: str, opts: SimulationOptions) -> Weather:
     frames = [read_weather(path, year=y).frame for y in years]
     return Weather(pd.concat(frames).sort_index(), first.label,
                    f"{first.source} (repeated for {years[0]}-{years[-1]})")
-
-
-def _cores() -> int:
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 @click.command()
@@ -112,7 +104,7 @@ def simulate_cmd(ctx: click.Context, sites: str, start: dt.datetime, months: int
                                   discount_rate=discount_rate)
     err_model = load_error_model(errors) if errors else load_error_model()
     wx = _period_weather(weather, opts) if weather else None
-    workers = jobs or _cores()
+    workers = jobs or usable_cores()
 
     def progress(done: int, total: int, elapsed: float) -> None:
         eta = elapsed / done * (total - done) if done else float("nan")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -111,6 +112,14 @@ class PlanOptions:
         return SolveOptions(
             mip_rel_gap=self.mip_rel_gap, time_limit_s=self.time_limit_s, method=self.method
         )
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use (its affinity mask, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def horizon(start: dt.date, days: int = 1) -> pd.DatetimeIndex:
