@@ -436,3 +436,25 @@ def test_user_weather_file_drives_the_actual_pv(tmp_path):
     synthetic = simulate(cat, opts, ["CZ-MG-09"]).months["pv_kwh"].sum()
     assert pv["dark"] == 0.0
     assert pv["clear"] > synthetic > 0
+
+
+def test_cli_simulate_on_an_epw_file(tmp_path):
+    """`--weather site.epw`: the typical-year file is put on the period's year and drives
+    the day (a clear 21 June: 800 W/m2 at noon)."""
+    from click.testing import CliRunner
+
+    from tests.test_weather import _epw_text
+    from vpp.cli import main
+
+    text = _epw_text()  # 21 June, hour by hour; made 20-22 June so the day has neighbours
+    head, rows = text.splitlines()[:8], text.splitlines()[8:]
+    days = [r.replace("2026,6,21,", f"2026,6,{d},", 1) for d in (20, 21, 22) for r in rows]
+    epw = tmp_path / "site.epw"
+    epw.write_text("\n".join(head + days) + "\n")
+    out = tmp_path / "sim"
+    r = CliRunner().invoke(main, ["simulate", "--sites", "CZ-MG-09", "--start", "2026-06-21",
+                                  "--days", "1", "--jobs", "1", "--weather", str(epw),
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "EPW site.epw" in (out / "run.json").read_text(encoding="utf-8")
+    assert pd.read_csv(out / "months.csv")["pv_kwh"].iloc[0] > 0

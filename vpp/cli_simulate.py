@@ -26,10 +26,11 @@ def _period_weather(path: str, opts: SimulationOptions) -> Weather:
     if not path.lower().endswith(".epw") and "TMY" not in first.source.upper():
         return first
     index = opts.index()
-    years = range(index[0].year, index[-1].year + 1)
+    # one year more on each side: the first and last intervals need their neighbours
+    years = range(index[0].year - 1, index[-1].year + 2)
     frames = [read_weather(path, year=y).frame for y in years]
     return Weather(pd.concat(frames).sort_index(), first.label,
-                   f"{first.source} (repeated for {years[0]}-{years[-1]})")
+                   f"{first.source} (repeated for {years[1]}-{years[-2]})")
 
 
 @click.command()
