@@ -138,14 +138,16 @@ def _charts(result: SimulationResult, summary: pd.DataFrame, folder: Path) -> li
                         aggfunc="sum").fillna(0.0)
     fig, ax = plt.subplots(figsize=(11, 4.5))
     bottom = np.zeros(len(sub))
-    for sid in sub.columns:
-        if sub[sid].sum() > 0:
-            ax.bar(sub.index, sub[sid] / 1e3, bottom=bottom / 1e3, label=sid)
-            bottom += sub[sid].to_numpy()
+    paid = [sid for sid in sub.columns if sub[sid].sum() > 0]
+    for sid in paid:
+        ax.bar(sub.index, sub[sid] / 1e3, bottom=bottom / 1e3, label=sid)
+        bottom += sub[sid].to_numpy()
     ax.set_ylabel("subsidy [thousand yuan]")
-    ax.set_title("Storage discharge subsidy by month and site")
+    ax.set_title("Storage discharge subsidy by month and site"
+                 + ("" if paid else ": none paid in this period"))
     ax.tick_params(axis="x", rotation=60)
-    ax.legend(ncol=6, fontsize=6)
+    if paid:
+        ax.legend(ncol=6, fontsize=6)
     fig.tight_layout()
     fig.savefig(folder / "subsidy_by_month.png", dpi=110)
     plt.close(fig)
