@@ -458,3 +458,33 @@ def test_cli_simulate_on_an_epw_file(tmp_path):
     assert r.exit_code == 0, r.output
     assert "EPW site.epw" in (out / "run.json").read_text(encoding="utf-8")
     assert pd.read_csv(out / "months.csv")["pv_kwh"].iloc[0] > 0
+
+
+def test_measured_actuals_replace_the_synthetic_ones(tmp_path):
+    """`--actuals DIR`: a site's measured load (500 kW flat) and PV (none) are what the days
+    are realised with: PV 0 kWh, consumption 2 days x 24 h x 500 kW + the shiftable loads'
+    daily energy; a gap in the file is an error naming the site, column and first gap."""
+    from click.testing import CliRunner
+
+    from vpp.cli import main
+
+    cat = default_catalog()
+    site = cat.fleet.site("CZ-MG-09")
+    idx = pd.date_range("2025-07-01", periods=2 * 96, freq="15min")
+    folder = tmp_path / "measured"
+    folder.mkdir()
+    pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%dT%H:%M"), "load_kw": 500.0,
+                  "pv_kw": 0.0}).to_csv(folder / "CZ-MG-09.csv", index=False)
+    out = tmp_path / "sim"
+    args = ["simulate", "--sites", "CZ-MG-09", "--start", "2025-07-01", "--days", "2",
+            "--jobs", "1", "--actuals", str(folder), "--out", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(out / "months.csv").iloc[0]
+    assert m["pv_kwh"] == 0.0
+    flex = sum(f.energy_kwh for f in site.flexible_loads)
+    assert m["consumption_kwh"] == pytest.approx(2 * 24 * 500.0 + 2 * flex)
+    pd.DataFrame({"timestamp": idx[:100].strftime("%Y-%m-%dT%H:%M"), "load_kw": 500.0}
+                 ).to_csv(folder / "CZ-MG-09.csv", index=False)
+    bad = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "sim2")])
+    assert bad.exit_code == 1 and "CZ-MG-09 load_kw: no value for 92 of 192" in bad.output

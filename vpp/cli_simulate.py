@@ -16,7 +16,7 @@ from vpp.finance import load_finance_inputs
 from vpp.planning import usable_cores
 from vpp.scenarios import sensitivity
 from vpp.sim_report import write_report
-from vpp.simulation import TARIFF_POLICIES, SimulationOptions, simulate
+from vpp.simulation import TARIFF_POLICIES, SimulationOptions, read_actuals, simulate
 
 
 def _period_weather(path: str, opts: SimulationOptions) -> Weather:
@@ -55,6 +55,9 @@ def _period_weather(path: str, opts: SimulationOptions) -> Weather:
                    "(never above the realised cost; about doubles solver time).")
 @click.option("--weather", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Actual weather (EPW, TMY3 or CSV). Default: seeded synthetic series.")
+@click.option("--actuals", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of measured <site>.csv (timestamp, load_kw and/or pv_kw; 15 min) "
+                   "replacing the synthetic actual values for the sites that have one.")
 @click.option("--errors", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Forecast-error / synthetic-weather model (TOML). Default: shipped file.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
@@ -81,7 +84,7 @@ def _period_weather(path: str, opts: SimulationOptions) -> Weather:
 def simulate_cmd(ctx: click.Context, sites: str, start: dt.datetime, months: int,
                  days: int | None, tariff_policy: str, subsidy_rate: float | None,
                  subsidy_blind: bool, foresight: str, compare_perfect: bool,
-                 weather: str | None, errors: str | None,
+                 weather: str | None, actuals: str | None, errors: str | None,
                  seed: int, gap: float, emission_factor: float, capex_yuan_per_wh: float | None,
                  life_years: int | None, discount_rate: float | None, sens: bool, jobs: int,
                  executor: str, address: str | None, out: str) -> None:
@@ -113,8 +116,11 @@ def simulate_cmd(ctx: click.Context, sites: str, start: dt.datetime, months: int
                    err=True, nl=False)
 
     t0 = time.perf_counter()
+    measured = read_actuals(actuals, ids or [s.id for s in catalog.fleet.sites]) \
+        if actuals else None
     result = simulate(catalog, opts, ids, errors=err_model, weather=wx, out=out, jobs=workers,
-                      executor=executor, address=address, on_progress=progress)
+                      executor=executor, address=address, on_progress=progress,
+                      actuals=measured)
     click.echo("", err=True)
     for sid, msg in result.failures.items():
         click.echo(f"{sid}: FAILED: {msg}", err=True)

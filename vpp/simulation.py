@@ -214,8 +214,13 @@ def actual_clearsky_index(index: pd.DatetimeIndex, opts: SimulationOptions,
 
 
 def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: ErrorModel,
-                weather: Weather | None = None) -> SiteSeries:
-    """Prices, subsidy, forecast and actual PV and load of ``site`` for the whole period."""
+                weather: Weather | None = None,
+                actuals: pd.DataFrame | None = None) -> SiteSeries:
+    """Prices, subsidy, forecast and actual PV and load of ``site`` for the whole period.
+
+    ``actuals`` (measured history, columns ``load_kw`` and/or ``pv_kw`` on a tz-aware
+    15-minute index covering the period) replaces the synthetic actual values; forecasts stay
+    the model's (PV from the forecast weather, load from the archetype profile)."""
     index = opts.index()
     version = TARIFF_POLICIES[opts.tariff_policy]
     prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva,
@@ -248,11 +253,55 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
     shape = catalog.archetypes[site.load.archetype]
     load_fc = archetype_profile(shape, site.load.peak_kw, index).to_numpy()
     load_act = load_fc * load_error_factors(index, errors, stream(opts.seed, "load", site.id))
+    if actuals is not None:
+        if "pv_kw" in actuals:
+            pv_act = _measured(actuals["pv_kw"], index, f"{site.id} pv_kw")
+        if "load_kw" in actuals:
+            load_act = _measured(actuals["load_kw"], index, f"{site.id} load_kw")
+        source += "; measured actuals"
     if opts.foresight == "perfect":
-        load_fc = load_act
+        load_fc, pv_fc = load_act, pv_act
     return SiteSeries(index, prices["import_price_yuan_per_kwh"].to_numpy(),
                       prices["export_price_yuan_per_kwh"].to_numpy(), rate, pv_fc, pv_act,
                       load_fc, load_act, source)
+
+
+def _measured(series: pd.Series, index: pd.DatetimeIndex, name: str) -> np.ndarray:
+    """A measured series on the period's intervals; an error names the first gap."""
+    values = series.reindex(index)
+    if values.isna().any():
+        first = values.index[values.isna()][0]
+        raise InvalidInputError(f"{name}: no value for {int(values.isna().sum())} of "
+                                f"{len(index)} intervals (first {first.isoformat()}); measured "
+                                "actuals must cover the simulated period at 15 minutes")
+    out = values.to_numpy(dtype=float)
+    if (out < 0).any():
+        raise InvalidInputError(f"{name}: values must be >= 0 kW, minimum {out.min():g}")
+    return out
+
+
+def read_actuals(folder: str | Path, site_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """Measured ``<folder>/<site>.csv`` files (``timestamp`` ISO 8601, local time unless it
+    has an offset; ``load_kw`` and/or ``pv_kw`` [kW], 15-minute interval averages labelled by
+    their start) for the sites that have one."""
+    out = {}
+    for sid in site_ids:
+        path = Path(folder) / f"{sid}.csv"
+        if not path.is_file():
+            continue
+        try:
+            df = pd.read_csv(path)
+            idx = pd.DatetimeIndex(pd.to_datetime(df.pop("timestamp"), format="ISO8601"))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InvalidInputError(f"actuals {path}: need a 'timestamp' column of ISO 8601 "
+                                    f"times ({exc})") from None
+        idx = idx.tz_localize(TZ) if idx.tz is None else idx.tz_convert(TZ)
+        cols = [c for c in ("load_kw", "pv_kw") if c in df.columns]
+        if not cols:
+            raise InvalidInputError(f"actuals {path}: no load_kw or pv_kw column; found "
+                                    f"{list(df.columns)}")
+        out[sid] = df[cols].astype(float).set_axis(idx)
+    return out
 
 
 # --------------------------------------------------------------------------- one site
@@ -343,6 +392,7 @@ def _fmt(row: dict) -> dict:
 def simulate_site(
     catalog: Catalog, site_id: str, opts: SimulationOptions, errors: ErrorModel | None = None,
     weather: Weather | None = None, out: Path | None = None, series: SiteSeries | None = None,
+    actuals: pd.DataFrame | None = None,
 ) -> tuple[list[dict], list[dict], SiteTiming]:
     """Simulate one site over the period; return its month rows, day rows and timing.
 
@@ -358,7 +408,8 @@ def simulate_site(
     files = _Files(out, site_id)
     done, done_days = files.completed()
     t0 = time.perf_counter()
-    ser = series if series is not None else site_series(catalog, site, opts, errors, weather)
+    ser = series if series is not None else site_series(catalog, site, opts, errors, weather,
+                                                         actuals)
     if not ser.index.equals(opts.index()):
         raise InvalidInputError(f"{site_id}: input series must cover the simulated period "
                                 f"from {opts.start} at 15-minute intervals")
@@ -612,9 +663,9 @@ def run_key(opts: SimulationOptions, site_ids: list[str], extra: dict) -> str:
 
 
 def _task(catalog: Catalog, site_id: str, opts: SimulationOptions, errors: ErrorModel,
-          weather: Weather | None, out: str | None):
+          weather: Weather | None, out: str | None, actuals: pd.DataFrame | None = None):
     months, days, timing = simulate_site(catalog, site_id, opts, errors, weather,
-                                         Path(out) if out else None)
+                                         Path(out) if out else None, actuals=actuals)
     return site_id, months, days, timing
 
 
@@ -636,6 +687,7 @@ def simulate(
     out: str | Path | None = None, jobs: int = 1,
     executor: Literal["local", "dask"] = "local", address: str | None = None,
     on_progress: Callable[[int, int, float], None] | None = None,
+    actuals: dict[str, pd.DataFrame] | None = None,
 ) -> SimulationResult:
     """Simulate ``site_ids`` (default all) over the period.
 
@@ -652,6 +704,8 @@ def simulate(
         a ``LocalCluster`` of ``jobs`` workers, or the scheduler at ``address``.
     on_progress : callable, optional
         ``on_progress(site_months_done, site_months_total, elapsed_s)`` about every second.
+    actuals : dict, optional
+        Measured history by site id (see :func:`site_series`, :func:`read_actuals`).
     """
     opts.validate()
     if jobs < 1:
@@ -662,7 +716,7 @@ def simulate(
     ids = check_simulation(catalog, opts, site_ids)
     folder = Path(out) / "sites" if out else None
     if out:
-        _claim(Path(out), opts, ids, errors, weather)
+        _claim(Path(out), opts, ids, errors, weather, actuals or {})
     t0 = time.perf_counter()
     index = opts.index()
     n_months = len(pd.period_range(index[0].date(), index[-1].date(), freq="M"))
@@ -682,13 +736,14 @@ def simulate(
     if executor == "local" and (jobs == 1 or len(ids) == 1):
         for s in ids:
             try:
-                keep(_task(catalog, s, *args))
+                keep(_task(catalog, s, *args, (actuals or {}).get(s)))
             except (InvalidInputError, InfeasiblePlanError) as exc:
                 failures[s] = str(exc)
             tick()
     elif executor == "local":
         with ProcessPoolExecutor(min(jobs, len(ids))) as pool:
-            futures = {pool.submit(_task, catalog, s, *args): s for s in ids}
+            futures = {pool.submit(_task, catalog, s, *args, (actuals or {}).get(s)): s
+                       for s in ids}
             pending = set(futures)
             while pending:
                 finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -699,7 +754,7 @@ def simulate(
                         failures[futures[fut]] = str(exc)
                 tick()
     else:
-        _run_dask(catalog, ids, args, jobs, address, keep, failures, tick)
+        _run_dask(catalog, ids, args, jobs, address, keep, failures, tick, actuals or {})
     months = pd.DataFrame([r for s in ids if s in results for r in results[s][0]],
                           columns=list(MONTH_COLUMNS))
     days = pd.DataFrame([r for s in ids if s in results for r in results[s][1]],
@@ -713,7 +768,7 @@ def simulate(
     return SimulationResult(months, days, timing, opts, failures, time.perf_counter() - t0)
 
 
-def _run_dask(catalog, ids, args, jobs, address, keep, failures, tick) -> None:
+def _run_dask(catalog, ids, args, jobs, address, keep, failures, tick, actuals) -> None:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -725,7 +780,8 @@ def _run_dask(catalog, ids, args, jobs, address, keep, failures, tick) -> None:
                                dashboard_address=None)
     client = Client(address or cluster)
     try:
-        futures = {client.submit(_task, catalog, s, *args, key=f"simulate-{s}-{i}", pure=False): s
+        futures = {client.submit(_task, catalog, s, *args, actuals.get(s),
+                                 key=f"simulate-{s}-{i}", pure=False): s
                    for i, s in enumerate(ids)}
         for fut in as_completed(list(futures)):
             try:
@@ -740,11 +796,13 @@ def _run_dask(catalog, ids, args, jobs, address, keep, failures, tick) -> None:
 
 
 def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorModel,
-           weather: Weather | None) -> None:
+           weather: Weather | None, actuals: dict[str, pd.DataFrame]) -> None:
     """Write ``run.json`` or check that the folder holds the same simulation."""
     out.mkdir(parents=True, exist_ok=True)
     extra = {"errors": dataclasses.asdict(errors),
-             "weather": weather.source if weather is not None else None}
+             "weather": weather.source if weather is not None else None,
+             "actuals": {sid: hashlib.sha256(pd.util.hash_pandas_object(df).values.tobytes())
+                         .hexdigest()[:16] for sid, df in sorted(actuals.items())}}
     key = run_key(opts, ids, extra)
     manifest = out / "run.json"
     if manifest.is_file():
