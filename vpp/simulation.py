@@ -19,8 +19,11 @@ For each site and each day of the period (all times Asia/Shanghai):
 Actual weather: a user weather file (EPW, TMY3 or CSV; typical-year files are repeated for
 every year of the period) or the seeded synthetic series of :mod:`forecasts.synthetic`; the
 day-ahead forecast adds the error model's errors to it. Actual load: the forecast times the
-error model's factors. Every random stream is keyed by the seed, its purpose and the site,
-so results do not depend on the executor, the number of workers or the order of sites.
+error model's factors. Measured history (``actuals``) replaces either. Every random stream
+is keyed by the seed, its purpose and the site, so results do not depend on the executor, the
+number of workers or the order of sites. With ``compare_perfect`` every day is also planned on
+the actual values from the same morning state (:func:`_perfect_day`): a per-day bound on
+what perfect forecasts could have saved.
 
 Sites are independent; they run in worker processes (``executor="local"``) or on a Dask
 cluster (``executor="dask"``: a local one by default, or the scheduler at ``address``).
