@@ -129,7 +129,7 @@ def horizon(start: dt.date, days: int = 1) -> pd.DatetimeIndex:
                          freq=f"{INTERVAL_MINUTES}min")
 
 
-def _align(series: pd.Series, index: pd.DatetimeIndex, name: str) -> np.ndarray:
+def align_series(series: pd.Series, index: pd.DatetimeIndex, name: str) -> np.ndarray:
     """Values of a user series on the plan's intervals; an error names missing intervals."""
     s = series.copy()
     if s.index.tz is None:
@@ -203,7 +203,7 @@ def build_inputs(
     tariff = catalog.tariffs.select(site.tariff_id, start, options.tariff_version)
     bands: dict[str, np.ndarray] = {}
     if pv_kw is not None:
-        pv = _align(pv_kw, index, "pv_kw")
+        pv = align_series(pv_kw, index, "pv_kw")
         pv_source = "user-supplied PV forecast"
     elif site.pv_arrays:
         model = site_pv_model(site, catalog.calibrations)
@@ -218,7 +218,7 @@ def build_inputs(
         pv = np.zeros(n)
         pv_source = "no PV arrays"
     if load_kw is not None:
-        load = _align(load_kw, index, "load_kw")
+        load = align_series(load_kw, index, "load_kw")
         load_source = "user-supplied load"
     else:
         shape = catalog.archetypes[site.load.archetype]

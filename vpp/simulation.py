@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from forecasts.climate import load_climatology
-from forecasts.load import archetype_profile
+from forecasts.load import archetype_profile, read_meter_csv
 from forecasts.pv import pv_ac_kw
 from forecasts.synthetic import (
     ErrorModel,
@@ -65,7 +65,14 @@ from models.dispatch import DispatchProblem, GridSpec, SolveOptions, StorageSpec
 from models.errors import InfeasiblePlanError, InvalidInputError
 from models.persistent import PersistentDispatch, structure_key
 from vpp.catalog import Catalog
-from vpp.planning import INTERVAL_MINUTES, TZ, baseline, demand_charge_yuan, shiftable_loads
+from vpp.planning import (
+    INTERVAL_MINUTES,
+    TZ,
+    align_series,
+    baseline,
+    demand_charge_yuan,
+    shiftable_loads,
+)
 from vpp.pv_inputs import site_pv_model
 from vpp.realtime import realise_day
 from vpp.sites import Site
@@ -258,9 +265,9 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
     load_act = load_fc * load_error_factors(index, errors, stream(opts.seed, "load", site.id))
     if actuals is not None:
         if "pv_kw" in actuals:
-            pv_act = _measured(actuals["pv_kw"], index, f"{site.id} pv_kw")
+            pv_act = align_series(actuals["pv_kw"], index, f"{site.id} pv_kw")
         if "load_kw" in actuals:
-            load_act = _measured(actuals["load_kw"], index, f"{site.id} load_kw")
+            load_act = align_series(actuals["load_kw"], index, f"{site.id} load_kw")
         source += "; measured actuals"
     if opts.foresight == "perfect":
         load_fc, pv_fc = load_act, pv_act
@@ -269,41 +276,22 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
                       load_fc, load_act, source)
 
 
-def _measured(series: pd.Series, index: pd.DatetimeIndex, name: str) -> np.ndarray:
-    """A measured series on the period's intervals; an error names the first gap."""
-    values = series.reindex(index)
-    if values.isna().any():
-        first = values.index[values.isna()][0]
-        raise InvalidInputError(f"{name}: no value for {int(values.isna().sum())} of "
-                                f"{len(index)} intervals (first {first.isoformat()}); measured "
-                                "actuals must cover the simulated period at 15 minutes")
-    out = values.to_numpy(dtype=float)
-    if (out < 0).any():
-        raise InvalidInputError(f"{name}: values must be >= 0 kW, minimum {out.min():g}")
-    return out
-
-
 def read_actuals(folder: str | Path, site_ids: list[str]) -> dict[str, pd.DataFrame]:
-    """Measured ``<folder>/<site>.csv`` files (``timestamp`` ISO 8601, local time unless it
-    has an offset; ``load_kw`` and/or ``pv_kw`` [kW], 15-minute interval averages labelled by
-    their start) for the sites that have one."""
+    """Measured ``<folder>/<site>.csv`` files (meter CSVs as :func:`forecasts.load.
+    read_meter_csv` reads them: ``timestamp``, and ``load_kw`` and/or ``pv_kw`` [kW] as
+    15-minute averages labelled by their start) for the sites that have one."""
     out = {}
     for sid in site_ids:
         path = Path(folder) / f"{sid}.csv"
         if not path.is_file():
             continue
-        try:
-            df = pd.read_csv(path)
-            idx = pd.DatetimeIndex(pd.to_datetime(df.pop("timestamp"), format="ISO8601"))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InvalidInputError(f"actuals {path}: need a 'timestamp' column of ISO 8601 "
-                                    f"times ({exc})") from None
-        idx = idx.tz_localize(TZ) if idx.tz is None else idx.tz_convert(TZ)
-        cols = [c for c in ("load_kw", "pv_kw") if c in df.columns]
+        cols = [c for c in ("load_kw", "pv_kw") if c in pd.read_csv(path, nrows=0).columns]
         if not cols:
-            raise InvalidInputError(f"actuals {path}: no load_kw or pv_kw column; found "
-                                    f"{list(df.columns)}")
-        out[sid] = df[cols].astype(float).set_axis(idx)
+            raise InvalidInputError(f"actuals {path}: no load_kw or pv_kw column")
+        try:
+            out[sid] = pd.concat([read_meter_csv(path, c, TZ) for c in cols], axis=1)
+        except ValueError as exc:
+            raise InvalidInputError(f"actuals {path}: {exc}") from None
     return out
 
 
