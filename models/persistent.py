@@ -73,7 +73,7 @@ def structure_key(p: DispatchProblem) -> tuple:
     contract = (g.contract_demand_kw is not None and g.demand_rate_yuan_per_kw_month > 0)
     return (p.n, p.dt_h, st, g.export_limit_kw,
             g.demand_rate_yuan_per_kw_month, g.contract_demand_kw if contract else None,
-            tuple(p.shiftable), tuple(np.asarray(p.day_of_interval, dtype=int)))
+            tuple(p.shiftable), np.asarray(p.day_of_interval, dtype=np.int64).tobytes())
 
 
 @dataclass
@@ -352,8 +352,7 @@ class PersistentDispatch:
         InfeasiblePlanError
             No plan exists, or HiGHS stopped before certifying the gap.
         """
-        key = structure_key(p)
-        if key != self.key:
+        if structure_key(p) != self.key:
             raise ValueError("day problem differs in structure from the persistent model's "
                              "first day; build a new PersistentDispatch")
         self._floor = max(float(gap_floor_yuan), GAP_FLOOR_YUAN)

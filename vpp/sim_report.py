@@ -132,7 +132,14 @@ def _charts(result: SimulationResult, summary: pd.DataFrame, folder: Path) -> li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = []
+    names: list[str] = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+        names.append(name)
+
     m = result.months
     sub = m.pivot_table(index="month", columns="site_id", values="subsidy_yuan",
                         aggfunc="sum").fillna(0.0)
@@ -148,10 +155,7 @@ def _charts(result: SimulationResult, summary: pd.DataFrame, folder: Path) -> li
     ax.tick_params(axis="x", rotation=60)
     if paid:
         ax.legend(ncol=6, fontsize=6)
-    fig.tight_layout()
-    fig.savefig(folder / "subsidy_by_month.png", dpi=110)
-    plt.close(fig)
-    names.append("subsidy_by_month.png")
+    save(fig, "subsidy_by_month.png")
 
     fig, ax = plt.subplots(figsize=(11, 4.5))
     x = np.arange(len(summary))
@@ -161,10 +165,7 @@ def _charts(result: SimulationResult, summary: pd.DataFrame, folder: Path) -> li
     ax.set_ylabel("renewable share [%]")
     ax.set_title("On-site PV share of consumption per site")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "renewable_share.png", dpi=110)
-    plt.close(fig)
-    names.append("renewable_share.png")
+    save(fig, "renewable_share.png")
 
     fig, ax = plt.subplots(figsize=(11, 4.5))
     ax.bar(x - 0.2, summary["net_cost_without_storage_yuan"] / 1e6, 0.4, label="without storage")
@@ -173,10 +174,7 @@ def _charts(result: SimulationResult, summary: pd.DataFrame, folder: Path) -> li
     ax.set_ylabel("net electricity cost [million yuan]")
     ax.set_title("Net cost over the simulated period")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "net_cost.png", dpi=110)
-    plt.close(fig)
-    names.append("net_cost.png")
+    save(fig, "net_cost.png")
     return names
 
 

@@ -720,32 +720,30 @@ def simulate(
         if on_progress:
             on_progress(_progress_count(folder, ids), total, time.perf_counter() - t0)
 
-    def keep(fut_result) -> None:
-        sid, months, days, timing = fut_result
-        results[sid] = (months, days, timing)
+    def settle(site_id: str, outcome: Callable[[], tuple]) -> None:
+        """Keep a site's rows, or its failure (one bad site does not stop the others)."""
+        try:
+            _, months, days, timing = outcome()
+            results[site_id] = (months, days, timing)
+        except (InvalidInputError, InfeasiblePlanError) as exc:
+            failures[site_id] = str(exc)
 
+    measured = actuals or {}
     if executor == "local" and (jobs == 1 or len(ids) == 1):
         for s in ids:
-            try:
-                keep(_task(catalog, s, *args, (actuals or {}).get(s)))
-            except (InvalidInputError, InfeasiblePlanError) as exc:
-                failures[s] = str(exc)
+            settle(s, lambda s=s: _task(catalog, s, *args, measured.get(s)))
             tick()
     elif executor == "local":
         with ProcessPoolExecutor(min(jobs, len(ids))) as pool:
-            futures = {pool.submit(_task, catalog, s, *args, (actuals or {}).get(s)): s
-                       for s in ids}
+            futures = {pool.submit(_task, catalog, s, *args, measured.get(s)): s for s in ids}
             pending = set(futures)
             while pending:
                 finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    try:
-                        keep(fut.result())
-                    except (InvalidInputError, InfeasiblePlanError) as exc:
-                        failures[futures[fut]] = str(exc)
+                    settle(futures[fut], fut.result)
                 tick()
     else:
-        _run_dask(catalog, ids, args, jobs, address, keep, failures, tick, actuals or {})
+        _run_dask(catalog, ids, args, jobs, address, settle, tick, measured)
     months = pd.DataFrame([r for s in ids if s in results for r in results[s][0]],
                           columns=list(MONTH_COLUMNS))
     days = pd.DataFrame([r for s in ids if s in results for r in results[s][1]],
@@ -754,12 +752,12 @@ def simulate(
         months = months.astype({c: (int if c in COUNT_COLUMNS else float)
                                 for c in MONTH_COLUMNS[2:]})
     if len(days):
-        days = days.astype({c: float for c in DAY_COLUMNS[3:] if c != "method"})
+        days = days.astype({c: float for c in DAY_COLUMNS[3:]})
     timing = {s: results[s][2] for s in ids if s in results}
     return SimulationResult(months, days, timing, opts, failures, time.perf_counter() - t0)
 
 
-def _run_dask(catalog, ids, args, jobs, address, keep, failures, tick, actuals) -> None:
+def _run_dask(catalog, ids, args, jobs, address, settle, tick, actuals) -> None:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -775,10 +773,7 @@ def _run_dask(catalog, ids, args, jobs, address, keep, failures, tick, actuals) 
                                  key=f"simulate-{s}-{i}", pure=False): s
                    for i, s in enumerate(ids)}
         for fut in as_completed(list(futures)):
-            try:
-                keep(fut.result())
-            except (InvalidInputError, InfeasiblePlanError) as exc:
-                failures[futures[fut]] = str(exc)
+            settle(futures[fut], fut.result)
             tick()
     finally:
         client.close()
