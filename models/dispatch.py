@@ -36,10 +36,13 @@ direction of offending intervals and re-solve the LP until none is left (an uppe
 this certified gap. Otherwise, on sites with a demand charge, the incumbent caps the peak
 any better plan can have (:func:`peak_cap_kw`), which tightens the relaxation without
 changing the optimum, and the capped problem goes through the same steps; finally the MILP
-with binaries where they can matter is solved from the incumbent. A single site runs this on
-HiGHS arrays (:mod:`models.persistent`: Pyomo builds the model once, the LPs and the cap are
-bound and cost changes); blocks coupled by a fleet run it on the Pyomo model
-(:func:`solve_blocks`). ``method="milp"`` goes straight to the MILP.
+with binaries where they can matter is solved from the incumbent. This runs on the same
+model written as arrays (:func:`models.lp.site_lp`, checked against :func:`populate` term by
+term in the tests) in ``highspy`` (:class:`models.certified.BlockModel`), for one site or for
+sites coupled by a fleet.
+
+``method="milp"`` is the reference path: the Pyomo model of :func:`populate`, handed to HiGHS
+through Pyomo's persistent interface and solved straight as the MILP (:func:`solve_milp`).
 """
 
 from __future__ import annotations
@@ -650,28 +653,6 @@ class HighsRun:
             res.solution_loader.load_vars()
         return tc, res.incumbent_objective, res.objective_bound
 
-    def set_start(self, values: dict[int, float]) -> bool:
-        """Hand HiGHS a MIP start; ``values`` maps ``id(var)`` to its value."""
-        try:
-            import highspy
-
-            # push pending bound and domain changes (unfixed directions, new binaries) first:
-            # a start checked against stale bounds is rejected
-            self.opt.update()
-            col_of = self.opt._pyomo_var_to_solver_var_map
-            h = self.opt._solver_model
-            idx = np.array([col_of[k] for k in values], dtype=np.int32)
-            val = np.array(list(values.values()), dtype=float)
-            status = h.setSolution(len(idx), idx, val)
-            return status != highspy.HighsStatus.kError
-        except Exception as exc:  # a missing start only costs time, never correctness
-            log.debug("MIP start not accepted: %s", exc)
-            return False
-
-
-def _snapshot(m) -> dict[int, float]:
-    return {id(v): float(v.value) for v in m.component_data_objects(pyo.Var) if v.value is not None}
-
 
 def _not_optimal(tc, p: DispatchProblem, stage: str) -> InfeasiblePlanError:
     if tc in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
@@ -716,7 +697,7 @@ def solve_dispatch(p: DispatchProblem, opts: SolveOptions | None = None) -> Disp
         return sol.to_result(p, time.perf_counter() - t0, solver.version)
     m = build_model(p)  # method "milp": straight to the MILP
     hs = HighsRun(m, opts)
-    out = solve_blocks(hs, [(m, p)], opts)
+    out = solve_milp(hs, m, p, opts)
     return _result(m, p, hs, out, time.perf_counter() - t0)
 
 
@@ -730,7 +711,7 @@ def peak_cap_kw(p: DispatchProblem, upper: float, other_cost_bound: float) -> fl
 
 @dataclass
 class BlockSolve:
-    """What :func:`solve_blocks` proved: objective ``upper``, bound ``lower`` [yuan]."""
+    """What :func:`solve_milp` proved: objective ``upper``, bound ``lower`` [yuan]."""
 
     upper: float
     lower: float
@@ -740,152 +721,51 @@ class BlockSolve:
     notes: list[str]
 
 
-def solve_blocks(
-    hs: HighsRun, parts: list[tuple[pyo.Block, DispatchProblem]], opts: SolveOptions,
-    stage: str = "", milp: bool = True,
-) -> BlockSolve:
-    """Solve the model of ``hs`` - one block per site in ``parts``, possibly coupled by
-    constraints outside the blocks - to the certified gap, and leave the best plan loaded.
+def solve_milp(hs: HighsRun, m: pyo.Block, p: DispatchProblem, opts: SolveOptions,
+               ) -> BlockSolve:
+    """Solve the Pyomo model of ``hs`` (one site, :func:`build_model`) as the MILP to the
+    certified gap and leave the plan loaded.
 
-    The strategy of the module docstring, applied to every block at once: LP relaxation,
-    direction repair, then the MILP with binaries where they can matter.
+    Binaries only where a simultaneous direction can pay: subsidised discharge, export priced
+    at or above import; if the plan still uses both directions somewhere else, those intervals
+    become binary too and HiGHS runs again.
     """
-    m = hs.m
-    p0 = parts[0][1]
-    notes: list[str] = []
-    lower = -np.inf
-    upper, best = np.inf, None
-    method = "lp"
-    seen: list[tuple[set[int], set[int]]] = [(set(), set()) for _ in parts]
-    n_total = sum(p.n for _, p in parts)
-
-    if opts.method == "auto":
-        tc, obj, bound = hs.run()
-        if tc != TerminationCondition.convergenceCriteriaSatisfied:
-            raise _not_optimal(tc, p0, stage + "LP relaxation")
-        lower = float(bound)
-        fixed: list[tuple[dict[int, float], dict[int, float]]] = [({}, {}) for _ in parts]
-        for _ in range(n_total + 1):
-            bad = [_offending(b, p) for b, p in parts]
-            for (sz, sy), (bz, by) in zip(seen, bad, strict=True):
-                sz.update(bz)
-                sy.update(by)
-            if not any(bz or by for bz, by in bad):
-                upper, best = float(obj), _snapshot(m)
-                break
-            method = "lp+repair"
-            for (b, _p), (bz, by), (fz, fy) in zip(parts, bad, fixed, strict=True):
-                for t in bz:
-                    fz[t] = 1.0 if b.ch[t].value >= b.dis[t].value else 0.0
-                    b.z[t].setlb(fz[t])
-                    b.z[t].setub(fz[t])
-                for t in by:
-                    fy[t] = 1.0 if b.imp[t].value >= b.exp[t].value else 0.0
-                    b.y[t].setlb(fy[t])
-                    b.y[t].setub(fy[t])
-            tc, obj, _ = hs.run()
-            if tc != TerminationCondition.convergenceCriteriaSatisfied:
-                notes.append(f"direction repair stopped: {tc.name}")
-                break
-        for (b, _p), (fz, fy) in zip(parts, fixed, strict=True):
-            for t in fz:
-                b.z[t].setlb(0.0)
-                b.z[t].setub(1.0)
-            for t in fy:
-                b.y[t].setlb(0.0)
-                b.y[t].setub(1.0)
-        if best is not None:
-            nz = sum(len(fz) for fz, _ in fixed)
-            ny = sum(len(fy) for _, fy in fixed)
-            notes.append(f"LP bound {lower:.4f} yuan, repaired plan {upper:.4f} yuan "
-                         f"({nz} storage and {ny} grid intervals fixed)")
-
+    cz: set[int] = set()
+    cy: set[int] = set()
+    if p.storage is not None:
+        cz = set(np.flatnonzero(p.subsidy_yuan_per_kwh > 0).tolist())
+    if p.grid.export_limit_kw > 0:
+        cy = set(np.flatnonzero(
+            p.export_price_yuan_per_kwh >= p.import_price_yuan_per_kwh).tolist())
+    for _ in range(p.n + 1):
+        if p.storage is not None:
+            for t in cz:
+                m.z[t].domain = pyo.Binary
+        for t in cy:
+            m.y[t].domain = pyo.Binary
+        tc, obj, bound = hs.run(mip_gap=opts.mip_rel_gap)
+        if obj is None:
+            raise _not_optimal(tc, p, "MILP")
+        bz, by = _offending(m, p)
+        if set(bz) <= cz and set(by) <= cy:
+            break
+        cz |= set(bz)
+        cy |= set(by)
+    upper = float(obj)
+    lower = float(bound) if bound is not None else -np.inf
     gap = _gap(upper, lower)
-    binaries = 0
-    if not milp and best is not None:
-        _load(m, best)
-        return BlockSolve(upper, lower, gap, method, binaries, notes)
-    if best is None or gap > opts.mip_rel_gap:
-        method = "milp"
-        # Binaries only where a simultaneous direction can pay: subsidised discharge, export
-        # priced at or above import, or wherever the relaxation used both directions.
-        # (Measured: binaries on only the intervals the relaxation used both ways solve
-        # slower than this set, and the MIP start from the repair saves about a third.)
-        cands = []
-        for (_b, p), (sz, sy) in zip(parts, seen, strict=True):
-            cz, cy = set(sz), set(sy)
-            if p.storage is not None:
-                cz |= set(np.flatnonzero(p.subsidy_yuan_per_kwh > 0).tolist())
-            if p.grid.export_limit_kw > 0:
-                cy |= set(np.flatnonzero(
-                    p.export_price_yuan_per_kwh >= p.import_price_yuan_per_kwh).tolist())
-            cands.append((cz, cy))
-        start = best
-        for _ in range(n_total + 1):
-            binaries = 0
-            for (b, p), (cz, cy) in zip(parts, cands, strict=True):
-                if p.storage is not None:
-                    for t in cz:
-                        b.z[t].domain = pyo.Binary
-                for t in cy:
-                    b.y[t].domain = pyo.Binary
-                binaries += len(cy) + (len(cz) if p.storage is not None else 0)
-                if start is not None:
-                    _round_directions(b, start, cz, cy, p.storage is not None)
-            if start is not None:
-                hs.set_start(start)
-            tc, obj, bound = hs.run(mip_gap=opts.mip_rel_gap)
-            if obj is None:
-                raise _not_optimal(tc, p0, stage + "MILP")
-            grew = False
-            for (b, p), (cz, cy) in zip(parts, cands, strict=True):
-                bz, by = _offending(b, p)
-                new_z, new_y = set(bz) - cz, set(by) - cy
-                if new_z or new_y:
-                    cz |= new_z
-                    cy |= new_y
-                    grew = True
-            if not grew:
-                break
-            start = None
-        if bound is not None:
-            lower = max(lower, float(bound))
-        if obj is not None and float(obj) <= upper:
-            upper = float(obj)
-            best = _snapshot(m)
-        gap = _gap(upper, lower)
-        if gap > opts.mip_rel_gap + 1e-9:
-            raise InfeasiblePlanError(
-                [
-                    f"{stage}HiGHS reached a certified gap of {gap:.3%} within "
-                    f"{opts.time_limit_s:g} s, above the required {opts.mip_rel_gap:.3%}; "
-                    "raise time_limit_s"
-                ],
-                status=str(tc.name),
-            )
-    _load(m, best)
-    return BlockSolve(upper, lower, gap, method, binaries, notes)
-
-
-def _round_directions(m, start: dict[int, float], cz, cy, has_storage: bool) -> None:
-    """Make the direction variables of a MIP start integral (ties to the active side)."""
-    for t in cy:
-        start[id(m.y[t])] = 1.0 if start.get(id(m.imp[t]), 0.0) > POWER_TOL_KW else 0.0
-    if has_storage:
-        for t in cz:
-            start[id(m.z[t])] = 1.0 if start.get(id(m.ch[t]), 0.0) > POWER_TOL_KW else 0.0
+    if gap > opts.mip_rel_gap + 1e-9:
+        raise InfeasiblePlanError(
+            [f"HiGHS reached a certified gap of {gap:.3%} within {opts.time_limit_s:g} s, "
+             f"above the required {opts.mip_rel_gap:.3%}; raise time_limit_s"],
+            status=str(tc.name))
+    return BlockSolve(upper, lower, gap, "milp", len(cz) + len(cy), [])
 
 
 def _gap(upper: float, lower: float) -> float:
     if not np.isfinite(upper) or not np.isfinite(lower):
         return float("inf")
     return max(0.0, upper - lower) / max(abs(upper), GAP_FLOOR_YUAN)
-
-
-def _load(m, values: dict[int, float]) -> None:
-    for v in m.component_data_objects(pyo.Var):
-        if id(v) in values:
-            v.set_value(values[id(v)], skip_validation=True)
 
 
 def _result(m, p: DispatchProblem, hs: HighsRun, out: BlockSolve, seconds: float,

@@ -1,6 +1,7 @@
 """Several sites in one model: shared feeder limits and demand-response events.
 
-Each site is the block of :func:`models.dispatch.populate`; the coupling constraints are
+Each site is the block of :func:`models.dispatch.populate` (as arrays, :func:`models.lp.site_lp`);
+the coupling constraints are
 
 * feeder ``f``, interval ``t``: ``sum_{s in f} imp_s[t] <= import_cap_f`` and
   ``sum_{s in f} exp_s[t] <= export_cap_f``;
@@ -18,7 +19,7 @@ credited - comp_kw * held``. Compensation stops at the request, shortfall is pai
 fleet delivers the request at least cost or reports what it cannot deliver.
 
 The joint model is solved with the same certified strategy as one site
-(:func:`models.dispatch.solve_blocks`).
+(:class:`models.certified.BlockModel`).
 """
 
 from __future__ import annotations
@@ -28,22 +29,20 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import pyomo.environ as pyo
 
+from models.certified import BlockModel
 from models.dispatch import (
     DispatchProblem,
     DispatchResult,
-    HighsRun,
     SolveOptions,
-    _result,
     _shiftable_range,
-    _values,
-    populate,
     precheck_feasibility,
-    solve_blocks,
     validate_problem,
 )
 from models.errors import InfeasiblePlanError, InvalidInputError
+from models.persistent import day_solution
+
+INF = float("inf")
 
 
 @dataclass(frozen=True)
@@ -172,56 +171,67 @@ def precheck_feeders(fp: FleetProblem) -> None:
         raise InfeasiblePlanError(reasons, status="precheck")
 
 
-def build_fleet_model(fp: FleetProblem) -> pyo.ConcreteModel:
-    """The joint model: ``m.site[id]`` blocks, feeder and event constraints, objective."""
+def add_coupling(model: BlockModel, fp: FleetProblem) -> list[dict[str, np.ndarray]]:
+    """Add the feeder and event rows (and the events' columns) of the module docstring to
+    ``model``, whose blocks are ``fp.sites`` in order; per event its columns ``short``,
+    ``credited`` and ``held`` (empty where the event has none)."""
     ids = list(fp.sites)
-    m = pyo.ConcreteModel(name="fleet_dispatch")
-    m.site = pyo.Block(ids, rule=lambda b, sid: populate(b, fp.sites[sid]))
+    cols = {s: model.blocks[i].cols for i, s in enumerate(ids)}
     first = fp.sites[ids[0]]
     n, dt = first.n, first.dt_h
-    m.T = pyo.RangeSet(0, n - 1)
+    lower, upper, a_row, a_col, a_val = [], [], [], [], []
+    nrow = 0
+    t = np.arange(n)
 
-    m.feeder_import = pyo.ConstraintList()
-    m.feeder_export = pyo.ConstraintList()
+    def rows(lo, up, terms) -> None:
+        nonlocal nrow
+        lo, up = np.atleast_1d(np.asarray(lo, float)), np.atleast_1d(np.asarray(up, float))
+        lower.append(lo)
+        upper.append(up)
+        for r, c, v in terms:
+            c = np.atleast_1d(np.asarray(c))
+            a_row.append(nrow + np.broadcast_to(np.asarray(r), c.shape))
+            a_col.append(c)
+            a_val.append(np.broadcast_to(np.asarray(v, float), c.shape))
+        nrow += len(lo)
+
     for f in fp.feeders:
-        for t in range(n):
-            if f.import_cap_kw is not None:
-                m.feeder_import.add(sum(m.site[s].imp[t] for s in f.members) <= f.import_cap_kw)
-            if f.export_cap_kw is not None:
-                m.feeder_export.add(sum(m.site[s].exp[t] for s in f.members) <= f.export_cap_kw)
-
-    extra = 0.0
-    m.E = pyo.Set(initialize=range(len(fp.events)))
-    m.ev = pyo.Block(m.E)
-    for k, e in enumerate(fp.events):
-        b = m.ev[k]
-        w = range(e.start, e.end)
+        for cap, fam in ((f.import_cap_kw, "imp"), (f.export_cap_kw, "exp")):
+            if cap is not None:
+                rows(np.full(n, -INF), np.full(n, cap),
+                     [(t, getattr(cols[s], fam), 1.0) for s in f.members])
+    event_cols = []
+    for e in fp.events:
+        w = np.arange(e.start, e.end)
+        k, d = len(w), e.direction
         parts = e.participants or tuple(ids)
-        b.short = pyo.Var(w, bounds=(0.0, None))
-        b.delivered = pyo.Expression(w, rule=lambda _, t, e=e, parts=parts: e.direction * sum(
-            float(fp.baseline_net_kw[s][t]) - (m.site[s].imp[t] - m.site[s].exp[t])
-            for s in parts))
-        b.meet = pyo.Constraint(w, rule=lambda b, t, e=e: b.delivered[t] + b.short[t]
-                                >= e.requested_kw)
-        cost = e.shortfall_penalty_yuan_per_kwh * dt * sum(b.short[t] for t in w)
+        base = d * sum(np.asarray(fp.baseline_net_kw[s], float)[w] for s in parts)
+        # d * (baseline - (imp - exp)) summed over the participants, as terms of one row each
+        delivered = [term for s in parts for term in ((np.arange(k), cols[s].imp[w], -d),
+                                                      (np.arange(k), cols[s].exp[w], d))]
+        short = model.add_columns(np.zeros(k), np.full(k, INF),
+                                  np.full(k, e.shortfall_penalty_yuan_per_kwh * dt))
+        rows(e.requested_kw - base, np.full(k, INF), [*delivered, (np.arange(k), short, 1.0)])
+        flipped = [(r, c, -v) for r, c, v in delivered]
+        credited = held = np.array([], dtype=np.int32)
         if e.compensation_yuan_per_kwh > 0:
-            b.credited = pyo.Var(w, bounds=(0.0, e.requested_kw))
-            b.credit_le = pyo.Constraint(w, rule=lambda b, t: b.credited[t] <= b.delivered[t])
-            cost -= e.compensation_yuan_per_kwh * dt * sum(b.credited[t] for t in w)
+            credited = model.add_columns(np.zeros(k), np.full(k, e.requested_kw),
+                                         np.full(k, -e.compensation_yuan_per_kwh * dt))
+            rows(np.full(k, -INF), base, [*flipped, (np.arange(k), credited, 1.0)])
         if e.compensation_yuan_per_kw > 0:
-            b.held = pyo.Var(bounds=(0.0, e.requested_kw))
-            b.held_le = pyo.Constraint(w, rule=lambda b, t: b.held <= b.delivered[t])
-            cost -= e.compensation_yuan_per_kw * b.held
-        b.cost = pyo.Expression(expr=cost)
-        extra = extra + b.cost
-    m.cost = pyo.Objective(expr=sum(m.site[s].site_cost for s in ids) + extra,
-                           sense=pyo.minimize)
-    return m
+            held = model.add_columns(np.zeros(1), np.full(1, e.requested_kw),
+                                     np.full(1, -e.compensation_yuan_per_kw))
+            rows(np.full(k, -INF), base, [*flipped, (np.arange(k), np.full(k, held[0]), 1.0)])
+        event_cols.append({"short": short, "credited": credited, "held": held})
+    if nrow:
+        model.add_rows(np.concatenate(lower), np.concatenate(upper), np.concatenate(a_row),
+                       np.concatenate(a_col), np.concatenate(a_val))
+    return event_cols
 
 
 def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None) -> FleetResult:
     """Solve the sites of ``fp`` jointly to the certified gap ``opts.mip_rel_gap`` (relative
-    to the fleet objective).
+    to the fleet objective), with the strategy of :class:`models.certified.BlockModel`.
 
     Each site's :class:`DispatchResult` carries its own cost as ``objective_yuan`` and the
     fleet's certificate: ``optimality_gap`` is the fleet gap, ``objective_bound_yuan`` the
@@ -235,12 +245,12 @@ def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None) -> FleetResu
     validate_fleet(fp)
     precheck_feeders(fp)
     t0 = time.perf_counter()
-    m = build_fleet_model(fp)
-    hs = HighsRun(m, opts)
+    ids = list(fp.sites)
+    model = BlockModel([fp.sites[s] for s in ids], opts)
+    event_cols = add_coupling(model, fp)
     t1 = time.perf_counter()
-    parts = [(m.site[s], p) for s, p in fp.sites.items()]
     try:
-        out = solve_blocks(hs, parts, opts, stage="fleet ")
+        cert = model.solve(stage="fleet ")
     except InfeasiblePlanError as exc:
         caps = "; ".join(
             f"{f.name} import <= {f.import_cap_kw} kW, export <= {f.export_cap_kw} kW"
@@ -251,31 +261,30 @@ def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None) -> FleetResu
                  f"tight for the sites' energy over the day: {caps}"], exc.status)
         raise exc from None
     t2 = time.perf_counter()
-    abs_gap = max(0.0, out.upper - out.lower)
+    abs_gap = max(0.0, cert.upper - cert.lower)
     sites = {}
-    for s, p in fp.sites.items():
-        b = m.site[s]
-        own = float(pyo.value(b.site_cost))
-        r = _result(b, p, hs, out, t2 - t0, objective=own)
-        r.objective_bound_yuan = own - abs_gap
+    for i, s in enumerate(ids):
+        own = model.block_cost(i, cert.x)
+        sol = day_solution(model, i, cert)
+        sol.objective_yuan, sol.bound_yuan = own, own - abs_gap
+        # the site's plan on its own problem (the block may carry the incumbent's peak cap)
+        r = sol.to_result(fp.sites[s], t2 - t0, model.version)
         sites[s] = r
     events = []
+    n = next(iter(fp.sites.values())).n
     dt = next(iter(fp.sites.values())).dt_h
-    for k, e in enumerate(fp.events):
-        b = m.ev[k]
-        w = range(e.start, e.end)
+    for e, ec in zip(fp.events, event_cols, strict=True):
         parts_ = e.participants or tuple(fp.sites)
-        n = next(iter(fp.sites.values())).n
         by_site = {}
         for s in parts_:
-            net = _values(m.site[s].imp, n) - _values(m.site[s].exp, n)
+            net = sites[s].grid_import_kw - sites[s].grid_export_kw
             arr = np.zeros(n)
             arr[e.start:e.end] = e.direction * (fp.baseline_net_kw[s][e.start:e.end]
                                                 - net[e.start:e.end])
             by_site[s] = np.where(np.abs(arr) < 1e-9, 0.0, arr)
         delivered = sum(by_site.values())
         short = np.zeros(n)
-        short[e.start:e.end] = [max(0.0, pyo.value(b.short[t])) for t in w]
+        short[e.start:e.end] = np.clip(cert.x[ec["short"]], 0.0, None)
         credited = np.minimum(np.clip(delivered[e.start:e.end], 0.0, None), e.requested_kw)
         comp = e.compensation_yuan_per_kwh * dt * float(credited.sum())
         if e.compensation_yuan_per_kw > 0:
@@ -283,5 +292,5 @@ def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None) -> FleetResu
         events.append(EventOutcome(e, delivered, short, by_site, comp,
                                    e.shortfall_penalty_yuan_per_kwh * dt * float(short.sum())))
     t3 = time.perf_counter()
-    return FleetResult(sites, events, out.upper, out.lower, out.gap, out.method, t1 - t0,
-                       t2 - t1, hs.highs_seconds, t3 - t2)
+    return FleetResult(sites, events, cert.upper, cert.lower, cert.gap, cert.method, t1 - t0,
+                       t2 - t1, cert.highs_seconds, t3 - t2)

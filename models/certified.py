@@ -1,0 +1,423 @@
+"""Sites as blocks of one HiGHS model, solved to a certified gap: the fast path of every plan.
+
+Each block is one site's linear program from :func:`models.lp.site_lp`; a fleet adds coupling
+columns and rows (shared feeder limits, demand-response events, :mod:`models.fleet`) that
+reference the blocks' columns. The model goes to HiGHS through ``highspy`` as arrays, and a
+block's numbers can be rewritten for a new day (:meth:`BlockModel.set_block`): bounds, costs
+and right-hand sides by index, matrix coefficients only where they changed.
+
+Strategy (as :func:`models.dispatch.solve_blocks` on the Pyomo model):
+
+1. LP relaxation with the direction variables ``y``/``z`` continuous: a valid lower bound.
+2. Direction repair: fix the direction of every interval that charges and discharges (or
+   imports and exports) at once to its larger side and re-solve, until none does: a plan.
+3. If the gap is open and a site pays a demand charge: cap each such site's import at the
+   highest peak a plan as cheap as the incumbent can have (:func:`models.dispatch.peak_cap_kw`
+   with the LP optimum of everything but the demand charges; valid for the whole model,
+   since every site's demand charge is >= 0) and repeat 1-2 on the tighter model.
+4. If still open: the MILP with binaries where a simultaneous direction can pay (subsidised
+   discharge, export priced at or above import, or where the relaxation used both), started
+   from the repaired plan.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+import highspy
+import numpy as np
+
+from models.dispatch import (
+    GAP_FLOOR_YUAN,
+    POWER_TOL_KW,
+    DispatchProblem,
+    SolveOptions,
+    _gap,
+    peak_cap_kw,
+)
+from models.errors import InfeasiblePlanError
+from models.lp import SiteCols, SiteLP, site_lp
+
+_OPTIMAL = highspy.HighsModelStatus.kOptimal
+_INFEASIBLE = (highspy.HighsModelStatus.kInfeasible,
+               highspy.HighsModelStatus.kUnboundedOrInfeasible)
+_CONT, _INT = highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger
+_banner = threading.Lock()
+_quiet = False
+
+
+def new_highs() -> highspy.Highs:
+    """A HiGHS instance; the copyright banner HiGHS writes to stdout when a process creates
+    its first instance is discarded (it would land in CLI output and JSON on stdout)."""
+    global _quiet
+    with _banner:
+        if _quiet:
+            return highspy.Highs()
+        sys.stdout.flush()
+        saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        try:
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(null)
+            _quiet = True
+        return h
+
+
+@dataclass
+class Block:
+    """One site in the model: its problem, current arrays and global positions."""
+
+    problem: DispatchProblem
+    lp: SiteLP
+    cols: SiteCols  # global column indices
+    col0: int
+    row0: int
+
+
+@dataclass
+class Certified:
+    """What :meth:`BlockModel.solve` proved: plan ``x`` costing ``upper``, bound ``lower``
+    [yuan], the gap and how the plan was found."""
+
+    x: np.ndarray
+    upper: float
+    lower: float
+    gap: float
+    relative_gap: float  # (upper - lower) / max(|upper|, 1 yuan), whatever the floor
+    method: str
+    binaries: int
+    solves: int
+    highs_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+class BlockModel:
+    """Site problems as blocks of one HiGHS model.
+
+    Parameters
+    ----------
+    problems : list of DispatchProblem
+        One block each, in this order.
+    opts : SolveOptions
+        Certified gap, time limit and threads of every HiGHS run.
+    """
+
+    def __init__(self, problems: list[DispatchProblem], opts: SolveOptions) -> None:
+        self.opts = opts
+        self.blocks: list[Block] = []
+        col = row = 0
+        lower, upper, cost, rlo, rup, ar, ac, av = ([] for _ in range(8))
+        for p in problems:
+            lp = site_lp(p)
+            self.blocks.append(Block(p, lp, lp.cols.shifted(col) if col else lp.cols, col, row))
+            lower.append(lp.col_lower)
+            upper.append(lp.col_upper)
+            cost.append(lp.cost)
+            rlo.append(lp.row_lower)
+            rup.append(lp.row_upper)
+            ar.append(lp.a_row + row)
+            ac.append(lp.a_col + col)
+            av.append(lp.a_val)
+            col += lp.num_col
+            row += lp.num_row
+        a_row, a_col, a_val = np.concatenate(ar), np.concatenate(ac), np.concatenate(av)
+        keep = a_val != 0  # a zero big-M stays in the block's pattern, not in HiGHS
+        a_row, a_col, a_val = a_row[keep], a_col[keep], a_val[keep]
+        order = np.lexsort((a_row, a_col))
+        m = highspy.HighsLp()
+        m.num_col_, m.num_row_ = col, row
+        m.col_cost_, m.col_lower_, m.col_upper_ = (np.concatenate(cost), np.concatenate(lower),
+                                                   np.concatenate(upper))
+        m.row_lower_, m.row_upper_ = np.concatenate(rlo), np.concatenate(rup)
+        self.offset = float(sum(b.lp.offset for b in self.blocks))
+        m.offset_ = self.offset
+        m.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        m.a_matrix_.start_ = np.searchsorted(a_col[order], np.arange(col + 1)).astype(np.int32)
+        m.a_matrix_.index_ = a_row[order].astype(np.int32)
+        m.a_matrix_.value_ = a_val[order]
+        h = new_highs()
+        h.setOptionValue("output_flag", False)
+        # HiGHS's thread pool is process-wide: every instance must ask for the same size
+        h.setOptionValue("threads", int(opts.threads))
+        h.setOptionValue("mip_rel_gap", float(opts.mip_rel_gap))
+        h.passModel(m)
+        self.h = h
+        self.num_col = col
+        self.version = str(h.version())
+        self.dirs = np.concatenate([b.cols.directions for b in self.blocks])
+        self._floor = GAP_FLOOR_YUAN
+
+    # ------------------------------------------------------------------ the model
+
+    def add_columns(self, lower: np.ndarray, upper: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """Append coupling columns (no matrix entries yet); their global indices."""
+        k = len(cost)
+        self.h.addCols(k, np.asarray(cost, float), np.asarray(lower, float),
+                       np.asarray(upper, float), 0, np.zeros(k, np.int32),
+                       np.array([], np.int32), np.array([], float))
+        idx = np.arange(self.num_col, self.num_col + k, dtype=np.int32)
+        self.num_col += k
+        return idx
+
+    def add_rows(self, lower: np.ndarray, upper: np.ndarray, a_row: np.ndarray,
+                 a_col: np.ndarray, a_val: np.ndarray) -> None:
+        """Append coupling rows ``lower <= A x <= upper``; ``a_row`` counts from 0 for the
+        first new row, ``a_col`` are global column indices."""
+        k = len(lower)
+        order = np.lexsort((a_col, a_row))
+        a_row, a_col, a_val = a_row[order], a_col[order], a_val[order]
+        start = np.searchsorted(a_row, np.arange(k)).astype(np.int32)
+        self.h.addRows(k, np.asarray(lower, float), np.asarray(upper, float), len(a_val),
+                       start, a_col.astype(np.int32), np.asarray(a_val, float))
+
+    def set_block(self, k: int, p: DispatchProblem) -> None:
+        """Rewrite block ``k``'s numbers for ``p``, which must have the block's structure
+        (the same matrix pattern). Also makes its directions continuous in [0, 1] again."""
+        b, h = self.blocks[k], self.h
+        new = site_lp(p)
+        old = b.lp
+        if (len(new.a_val) != len(old.a_val) or new.num_col != old.num_col
+                or new.num_row != old.num_row or not np.array_equal(new.a_col, old.a_col)):
+            raise ValueError("problem differs in structure from the block it replaces")
+        cols = np.arange(b.col0, b.col0 + new.num_col, dtype=np.int32)
+        rows = np.arange(b.row0, b.row0 + new.num_row, dtype=np.int32)
+        h.changeColsBounds(len(cols), cols, new.col_lower, new.col_upper)
+        h.changeColsCost(len(cols), cols, new.cost)
+        h.changeRowsBounds(len(rows), rows, new.row_lower, new.row_upper)
+        for i in np.flatnonzero(new.a_val != old.a_val):
+            h.changeCoeff(int(new.a_row[i] + b.row0), int(new.a_col[i] + b.col0),
+                          float(new.a_val[i]))
+        d = b.cols.directions
+        h.changeColsIntegrality(len(d), d, np.full(len(d), _CONT))
+        if new.offset != old.offset:
+            self.offset += new.offset - old.offset
+            h.changeObjectiveOffset(self.offset)
+        b.lp, b.problem = new, p
+
+    def block_cost(self, k: int, x: np.ndarray) -> float:
+        """Site ``k``'s own cost [yuan] at ``x`` (its energy, wear, subsidy and demand)."""
+        b = self.blocks[k]
+        return float(b.lp.cost @ x[b.col0:b.col0 + b.lp.num_col] + b.lp.offset)
+
+    # ------------------------------------------------------------------ solving
+
+    def solve(self, strict: bool = True, gap_floor_yuan: float = GAP_FLOOR_YUAN,
+              stage: str = "") -> Certified:
+        """Plan every block (and the coupling) to the certified gap ``opts.mip_rel_gap``.
+
+        The gap is ``(plan - bound) / max(|plan|, gap_floor_yuan)``. With ``strict=False`` a
+        MILP that hits the time limit with a plan returns it with its (larger) gap.
+
+        Raises
+        ------
+        InfeasiblePlanError
+            No plan exists, or HiGHS stopped before certifying the gap.
+        """
+        self._floor = max(float(gap_floor_yuan), GAP_FLOOR_YUAN)
+        # HiGHS stops at either gap: its absolute one carries the floor
+        self.h.setOptionValue("mip_abs_gap", max(1e-9, self.opts.mip_rel_gap * self._floor))
+        stats = {"highs": 0.0, "solves": 0, "binaries": 0}
+        lower, upper, x, seen, method = self._lp_repair(stats, stage)
+        notes = [self._repair_note(lower, upper, seen)] if x is not None else []
+        gap = self._gap(upper, lower)
+        capped = []
+        if gap > self.opts.mip_rel_gap and x is not None:
+            capped = self._cap_peaks(upper, stats)
+        if capped:
+            low2, up2, x2, seen2, method = self._lp_repair(stats, stage)
+            notes.append("import capped at " + ", ".join(f"{c:.1f}" for c in capped)
+                         + " kW by the incumbent")
+            lower = max(lower, low2)  # both bound the same optimum
+            for (sz, sy), (z2, y2) in zip(seen, seen2, strict=True):
+                sz |= z2
+                sy |= y2
+            if x2 is not None and up2 <= upper:
+                upper, x = up2, x2
+            gap = self._gap(upper, lower)
+        if x is None or gap > self.opts.mip_rel_gap:
+            x, upper, lower, gap = self._milp(x, seen, lower, stats, strict, stage)
+            method = "milp"
+        return Certified(x, float(upper), float(lower), float(gap), float(_gap(upper, lower)),
+                         method, stats["binaries"], stats["solves"], stats["highs"], notes)
+
+    def _run(self, stats: dict) -> tuple[highspy.HighsModelStatus, float, float]:
+        # HiGHS measures its time limit on the instance's cumulative run clock
+        self.h.setOptionValue("time_limit", self.h.getRunTime() + self.opts.time_limit_s)
+        t0 = time.perf_counter()
+        self.h.run()
+        stats["highs"] += time.perf_counter() - t0
+        stats["solves"] += 1
+        info = self.h.getInfo()
+        return (self.h.getModelStatus(), float(info.objective_function_value),
+                float(info.mip_dual_bound))
+
+    def _values(self) -> np.ndarray:
+        return np.asarray(self.h.getSolution().col_value, dtype=float)
+
+    @staticmethod
+    def _offending(c: SiteCols, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Intervals that charge and discharge, or import and export, at once."""
+        grid_bad = np.flatnonzero(np.minimum(x[c.imp], x[c.exp]) > POWER_TOL_KW)
+        if c.ch is None:
+            return np.array([], dtype=int), grid_bad
+        return np.flatnonzero(np.minimum(x[c.ch], x[c.dis]) > POWER_TOL_KW), grid_bad
+
+    def _gap(self, upper: float, lower: float) -> float:
+        if not np.isfinite(upper) or not np.isfinite(lower):
+            return float("inf")
+        return max(0.0, upper - lower) / max(abs(upper), self._floor)
+
+    @staticmethod
+    def _repair_note(lower: float, upper: float, seen: list[tuple[set, set]]) -> str:
+        nz = sum(len(z) for z, _ in seen)
+        ny = sum(len(y) for _, y in seen)
+        return (f"LP bound {lower:.4f} yuan, repaired plan {upper:.4f} yuan "
+                f"({nz} storage and {ny} grid intervals fixed)")
+
+    def _lp_repair(self, stats: dict, stage: str):
+        """LP relaxation (the bound), then fix the direction of intervals that use both
+        until none does (the plan). Returns ``(lower, upper, x, seen, method)``; ``x`` is
+        None (``upper`` inf) when a repair step turns infeasible."""
+        h = self.h
+        status, obj, _ = self._run(stats)
+        if status != _OPTIMAL:
+            raise self._error(status, stage + "LP relaxation")
+        lower, method = obj, "lp"
+        x = self._values()
+        seen: list[tuple[set[int], set[int]]] = [(set(), set()) for _ in self.blocks]
+        n_total = sum(b.problem.n for b in self.blocks)
+        for _ in range(2 * n_total + 1):
+            fix_cols, fix_vals = [], []
+            for b, (sz, sy) in zip(self.blocks, seen, strict=True):
+                c = b.cols
+                bz, by = self._offending(c, x)
+                sz.update(bz.tolist())
+                sy.update(by.tolist())
+                if len(bz):
+                    fix_cols.append(c.z[bz])
+                    fix_vals.append((x[c.ch[bz]] >= x[c.dis[bz]]).astype(float))
+                if len(by):
+                    fix_cols.append(c.y[by])
+                    fix_vals.append((x[c.imp[by]] >= x[c.exp[by]]).astype(float))
+            if not fix_cols:
+                break
+            method = "lp+repair"
+            idx, val = np.concatenate(fix_cols), np.concatenate(fix_vals)
+            h.changeColsBounds(len(idx), idx, val, val)
+            status, obj, _ = self._run(stats)
+            if status != _OPTIMAL:
+                x = None
+                break
+            x = self._values()
+        upper = obj if x is not None else np.inf
+        return lower, upper, x, seen, method
+
+    def _free_directions(self) -> None:
+        nd = len(self.dirs)
+        self.h.changeColsBounds(nd, self.dirs, np.zeros(nd), np.ones(nd))
+
+    def _cap_peaks(self, upper: float, stats: dict) -> list[float]:
+        """Cap the import of every demand-charged site at the highest peak a plan costing
+        ``upper`` can have; the caps [kW] tighter than the sites' limits."""
+        rated = [k for k, b in enumerate(self.blocks)
+                 if b.problem.grid.demand_rate_yuan_per_kw_month > 0]
+        if not rated:
+            return []
+        h = self.h
+        self._free_directions()
+        idx = np.concatenate([self.blocks[k].cols.demand for k in rated])
+        saved = np.concatenate([self.blocks[k].lp.cost[self.blocks[k].lp.cols.demand]
+                                for k in rated])
+        demand_offset = sum(self.blocks[k].lp.offset for k in rated)
+        h.changeColsCost(len(idx), idx, np.zeros(len(idx)))
+        h.changeObjectiveOffset(self.offset - demand_offset)
+        try:
+            status, other, _ = self._run(stats)
+        finally:
+            h.changeColsCost(len(idx), idx, saved)
+            h.changeObjectiveOffset(self.offset)
+        if status != _OPTIMAL:
+            return []
+        caps = []
+        for k in rated:
+            p = self.blocks[k].problem
+            g = p.grid
+            cap = peak_cap_kw(p, upper, other)
+            if cap < g.import_limit_kw - POWER_TOL_KW:
+                caps.append(max(cap, g.month_peak_kw))
+                self.set_block(k, replace(p, grid=replace(g, import_limit_kw=caps[-1])))
+        if caps:
+            self._free_directions()
+        return caps
+
+    def _milp(self, start: np.ndarray | None, seen: list[tuple[set[int], set[int]]],
+              lower: float, stats: dict, strict: bool, stage: str):
+        """MILP with binaries where a simultaneous direction can pay."""
+        h = self.h
+        self._free_directions()
+        parts = []
+        for b, (sz, sy) in zip(self.blocks, seen, strict=True):
+            p, c = b.problem, b.cols
+            cy = set(sy)
+            if p.grid.export_limit_kw > 0:
+                cy |= set(np.flatnonzero(np.asarray(p.export_price_yuan_per_kwh)
+                                         >= np.asarray(p.import_price_yuan_per_kwh)).tolist())
+            parts.append(c.y[sorted(cy)])
+            if c.z is not None:
+                cz = set(sz) | set(np.flatnonzero(np.asarray(p.subsidy_yuan_per_kwh) > 0)
+                                   .tolist())
+                parts.append(c.z[sorted(cz)])
+        binaries = np.concatenate(parts).astype(np.int32)
+        h.changeColsIntegrality(len(binaries), binaries, np.full(len(binaries), _INT))
+        stats["binaries"] = len(binaries)
+        if start is not None:
+            s = start.copy()
+            for b in self.blocks:
+                c = b.cols
+                s[c.y] = (s[c.imp] > POWER_TOL_KW).astype(float)
+                if c.z is not None:
+                    s[c.z] = (s[c.ch] > POWER_TOL_KW).astype(float)
+            h.setSolution(len(s), np.arange(len(s), dtype=np.int32), s)
+        status, obj, bound = self._run(stats)
+        if status != _OPTIMAL and not (status == highspy.HighsModelStatus.kTimeLimit
+                                       and np.isfinite(obj)):
+            raise self._error(status, stage + "MILP")
+        x = self._values()
+        if any(len(bz) or len(by) for bz, by in (self._offending(b.cols, x)
+                                                  for b in self.blocks)):
+            # a direction outside the candidates: every direction binary, once more
+            nd = len(self.dirs)
+            h.changeColsIntegrality(nd, self.dirs, np.full(nd, _INT))
+            stats["binaries"] = nd
+            status, obj, bound = self._run(stats)
+            if status != _OPTIMAL:
+                raise self._error(status, stage + "MILP")
+            x = self._values()
+        lower = max(lower, bound)
+        gap = self._gap(obj, lower)
+        if gap > self.opts.mip_rel_gap + 1e-9 and strict:
+            raise InfeasiblePlanError(
+                [f"{stage}HiGHS reached a certified gap of {gap:.3%} within "
+                 f"{self.opts.time_limit_s:g} s, above the required "
+                 f"{self.opts.mip_rel_gap:.3%}; raise time_limit_s"], status=str(status))
+        return x, obj, lower, gap
+
+    def _error(self, status, stage: str) -> InfeasiblePlanError:
+        if status in _INFEASIBLE:
+            floors = [b.problem.storage.terminal_min_kwh for b in self.blocks
+                      if b.problem.storage is not None]
+            floor = f" (>= {floors[0]:.1f} kWh)" if len(floors) == 1 else ""
+            return InfeasiblePlanError(
+                [f"{stage}: no dispatch meets the power balance, SOC window, terminal SOC"
+                 f"{floor}, daily cycle cap, import/export limits and shiftable-load energy "
+                 "together; relax one of them"], status=str(status))
+        return InfeasiblePlanError(
+            [f"{stage}: HiGHS stopped with {status} before proving optimality"],
+            status=str(status))
