@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from models.certified import BlockModel
+from models.certified import BlockModel, Directions
 from models.dispatch import (
     DispatchProblem,
     DispatchResult,
@@ -229,9 +229,12 @@ def add_coupling(model: BlockModel, fp: FleetProblem) -> list[dict[str, np.ndarr
     return event_cols
 
 
-def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None) -> FleetResult:
+def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None,
+                hints: dict[str, Directions] | None = None) -> FleetResult:
     """Solve the sites of ``fp`` jointly to the certified gap ``opts.mip_rel_gap`` (relative
-    to the fleet objective), with the strategy of :class:`models.certified.BlockModel`.
+    to the fleet objective), with the strategy of :class:`models.certified.BlockModel`;
+    ``hints``: known plans of (some of) the sites, e.g. without the coupling, whose
+    directions are tried as an incumbent (they change the speed, never the certificate).
 
     Each site's :class:`DispatchResult` carries its own cost as ``objective_yuan`` and the
     fleet's certificate: ``optimality_gap`` is the fleet gap, ``objective_bound_yuan`` the
@@ -250,7 +253,7 @@ def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None) -> FleetResu
     event_cols = add_coupling(model, fp)
     t1 = time.perf_counter()
     try:
-        cert = model.solve(stage="fleet ")
+        cert = model.solve(stage="fleet ", hints=[(hints or {}).get(s) for s in ids])
     except InfeasiblePlanError as exc:
         caps = "; ".join(
             f"{f.name} import <= {f.import_cap_kw} kW, export <= {f.export_cap_kw} kW"

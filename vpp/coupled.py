@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from forecasts.weather import Weather
+from models.certified import Directions
 from models.fleet import DREvent, FeederCap, FleetProblem, solve_fleet
 from vpp.catalog import Catalog
 from vpp.network import EventSpec, to_events
@@ -72,11 +73,15 @@ def feeder_report(plans: dict[str, dict], feeders: tuple[FeederCap, ...]) -> lis
 def _joint(catalog: Catalog, start: dt.date, options: PlanOptions, site_ids: list[str],
            feeders: tuple[FeederCap, ...], events: tuple[DREvent, ...],
            baselines: dict[str, np.ndarray], weather: Weather | None, why: str,
-           ) -> tuple[dict[str, dict], Any]:
+           plans_now: dict[str, dict]) -> tuple[dict[str, dict], Any]:
     inputs = {s: build_inputs(catalog, catalog.fleet.site(s), start, options, weather=weather)
               for s in site_ids}
     fp = FleetProblem({s: si.problem for s, si in inputs.items()}, feeders, events, baselines)
-    res = solve_fleet(fp, options.solve_options())
+    # the sites' current plans (independent, or the baselines of an event) as a start
+    hints = {s: Directions(*(_series(plans_now[s], k) for k in (
+        "grid_import_kw", "grid_export_kw", "charge_kw", "discharge_kw")))
+        for s in site_ids if s in plans_now}
+    res = solve_fleet(fp, options.solve_options(), hints)
     plans = {}
     for s, si in inputs.items():
         p = describe_plan(catalog, si, res.sites[s], options)
@@ -117,7 +122,7 @@ def plan_vpp(
         if rep["violated"]:
             f = next(x for x in feeders if x.name == rep["feeder"])
             joint, _ = _joint(catalog, start, options, rep["sites"], (f,), (), {}, weather,
-                              f"shared limit of {f.name}")
+                              f"shared limit of {f.name}", day.plans)
             day.plans.update(joint)
             jointly.add(f.name)
     day.timings["feeders_s"] = time.perf_counter() - t1
@@ -132,7 +137,8 @@ def plan_vpp(
         day.baselines = {s: day.plans[s] for s in participants}
         base_net = {s: net_import(day.plans[s]) for s in participants}
         joint, res = _joint(catalog, start, options, participants, fs, dr, base_net, weather,
-                            "demand-response event(s) " + ", ".join(e.name for e in dr))
+                            "demand-response event(s) " + ", ".join(e.name for e in dr),
+                            day.plans)
         day.plans.update(joint)
         day.events = [_event_report(o, index) for o in res.events]
         day.settlement = settlement(day.baselines, joint, res.events)
