@@ -240,15 +240,27 @@ class BlockModel:
         # HiGHS stops at either gap: its absolute one carries the floor
         self.h.setOptionValue("mip_abs_gap", max(1e-9, self.opts.mip_rel_gap * self._floor))
         stats = {"highs": 0.0, "solves": 0, "binaries": 0}
-        lower, upper, x, seen, method = self._lp_repair(stats, stage)
+        status, lower, _ = self._run(stats)
+        if status != _OPTIMAL:
+            raise self._error(status, stage + "LP relaxation")
+        x_lp = self._values()
+        hinted: tuple[float, np.ndarray | None] = (np.inf, None)
+        if (hints and any(h is not None for h in hints)
+                and any(len(z) or len(y) for z, y in (self._offending(b.cols, x_lp)
+                                                      for b in self.blocks))):
+            hinted = self._try_directions(hints, stats)
+            if self._gap(hinted[0], lower) <= self.opts.mip_rel_gap:
+                return Certified(
+                    hinted[1], float(hinted[0]), float(lower), self._gap(hinted[0], lower),
+                    float(_gap(hinted[0], lower)), "lp+hint", 0, stats["solves"],
+                    stats["highs"], [f"LP bound {lower:.4f} yuan, plan {hinted[0]:.4f} yuan "
+                                     "from the given directions"])
+        lower, upper, x, seen, method = self._lp_repair(stats, stage, (lower, x_lp))
         notes = [self._repair_note(lower, upper, seen)] if x is not None else []
+        if hinted[1] is not None and hinted[0] < upper:
+            notes.append(f"plan {hinted[0]:.4f} yuan from the given directions")
+            upper, x, method = hinted[0], hinted[1], "lp+hint"
         gap = self._gap(upper, lower)
-        if gap > self.opts.mip_rel_gap and hints and any(h is not None for h in hints):
-            up2, x2 = self._try_directions(hints, stats)
-            if x2 is not None and up2 < upper:
-                notes.append(f"plan {up2:.4f} yuan from the given directions")
-                upper, x, method = up2, x2, "lp+hint"
-                gap = self._gap(upper, lower)
         capped = []
         if gap > self.opts.mip_rel_gap and x is not None:
             capped = self._cap_peaks(upper, stats)
@@ -303,16 +315,21 @@ class BlockModel:
         return (f"LP bound {lower:.4f} yuan, repaired plan {upper:.4f} yuan "
                 f"({nz} storage and {ny} grid intervals fixed)")
 
-    def _lp_repair(self, stats: dict, stage: str):
-        """LP relaxation (the bound), then fix the direction of intervals that use both
-        until none does (the plan). Returns ``(lower, upper, x, seen, method)``; ``x`` is
-        None (``upper`` inf) when a repair step turns infeasible."""
+    def _lp_repair(self, stats: dict, stage: str,
+                   relaxed: tuple[float, np.ndarray] | None = None):
+        """LP relaxation (the bound; ``relaxed``: its objective and solution, already
+        solved), then fix the direction of intervals that use both until none does (the
+        plan). Returns ``(lower, upper, x, seen, method)``; ``x`` is None (``upper`` inf)
+        when a repair step turns infeasible."""
         h = self.h
-        status, obj, _ = self._run(stats)
-        if status != _OPTIMAL:
-            raise self._error(status, stage + "LP relaxation")
+        if relaxed is None:
+            status, obj, _ = self._run(stats)
+            if status != _OPTIMAL:
+                raise self._error(status, stage + "LP relaxation")
+            x = self._values()
+        else:
+            obj, x = relaxed
         lower, method = obj, "lp"
-        x = self._values()
         seen: list[tuple[set[int], set[int]]] = [(set(), set()) for _ in self.blocks]
         n_total = sum(b.problem.n for b in self.blocks)
         for _ in range(2 * n_total + 1):

@@ -26,7 +26,14 @@ from models.certified import Directions
 from models.fleet import DREvent, FeederCap, FleetProblem, solve_fleet
 from vpp.catalog import Catalog
 from vpp.network import EventSpec, to_events
-from vpp.planning import INTERVAL_MINUTES, PlanOptions, build_inputs, describe_plan, horizon
+from vpp.planning import (
+    INTERVAL_MINUTES,
+    PlanOptions,
+    SiteInputs,
+    build_inputs,
+    describe_plan,
+    horizon,
+)
 from vpp.planning import plan_fleet as plan_independent
 
 TOL_KW = 1e-4
@@ -73,9 +80,10 @@ def feeder_report(plans: dict[str, dict], feeders: tuple[FeederCap, ...]) -> lis
 def _joint(catalog: Catalog, start: dt.date, options: PlanOptions, site_ids: list[str],
            feeders: tuple[FeederCap, ...], events: tuple[DREvent, ...],
            baselines: dict[str, np.ndarray], weather: Weather | None, why: str,
-           plans_now: dict[str, dict]) -> tuple[dict[str, dict], Any]:
-    inputs = {s: build_inputs(catalog, catalog.fleet.site(s), start, options, weather=weather)
-              for s in site_ids}
+           plans_now: dict[str, dict], known: dict[str, SiteInputs],
+           ) -> tuple[dict[str, dict], Any]:
+    inputs = {s: known.get(s) or build_inputs(catalog, catalog.fleet.site(s), start, options,
+                                              weather=weather) for s in site_ids}
     fp = FleetProblem({s: si.problem for s, si in inputs.items()}, feeders, events, baselines)
     # the sites' current plans (independent, or the baselines of an event) as a start
     hints = {s: Directions(*(_series(plans_now[s], k) for k in (
@@ -112,8 +120,9 @@ def plan_vpp(
     t0 = time.perf_counter()
     index = horizon(start, options.days)
     dr = to_events(events, index, catalog.fleet) if events else ()
+    known: dict[str, SiteInputs] = {}
     plans = plan_independent(catalog, start, options, on_plan=on_plan, jobs=jobs,
-                             weather=weather)
+                             weather=weather, inputs=known)
     t1 = time.perf_counter()
     day = VppDay(plans=dict(plans))
     day.timings["independent_s"] = t1 - t0
@@ -122,7 +131,7 @@ def plan_vpp(
         if rep["violated"]:
             f = next(x for x in feeders if x.name == rep["feeder"])
             joint, _ = _joint(catalog, start, options, rep["sites"], (f,), (), {}, weather,
-                              f"shared limit of {f.name}", day.plans)
+                              f"shared limit of {f.name}", day.plans, known)
             day.plans.update(joint)
             jointly.add(f.name)
     day.timings["feeders_s"] = time.perf_counter() - t1
@@ -138,7 +147,7 @@ def plan_vpp(
         base_net = {s: net_import(day.plans[s]) for s in participants}
         joint, res = _joint(catalog, start, options, participants, fs, dr, base_net, weather,
                             "demand-response event(s) " + ", ".join(e.name for e in dr),
-                            day.plans)
+                            day.plans, known)
         day.plans.update(joint)
         day.events = [_event_report(o, index) for o in res.events]
         day.settlement = settlement(day.baselines, joint, res.events)

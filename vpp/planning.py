@@ -448,12 +448,20 @@ def plan_site(
     InfeasiblePlanError
         No plan meets the constraints; the message names the blocking constraint group.
     """
+    return _plan_with_inputs(catalog, site, start, options, pv_kw, load_kw, weather)[0]
+
+
+def _plan_with_inputs(
+    catalog: Catalog, site: Site | str, start: dt.date, options: PlanOptions | None = None,
+    pv_kw: pd.Series | None = None, load_kw: pd.Series | None = None,
+    weather: Weather | None = None,
+) -> tuple[dict[str, Any], SiteInputs]:
     options = options or PlanOptions()
     if isinstance(site, str):
         site = catalog.fleet.site(site)
     si = build_inputs(catalog, site, start, options, pv_kw, load_kw, weather)
     result = solve_dispatch(si.problem, options.solve_options())
-    return describe_plan(catalog, si, result, options)
+    return describe_plan(catalog, si, result, options), si
 
 
 _worker_catalog: Catalog | None = None
@@ -465,9 +473,9 @@ def _init_worker(catalog: Catalog) -> None:
 
 
 def _plan_in_worker(site_id: str, start: dt.date, options: PlanOptions,
-                    weather: Weather | None) -> dict[str, Any]:
+                    weather: Weather | None) -> tuple[dict[str, Any], SiteInputs]:
     assert _worker_catalog is not None, "worker not initialised"
-    return plan_site(_worker_catalog, site_id, start, options, weather=weather)
+    return _plan_with_inputs(_worker_catalog, site_id, start, options, weather=weather)
 
 
 def plan_fleet(
@@ -478,6 +486,7 @@ def plan_fleet(
     on_plan: Callable[[str, dict | None, Exception | None], None] | None = None,
     jobs: int = 1,
     weather: Weather | None = None,
+    inputs: dict[str, SiteInputs] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Plans for many sites, each solved independently; a failing site does not stop the others.
 
@@ -492,6 +501,9 @@ def plan_fleet(
     weather : Weather, optional
         One weather forecast for every site (the pilots lie within ~50 km); default the
         climatology.
+    inputs : dict, optional
+        Filled with each planned site's :class:`SiteInputs` (for joint re-plans that need
+        the same forecasts without computing them again).
 
     Returns
     -------
@@ -505,18 +517,24 @@ def plan_fleet(
     sites = [catalog.fleet.site(s) for s in site_ids] if site_ids else list(catalog.fleet.sites)
     done: dict[str, dict[str, Any]] = {}
 
-    def record(site_id: str, plan: dict | None, exc: Exception | None) -> None:
+    def record(site_id: str, out: tuple[dict, SiteInputs] | None,
+               exc: Exception | None) -> None:
+        plan = None
         if exc is not None:
             log.warning("%s: %s", site_id, exc)
         else:
+            plan, si = out
             done[site_id] = plan
+            if inputs is not None:
+                inputs[site_id] = si
         if on_plan:
             on_plan(site_id, plan, exc)
 
     if jobs == 1 or len(sites) == 1:
         for site in sites:
             try:
-                record(site.id, plan_site(catalog, site, start, options, weather=weather), None)
+                record(site.id, _plan_with_inputs(catalog, site, start, options,
+                                                  weather=weather), None)
             except (InvalidInputError, RuntimeError) as exc:
                 record(site.id, None, exc)
     else:
