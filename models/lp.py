@@ -182,15 +182,18 @@ def site_lp(p: DispatchProblem) -> SiteLP:
     groups: list[tuple[str, int, int, Sequence | None]] = []
     nrow = 0
 
+    def full(v, k: int, dtype) -> np.ndarray:
+        return np.full(k, v, dtype=dtype) if np.isscalar(v) else np.asarray(v, dtype=dtype)
+
     def group(name: str, lower, upper, count: int, terms, labels=range) -> None:
         nonlocal nrow
-        rl.append(np.broadcast_to(np.asarray(lower, dtype=float), (count,)))
-        ru.append(np.broadcast_to(np.asarray(upper, dtype=float), (count,)))
+        rl.append(full(lower, count, float))
+        ru.append(full(upper, count, float))
         for r, c, v in terms:
             r = np.asarray(r, dtype=np.int64)
             ar.append(nrow + r)
-            ac.append(np.broadcast_to(np.asarray(c, dtype=np.int64), r.shape))
-            av.append(np.broadcast_to(np.asarray(v, dtype=float), r.shape))
+            ac.append(full(c, len(r), np.int64))
+            av.append(full(v, len(r), float))
         groups.append((name, nrow, count, range(count) if labels is range else labels))
         nrow += count
 

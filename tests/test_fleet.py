@@ -3,15 +3,19 @@ solves uncoupled sites independently, settlement, and the flexibility envelope."
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 from conftest import assert_valid
 from test_dispatch_micro import EXACT, battery, problem
 
+from models.certified import Directions
 from models.dispatch import solve_dispatch
 from models.errors import InfeasiblePlanError, InvalidInputError
 from models.fleet import DREvent, FeederCap, FleetProblem, solve_fleet
 from vpp.flexibility import site_envelope
+from vpp.planning import PlanOptions, build_inputs
 
 
 def two_sites():
@@ -52,6 +56,45 @@ def test_binding_feeder_cap_by_hand():
     np.testing.assert_allclose(joint.sites["A"].charge_kw, [50, 0], atol=1e-6)
     total = joint.sites["A"].grid_import_kw + joint.sites["B"].grid_import_kw
     assert total.max() <= 250.0 + 1e-6
+
+
+def test_an_impossible_hint_changes_nothing():
+    """Hints that fix B to export in both hours (B has no PV or battery, so no plan can) make
+    the hinted LP infeasible; the solve falls back and still certifies the 225 yuan optimum."""
+    sites = two_sites()
+    zero, one = np.zeros(2), np.ones(2)
+    hints = {"B": Directions(zero, one, zero, zero)}
+    joint = solve_fleet(FleetProblem(sites, (FeederCap("f", ("A", "B"), 250.0),)), EXACT,
+                        hints)
+    assert joint.objective_yuan == pytest.approx(225.0, abs=1e-6)
+
+
+def test_hinted_joint_plan_is_certified_like_the_unhinted_one(catalog):
+    """The Jingkai feeder on 2026-07-15 (its independent plans break the 1,000 kW export cap):
+    with the independent plans' directions the joint plan is certified without the MILP
+    (method lp+hint); without them the MILP runs. Both are within 0.1 % of the optimum, so
+    each one's proven bound is below the other's cost and the costs differ by <= 0.1 %."""
+    day = dt.date(2026, 7, 15)
+    opts = PlanOptions()
+    feeder = next(f for f in catalog.feeder_caps if f.name.startswith("Jingkai"))
+    ins = {s: build_inputs(catalog, catalog.fleet.site(s), day, opts) for s in feeder.members}
+    fp = FleetProblem({s: si.problem for s, si in ins.items()}, (feeder,))
+    own = {s: solve_dispatch(si.problem, opts.solve_options()) for s, si in ins.items()}
+    exp = sum(r.grid_export_kw for r in own.values())
+    assert exp.max() > feeder.export_cap_kw  # the coupling binds
+    hints = {s: Directions(r.grid_import_kw, r.grid_export_kw, r.charge_kw, r.discharge_kw)
+             for s, r in own.items()}
+    hinted = solve_fleet(fp, opts.solve_options(), hints)
+    plain = solve_fleet(fp, opts.solve_options())
+    assert hinted.method == "lp+hint" and plain.method == "milp"
+    for a, b in ((hinted, plain), (plain, hinted)):
+        assert a.optimality_gap <= 1e-3
+        assert a.objective_bound_yuan <= b.objective_yuan + 1e-6
+    assert abs(hinted.objective_yuan - plain.objective_yuan) <= 1e-3 * plain.objective_yuan
+    for s, p in fp.sites.items():
+        assert_valid(p, hinted.sites[s], 1.0)  # feasible, one direction per interval
+    total = sum(hinted.sites[s].grid_export_kw for s in fp.sites)
+    assert total.max() <= feeder.export_cap_kw + 1e-6
 
 
 def test_impossible_feeder_cap_names_the_feeder_and_interval():
