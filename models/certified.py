@@ -6,9 +6,11 @@ reference the blocks' columns. The model goes to HiGHS through ``highspy`` as ar
 block's numbers can be rewritten for a new day (:meth:`BlockModel.set_block`): bounds, costs
 and right-hand sides by index, matrix coefficients only where they changed.
 
-Strategy (as :func:`models.dispatch.solve_blocks` on the Pyomo model):
+Strategy (the one of the :mod:`models.dispatch` docstring):
 
 1. LP relaxation with the direction variables ``y``/``z`` continuous: a valid lower bound.
+   With hints (a fleet: the sites' plans without the coupling), their directions are fixed
+   and the LP solved again: a plan, often within the gap already.
 2. Direction repair: fix the direction of every interval that charges and discharges (or
    imports and exports) at once to its larger side and re-solve, until none does: a plan.
 3. If the gap is open and a site pays a demand charge: cap each such site's import at the
@@ -195,7 +197,8 @@ class BlockModel:
         new = site_lp(p)
         old = b.lp
         if (len(new.a_val) != len(old.a_val) or new.num_col != old.num_col
-                or new.num_row != old.num_row or not np.array_equal(new.a_col, old.a_col)):
+                or new.num_row != old.num_row or not np.array_equal(new.a_col, old.a_col)
+                or not np.array_equal(new.a_row, old.a_row)):
             raise ValueError("problem differs in structure from the block it replaces")
         cols = np.arange(b.col0, b.col0 + new.num_col, dtype=np.int32)
         rows = np.arange(b.row0, b.row0 + new.num_row, dtype=np.int32)
@@ -225,11 +228,13 @@ class BlockModel:
 
         The gap is ``(plan - bound) / max(|plan|, gap_floor_yuan)``. With ``strict=False`` a
         MILP that hits the time limit with a plan returns it with its (larger) gap.
-        ``hints`` (one per block or None): plans whose directions are tried when the
-        repaired plan leaves the gap open - for a fleet, the sites' own plans without the
-        coupling, which usually need only small changes (measured on the Jingkai feeder of
-        2026-07-15: gap 0.12 % after the repair, 0.026 % from the sites' own directions,
-        where the MILP took 2 s).
+        ``hints`` (one per block or None): plans whose directions are tried right after the
+        LP bound when the relaxation uses both directions somewhere - for a fleet, the sites'
+        own plans without the coupling, which usually need only small changes (measured on
+        the Jingkai feeder of 2026-07-15: gap 0.12 % after the repair, 0.026 % from the
+        sites' own directions, where the MILP took 2 s). If that plan closes the gap it is
+        returned (method ``lp+hint``); otherwise the strategy goes on and keeps the better
+        plan.
 
         Raises
         ------
