@@ -39,6 +39,10 @@ from models.dispatch import (
     DispatchProblem,
     SolveOptions,
     _gap,
+    both_ways,
+    direction_candidates,
+    gap_error,
+    no_plan_error,
     peak_cap_kw,
 )
 from models.errors import InfeasiblePlanError
@@ -129,7 +133,7 @@ class BlockModel:
         lower, upper, cost, rlo, rup, ar, ac, av = ([] for _ in range(8))
         for p in problems:
             lp = site_lp(p)
-            self.blocks.append(Block(p, lp, lp.cols.shifted(col) if col else lp.cols, col, row))
+            self.blocks.append(Block(p, lp, lp.cols.shifted(col), col, row))
             lower.append(lp.col_lower)
             upper.append(lp.col_upper)
             cost.append(lp.cost)
@@ -303,10 +307,10 @@ class BlockModel:
     @staticmethod
     def _offending(c: SiteCols, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Intervals that charge and discharge, or import and export, at once."""
-        grid_bad = np.flatnonzero(np.minimum(x[c.imp], x[c.exp]) > POWER_TOL_KW)
+        grid_bad = both_ways(x[c.imp], x[c.exp])
         if c.ch is None:
             return np.array([], dtype=int), grid_bad
-        return np.flatnonzero(np.minimum(x[c.ch], x[c.dis]) > POWER_TOL_KW), grid_bad
+        return both_ways(x[c.ch], x[c.dis]), grid_bad
 
     def _gap(self, upper: float, lower: float) -> float:
         if not np.isfinite(upper) or not np.isfinite(lower):
@@ -436,16 +440,11 @@ class BlockModel:
         self._free_directions()
         parts = []
         for b, (sz, sy) in zip(self.blocks, seen, strict=True):
-            p, c = b.problem, b.cols
-            cy = set(sy)
-            if p.grid.export_limit_kw > 0:
-                cy |= set(np.flatnonzero(np.asarray(p.export_price_yuan_per_kwh)
-                                         >= np.asarray(p.import_price_yuan_per_kwh)).tolist())
-            parts.append(c.y[sorted(cy)])
+            c = b.cols
+            cz, cy = direction_candidates(b.problem)
+            parts.append(c.y[sorted(cy | sy)])
             if c.z is not None:
-                cz = set(sz) | set(np.flatnonzero(np.asarray(p.subsidy_yuan_per_kwh) > 0)
-                                   .tolist())
-                parts.append(c.z[sorted(cz)])
+                parts.append(c.z[sorted(cz | sz)])
         binaries = np.concatenate(parts).astype(np.int32)
         h.changeColsIntegrality(len(binaries), binaries, np.full(len(binaries), _INT))
         stats["binaries"] = len(binaries)
@@ -475,21 +474,11 @@ class BlockModel:
         lower = max(lower, bound)
         gap = self._gap(obj, lower)
         if gap > self.opts.mip_rel_gap + 1e-9 and strict:
-            raise InfeasiblePlanError(
-                [f"{stage}HiGHS reached a certified gap of {gap:.3%} within "
-                 f"{self.opts.time_limit_s:g} s, above the required "
-                 f"{self.opts.mip_rel_gap:.3%}; raise time_limit_s"], status=str(status))
+            raise gap_error(stage, gap, self.opts, str(status))
         return x, obj, lower, gap
 
     def _error(self, status, stage: str) -> InfeasiblePlanError:
-        if status in _INFEASIBLE:
-            floors = [b.problem.storage.terminal_min_kwh for b in self.blocks
-                      if b.problem.storage is not None]
-            floor = f" (>= {floors[0]:.1f} kWh)" if len(floors) == 1 else ""
-            return InfeasiblePlanError(
-                [f"{stage}: no dispatch meets the power balance, SOC window, terminal SOC"
-                 f"{floor}, daily cycle cap, import/export limits and shiftable-load energy "
-                 "together; relax one of them"], status=str(status))
-        return InfeasiblePlanError(
-            [f"{stage}: HiGHS stopped with {status} before proving optimality"],
-            status=str(status))
+        floors = [b.problem.storage.terminal_min_kwh for b in self.blocks
+                  if b.problem.storage is not None]
+        return no_plan_error(stage, str(status), status in _INFEASIBLE,
+                             floors[0] if len(floors) == 1 else None)

@@ -588,16 +588,55 @@ def _values(var, n: int) -> np.ndarray:
     return np.array([pyo.value(var[t]) for t in range(n)], dtype=float)
 
 
+def both_ways(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intervals where two opposite flows [kW] (charge/discharge, import/export) are both
+    above :data:`POWER_TOL_KW`."""
+    return np.flatnonzero(np.minimum(a, b) > POWER_TOL_KW)
+
+
 def _offending(m, p: DispatchProblem) -> tuple[list[int], list[int]]:
     """Intervals that charge and discharge, or import and export, at once."""
     n = p.n
-    imp, exp = _values(m.imp, n), _values(m.exp, n)
-    grid_bad = np.flatnonzero(np.minimum(imp, exp) > POWER_TOL_KW).tolist()
+    grid_bad = both_ways(_values(m.imp, n), _values(m.exp, n)).tolist()
     batt_bad: list[int] = []
     if p.storage is not None:
-        ch, dis = _values(m.ch, n), _values(m.dis, n)
-        batt_bad = np.flatnonzero(np.minimum(ch, dis) > POWER_TOL_KW).tolist()
+        batt_bad = both_ways(_values(m.ch, n), _values(m.dis, n)).tolist()
     return batt_bad, grid_bad
+
+
+def direction_candidates(p: DispatchProblem) -> tuple[set[int], set[int]]:
+    """Intervals whose storage (``z``) and grid (``y``) direction need a binary in the MILP
+    before any relaxation is seen: where a simultaneous direction can pay - subsidised
+    discharge, and export priced at or above import."""
+    cz: set[int] = set()
+    cy: set[int] = set()
+    if p.storage is not None:
+        cz = set(np.flatnonzero(np.asarray(p.subsidy_yuan_per_kwh) > 0).tolist())
+    if p.grid.export_limit_kw > 0:
+        cy = set(np.flatnonzero(np.asarray(p.export_price_yuan_per_kwh)
+                                >= np.asarray(p.import_price_yuan_per_kwh)).tolist())
+    return cz, cy
+
+
+def no_plan_error(stage: str, status: str, infeasible: bool,
+                  terminal_floor_kwh: float | None) -> InfeasiblePlanError:
+    """The error for a solve that ended without a plan: proven infeasible (which constraint
+    groups meet; ``terminal_floor_kwh`` named when there is one battery) or stopped early."""
+    if infeasible:
+        floor = "" if terminal_floor_kwh is None else f" (>= {terminal_floor_kwh:.1f} kWh)"
+        return InfeasiblePlanError(
+            [f"{stage}: no dispatch meets the power balance, SOC window, terminal SOC{floor}, "
+             "daily cycle cap, import/export limits and shiftable-load energy together; "
+             "relax one of them"], status=status)
+    return InfeasiblePlanError(
+        [f"{stage}: HiGHS stopped with {status} before proving optimality"], status=status)
+
+
+def gap_error(stage: str, gap: float, opts: SolveOptions, status: str) -> InfeasiblePlanError:
+    """The error for a MILP that stopped (time limit) above the required certified gap."""
+    return InfeasiblePlanError(
+        [f"{stage}HiGHS reached a certified gap of {gap:.3%} within {opts.time_limit_s:g} s, "
+         f"above the required {opts.mip_rel_gap:.3%}; raise time_limit_s"], status=status)
 
 
 _ONLY_VARS = {
@@ -655,20 +694,10 @@ class HighsRun:
 
 
 def _not_optimal(tc, p: DispatchProblem, stage: str) -> InfeasiblePlanError:
-    if tc in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
-        return InfeasiblePlanError(
-            [
-                f"{stage}: no dispatch meets the power balance, SOC window, terminal SOC "
-                "(>= {:.1f} kWh), daily cycle cap, import/export limits and shiftable-load "
-                "energy together; relax one of them".format(
-                    p.storage.terminal_min_kwh if p.storage else 0.0
-                )
-            ],
-            status=str(tc.name),
-        )
-    return InfeasiblePlanError(
-        [f"{stage}: HiGHS stopped with {tc.name} before proving optimality"], status=str(tc.name)
-    )
+    infeasible = tc in (TerminationCondition.provenInfeasible,
+                        TerminationCondition.infeasibleOrUnbounded)
+    return no_plan_error(stage, str(tc.name), infeasible,
+                         p.storage.terminal_min_kwh if p.storage else 0.0)
 
 
 def solve_dispatch(p: DispatchProblem, opts: SolveOptions | None = None) -> DispatchResult:
@@ -730,13 +759,7 @@ def solve_milp(hs: HighsRun, m: pyo.Block, p: DispatchProblem, opts: SolveOption
     at or above import; if the plan still uses both directions somewhere else, those intervals
     become binary too and HiGHS runs again.
     """
-    cz: set[int] = set()
-    cy: set[int] = set()
-    if p.storage is not None:
-        cz = set(np.flatnonzero(p.subsidy_yuan_per_kwh > 0).tolist())
-    if p.grid.export_limit_kw > 0:
-        cy = set(np.flatnonzero(
-            p.export_price_yuan_per_kwh >= p.import_price_yuan_per_kwh).tolist())
+    cz, cy = direction_candidates(p)
     for _ in range(p.n + 1):
         if p.storage is not None:
             for t in cz:
@@ -755,10 +778,7 @@ def solve_milp(hs: HighsRun, m: pyo.Block, p: DispatchProblem, opts: SolveOption
     lower = float(bound) if bound is not None else -np.inf
     gap = _gap(upper, lower)
     if gap > opts.mip_rel_gap + 1e-9:
-        raise InfeasiblePlanError(
-            [f"HiGHS reached a certified gap of {gap:.3%} within {opts.time_limit_s:g} s, "
-             f"above the required {opts.mip_rel_gap:.3%}; raise time_limit_s"],
-            status=str(tc.name))
+        raise gap_error("", gap, opts, str(tc.name))
     return BlockSolve(upper, lower, gap, "milp", len(cz) + len(cy), [])
 
 
