@@ -1,25 +1,32 @@
 """Sites as blocks of one HiGHS model, solved to a certified gap: the fast path of every plan.
 
-Each block is one site's linear program from :func:`models.lp.site_lp`; a fleet adds coupling
+Each block is one site's linear program (:func:`models.site.site_lp`); a fleet adds coupling
 columns and rows (shared feeder limits, demand-response events, :mod:`models.fleet`) that
 reference the blocks' columns. The model goes to HiGHS through ``highspy`` as arrays, and a
 block's numbers can be rewritten for a new day (:meth:`BlockModel.set_block`): bounds, costs
 and right-hand sides by index, matrix coefficients only where they changed.
 
-Strategy (the one of the :mod:`models.dispatch` docstring):
+Strategy. Integer decisions (the grid's and the battery's direction, and whatever a
+component adds) are what the components say they are (:class:`models.components.base.
+Component`): which columns are binary, which must be binary from the start, how to repair a
+plan that is not integer-feasible, what a known plan sets them to.
 
-1. LP relaxation with the direction variables ``y``/``z`` continuous: a valid lower bound.
-   With hints (a fleet: the sites' plans without the coupling), their directions are fixed
-   and the LP solved again: a plan, often within the gap already.
-2. Direction repair: fix the direction of every interval that charges and discharges (or
-   imports and exports) at once to its larger side and re-solve, until none does: a plan.
-3. If the gap is open and a site pays a demand charge: cap each such site's import at the
-   highest peak a plan as cheap as the incumbent can have (:func:`models.dispatch.peak_cap_kw`
-   with the LP optimum of everything but the demand charges; valid for the whole model,
-   since every site's demand charge is >= 0) and repeat 1-2 on the tighter model.
-4. If still open: the MILP with binaries where a simultaneous direction can pay (subsidised
-   discharge, export priced at or above import, or where the relaxation used both), started
-   from the repaired plan.
+1. LP relaxation with every integer column continuous: a valid lower bound. With hints (a
+   fleet: the sites' plans without the coupling), their integer decisions are fixed and the
+   LP solved again: a plan, often within the gap already.
+2. Repair: fix the integer columns the components name as wrong for the plan (e.g. the
+   direction of an interval that charges and discharges at once, to its larger side) and
+   re-solve, until none is named: a plan, whose cost is an upper bound.
+3. If the gap is open and a site pays a demand charge: every cost but the demand charges is
+   at least the LP optimum without them, so a plan as cheap as the incumbent cannot raise a
+   site's demand charge by more than the difference; the components cap the site's imports
+   accordingly (valid for the whole model, since every demand charge is >= 0) and 1-2 run
+   again on the tighter model.
+4. If still open: the MILP with binaries on the candidate columns and every column a repair
+   touched, started from the repaired plan.
+
+The gap is ``(plan - bound) / max(|plan|, floor)``; a plan is returned only within it (or,
+with ``strict=False``, a MILP stopped by its time limit returns its plan and its gap).
 """
 
 from __future__ import annotations
@@ -28,25 +35,15 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 
-from models.dispatch import (
-    GAP_FLOOR_YUAN,
-    POWER_TOL_KW,
-    DispatchProblem,
-    SolveOptions,
-    _gap,
-    both_ways,
-    direction_candidates,
-    gap_error,
-    no_plan_error,
-    peak_cap_kw,
-)
-from models.errors import InfeasiblePlanError
-from models.lp import SiteCols, SiteLP, site_lp
+from models.components.base import Component, Flows, SiteCols, SiteLP
+from models.errors import InfeasiblePlanError, gap_error, no_plan_error
+from models.site import parts, site_lp
+from models.specs import GAP_FLOOR_YUAN, DispatchProblem, SolveOptions
 
 _OPTIMAL = highspy.HighsModelStatus.kOptimal
 _INFEASIBLE = (highspy.HighsModelStatus.kInfeasible,
@@ -76,21 +73,37 @@ def new_highs() -> highspy.Highs:
         return h
 
 
+def relative_gap(upper: float, lower: float, floor: float = GAP_FLOOR_YUAN) -> float:
+    """``(upper - lower) / max(|upper|, floor)``, inf when either is not finite."""
+    if not np.isfinite(upper) or not np.isfinite(lower):
+        return float("inf")
+    return max(0.0, upper - lower) / max(abs(upper), floor)
+
+
 @dataclass
 class Block:
-    """One site in the model: its problem, current arrays and global positions."""
+    """One site in the model: its problem, current arrays, components and global
+    positions."""
 
     problem: DispatchProblem
     lp: SiteLP
     cols: SiteCols  # global column indices
     col0: int
     row0: int
+    parts: list[Component]
+
+    def integer_columns(self) -> np.ndarray:
+        return _cat(c.integer_columns(self.problem, self.cols) for c in self.parts)
+
+    def repairs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Integer columns the components want fixed for the plan ``x`` (first wins)."""
+        return _fixes(c.repairs(self.problem, self.cols, x) for c in self.parts)
 
 
 @dataclass(frozen=True)
 class Directions:
     """Flows of a known plan of a site [kW] (e.g. its plan without the coupling), whose
-    directions :meth:`BlockModel.solve` tries as a second incumbent."""
+    integer decisions :meth:`BlockModel.solve` tries as a second incumbent."""
 
     grid_import_kw: np.ndarray
     grid_export_kw: np.ndarray
@@ -115,6 +128,25 @@ class Certified:
     notes: list[str] = field(default_factory=list)
 
 
+def _cat(arrays) -> np.ndarray:
+    arrays = [np.asarray(a, dtype=np.int64) for a in arrays]
+    return np.concatenate(arrays) if arrays else np.array([], dtype=np.int64)
+
+
+def _fixes(pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of several ``(cols, vals)`` fixes, the first fix of a column
+    kept."""
+    cols, vals = [], []
+    for c, v in pairs:
+        cols.append(np.asarray(c, dtype=np.int64))
+        vals.append(np.asarray(v, dtype=float))
+    if not cols:
+        return np.array([], dtype=np.int64), np.array([])
+    c, v = np.concatenate(cols), np.concatenate(vals)
+    c, first = np.unique(c, return_index=True)
+    return c, v[first]
+
+
 class BlockModel:
     """Site problems as blocks of one HiGHS model.
 
@@ -133,7 +165,7 @@ class BlockModel:
         lower, upper, cost, rlo, rup, ar, ac, av = ([] for _ in range(8))
         for p in problems:
             lp = site_lp(p)
-            self.blocks.append(Block(p, lp, lp.cols.shifted(col), col, row))
+            self.blocks.append(Block(p, lp, lp.cols.shifted(col), col, row, parts(p)))
             lower.append(lp.col_lower)
             upper.append(lp.col_upper)
             cost.append(lp.cost)
@@ -145,7 +177,7 @@ class BlockModel:
             col += lp.num_col
             row += lp.num_row
         a_row, a_col, a_val = np.concatenate(ar), np.concatenate(ac), np.concatenate(av)
-        keep = a_val != 0  # a zero big-M stays in the block's pattern, not in HiGHS
+        keep = a_val != 0  # a zero coefficient stays in the block's pattern, not in HiGHS
         a_row, a_col, a_val = a_row[keep], a_col[keep], a_val[keep]
         order = np.lexsort((a_row, a_col))
         m = highspy.HighsLp()
@@ -168,7 +200,7 @@ class BlockModel:
         self.h = h
         self.num_col = col
         self.version = str(h.version())
-        self.dirs = np.concatenate([b.cols.directions for b in self.blocks])
+        self.integers = _cat(b.integer_columns() for b in self.blocks)
         self._floor = GAP_FLOOR_YUAN
 
     # ------------------------------------------------------------------ the model
@@ -196,7 +228,7 @@ class BlockModel:
 
     def set_block(self, k: int, p: DispatchProblem) -> None:
         """Rewrite block ``k``'s numbers for ``p``, which must have the block's structure
-        (the same matrix pattern). Also makes its directions continuous in [0, 1] again."""
+        (the same matrix pattern). Also makes its integer columns continuous again."""
         b, h = self.blocks[k], self.h
         new = site_lp(p)
         old = b.lp
@@ -212,7 +244,7 @@ class BlockModel:
         for i in np.flatnonzero(new.a_val != old.a_val):
             h.changeCoeff(int(new.a_row[i] + b.row0), int(new.a_col[i] + b.col0),
                           float(new.a_val[i]))
-        d = b.cols.directions
+        d = b.integer_columns().astype(np.int32)
         h.changeColsIntegrality(len(d), d, np.full(len(d), _CONT))
         if new.offset != old.offset:
             self.offset += new.offset - old.offset
@@ -227,18 +259,18 @@ class BlockModel:
     # ------------------------------------------------------------------ solving
 
     def solve(self, strict: bool = True, gap_floor_yuan: float = GAP_FLOOR_YUAN,
-              stage: str = "", hints: list[Directions | None] | None = None) -> Certified:
+              stage: str = "", hints: list[Flows | None] | None = None) -> Certified:
         """Plan every block (and the coupling) to the certified gap ``opts.mip_rel_gap``.
 
         The gap is ``(plan - bound) / max(|plan|, gap_floor_yuan)``. With ``strict=False`` a
         MILP that hits the time limit with a plan returns it with its (larger) gap.
-        ``hints`` (one per block or None): plans whose directions are tried right after the
-        LP bound when the relaxation uses both directions somewhere - for a fleet, the sites'
-        own plans without the coupling, which usually need only small changes (measured on
-        the Jingkai feeder of 2026-07-15: gap 0.12 % after the repair, 0.026 % from the
-        sites' own directions, where the MILP took 2 s). If that plan closes the gap it is
-        returned (method ``lp+hint``); otherwise the strategy goes on and keeps the better
-        plan.
+        ``hints`` (one per block or None): plans whose integer decisions are tried right
+        after the LP bound when the relaxation is not integer-feasible - for a fleet, the
+        sites' own plans without the coupling, which usually need only small changes
+        (measured on the Jingkai feeder of 2026-07-15: gap 0.12 % after the repair,
+        0.026 % from the sites' own directions, where the MILP took 2 s). If that plan
+        closes the gap it is returned (method ``lp+hint``); otherwise the strategy goes on
+        and keeps the better plan.
 
         Raises
         ------
@@ -255,13 +287,12 @@ class BlockModel:
         x_lp = self._values()
         hinted: tuple[float, np.ndarray | None] = (np.inf, None)
         if (hints and any(h is not None for h in hints)
-                and any(len(z) or len(y) for z, y in (self._offending(b.cols, x_lp)
-                                                      for b in self.blocks))):
-            hinted = self._try_directions(hints, stats)
+                and any(len(b.repairs(x_lp)[0]) for b in self.blocks)):
+            hinted = self._try_hints(hints, stats)
             if self._gap(hinted[0], lower) <= self.opts.mip_rel_gap:
                 return Certified(
                     hinted[1], float(hinted[0]), float(lower), self._gap(hinted[0], lower),
-                    float(_gap(hinted[0], lower)), "lp+hint", 0, stats["solves"],
+                    relative_gap(hinted[0], lower), "lp+hint", 0, stats["solves"],
                     stats["highs"], [f"LP bound {lower:.4f} yuan, plan {hinted[0]:.4f} yuan "
                                      "from the given directions"])
         lower, upper, x, seen, method = self._lp_repair(stats, stage, (lower, x_lp))
@@ -278,16 +309,15 @@ class BlockModel:
             notes.append("import capped at " + ", ".join(f"{c:.1f}" for c in capped)
                          + " kW by the incumbent")
             lower = max(lower, low2)  # both bound the same optimum
-            for (sz, sy), (z2, y2) in zip(seen, seen2, strict=True):
-                sz |= z2
-                sy |= y2
+            for s1, s2 in zip(seen, seen2, strict=True):
+                s1 |= s2
             if x2 is not None and up2 <= upper:
                 upper, x, method = up2, x2, method2
             gap = self._gap(upper, lower)
         if x is None or gap > self.opts.mip_rel_gap:
             x, upper, lower, gap = self._milp(x, seen, lower, stats, strict, stage)
             method = "milp"
-        return Certified(x, float(upper), float(lower), float(gap), float(_gap(upper, lower)),
+        return Certified(x, float(upper), float(lower), float(gap), relative_gap(upper, lower),
                          method, stats["binaries"], stats["solves"], stats["highs"], notes)
 
     def _run(self, stats: dict) -> tuple[highspy.HighsModelStatus, float, float]:
@@ -304,33 +334,23 @@ class BlockModel:
     def _values(self) -> np.ndarray:
         return np.asarray(self.h.getSolution().col_value, dtype=float)
 
-    @staticmethod
-    def _offending(c: SiteCols, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Intervals that charge and discharge, or import and export, at once."""
-        grid_bad = both_ways(x[c.imp], x[c.exp])
-        if c.ch is None:
-            return np.array([], dtype=int), grid_bad
-        return both_ways(x[c.ch], x[c.dis]), grid_bad
-
     def _gap(self, upper: float, lower: float) -> float:
-        if not np.isfinite(upper) or not np.isfinite(lower):
-            return float("inf")
-        return max(0.0, upper - lower) / max(abs(upper), self._floor)
+        return relative_gap(upper, lower, self._floor)
 
     @staticmethod
-    def _repair_note(lower: float, upper: float, seen: list[tuple[set, set]]) -> str:
-        nz = sum(len(z) for z, _ in seen)
-        ny = sum(len(y) for _, y in seen)
+    def _repair_note(lower: float, upper: float, seen: list[set[int]]) -> str:
         return (f"LP bound {lower:.4f} yuan, repaired plan {upper:.4f} yuan "
-                f"({nz} storage and {ny} grid intervals fixed)")
+                f"({sum(len(s) for s in seen)} integer decisions fixed)")
+
+    def _fix(self, cols: np.ndarray, vals: np.ndarray) -> None:
+        self.h.changeColsBounds(len(cols), cols.astype(np.int32), vals, vals)
 
     def _lp_repair(self, stats: dict, stage: str,
                    relaxed: tuple[float, np.ndarray] | None = None):
         """LP relaxation (the bound; ``relaxed``: its objective and solution, already
-        solved), then fix the direction of intervals that use both until none does (the
-        plan). Returns ``(lower, upper, x, seen, method)``; ``x`` is None (``upper`` inf)
-        when a repair step turns infeasible."""
-        h = self.h
+        solved), then fix what the components name until they name nothing (the plan).
+        Returns ``(lower, upper, x, seen, method)``: ``seen`` the integer columns fixed per
+        block; ``x`` is None (``upper`` inf) when a repair step turns infeasible."""
         if relaxed is None:
             status, obj, _ = self._run(stats)
             if status != _OPTIMAL:
@@ -339,26 +359,16 @@ class BlockModel:
         else:
             obj, x = relaxed
         lower, method = obj, "lp"
-        seen: list[tuple[set[int], set[int]]] = [(set(), set()) for _ in self.blocks]
-        n_total = sum(b.problem.n for b in self.blocks)
-        for _ in range(2 * n_total + 1):
-            fix_cols, fix_vals = [], []
-            for b, (sz, sy) in zip(self.blocks, seen, strict=True):
-                c = b.cols
-                bz, by = self._offending(c, x)
-                sz.update(bz.tolist())
-                sy.update(by.tolist())
-                if len(bz):
-                    fix_cols.append(c.z[bz])
-                    fix_vals.append((x[c.ch[bz]] >= x[c.dis[bz]]).astype(float))
-                if len(by):
-                    fix_cols.append(c.y[by])
-                    fix_vals.append((x[c.imp[by]] >= x[c.exp[by]]).astype(float))
-            if not fix_cols:
+        seen: list[set[int]] = [set() for _ in self.blocks]
+        for _ in range(len(self.integers) + 1):
+            fixes = [b.repairs(x) for b in self.blocks]
+            for s, (cols, _v) in zip(seen, fixes, strict=True):
+                s.update(cols.tolist())
+            cols, vals = _fixes(fixes)
+            if not len(cols):
                 break
             method = "lp+repair"
-            idx, val = np.concatenate(fix_cols), np.concatenate(fix_vals)
-            h.changeColsBounds(len(idx), idx, val, val)
+            self._fix(cols, vals)
             status, obj, _ = self._run(stats)
             if status != _OPTIMAL:
                 x = None
@@ -367,51 +377,44 @@ class BlockModel:
         upper = obj if x is not None else np.inf
         return lower, upper, x, seen, method
 
-    def _try_directions(self, hints: list[Directions | None], stats: dict,
-                        ) -> tuple[float, np.ndarray | None]:
-        """Fix each block's directions where its hint moves power one way (both flows zero:
-        left free), solve the LP and repair what is left: a plan and its cost."""
-        self._free_directions()
-        cols, vals = [], []
-        for b, d in zip(self.blocks, hints, strict=True):
-            if d is None:
-                continue
-            pairs = [(b.cols.y, d.grid_import_kw, d.grid_export_kw)]
-            if b.cols.z is not None:
-                pairs.append((b.cols.z, d.charge_kw, d.discharge_kw))
-            for c, one, other in pairs:
-                one, other = np.asarray(one, float), np.asarray(other, float)
-                on = (one > POWER_TOL_KW) | (other > POWER_TOL_KW)
-                cols.append(c[on])
-                vals.append((one[on] > POWER_TOL_KW).astype(float))
-        idx, val = np.concatenate(cols).astype(np.int32), np.concatenate(vals)
-        self.h.changeColsBounds(len(idx), idx, val, val)
+    def _try_hints(self, hints: list[Flows | None], stats: dict,
+                   ) -> tuple[float, np.ndarray | None]:
+        """Fix each block's integer decisions as its hint sets them, solve the LP and repair
+        what is left: a plan and its cost."""
+        self._free_integers()
+        cols, vals = _fixes(c.from_hint(b.problem, b.cols, h)
+                            for b, h in zip(self.blocks, hints, strict=True) if h is not None
+                            for c in b.parts)
+        self._fix(cols, vals)
         try:
-            # the LP with fixed directions bounds nothing: only its plan is used
+            # the LP with fixed decisions bounds nothing: only its plan is used
             _, upper, x, _, _ = self._lp_repair(stats, "")
         except InfeasiblePlanError:
             return np.inf, None
         finally:
-            self._free_directions()
+            self._free_integers()
         return upper, x
 
-    def _free_directions(self) -> None:
-        nd = len(self.dirs)
-        self.h.changeColsBounds(nd, self.dirs, np.zeros(nd), np.ones(nd))
+    def _free_integers(self) -> None:
+        """Every integer column free in [0, 1] again (binaries' bounds)."""
+        nd = len(self.integers)
+        self.h.changeColsBounds(nd, self.integers.astype(np.int32), np.zeros(nd), np.ones(nd))
 
     def _cap_peaks(self, upper: float, stats: dict) -> list[float]:
-        """Cap the import of every demand-charged site at the highest peak a plan costing
-        ``upper`` can have; the caps [kW] tighter than the sites' limits."""
-        rated = [k for k, b in enumerate(self.blocks)
-                 if b.problem.grid.demand_rate_yuan_per_kw_month > 0]
-        if not rated:
+        """Let every demand-charged site's components cap its imports at what a plan
+        costing ``upper`` can use; the caps [kW] that change something."""
+        demand = [(k, c, *c.demand_columns(b.problem, b.lp)) for k, b in enumerate(self.blocks)
+                  for c in b.parts]
+        demand = [(k, c, cols + self.blocks[k].col0, off) for k, c, cols, off in demand
+                  if len(cols)]
+        if not demand:
             return []
         h = self.h
-        self._free_directions()
-        idx = np.concatenate([self.blocks[k].cols.demand for k in rated])
-        saved = np.concatenate([self.blocks[k].lp.cost[self.blocks[k].lp.cols.demand]
-                                for k in rated])
-        demand_offset = sum(self.blocks[k].lp.offset for k in rated)
+        self._free_integers()
+        idx = _cat(cols for _, _, cols, _ in demand).astype(np.int32)
+        saved = np.concatenate([self.blocks[k].lp.cost[cols - self.blocks[k].col0]
+                                for k, _, cols, _ in demand])
+        demand_offset = sum(off for *_, off in demand)
         h.changeColsCost(len(idx), idx, np.zeros(len(idx)))
         h.changeObjectiveOffset(self.offset - demand_offset)
         try:
@@ -422,50 +425,40 @@ class BlockModel:
         if status != _OPTIMAL:
             return []
         caps = []
-        for k in rated:
-            p = self.blocks[k].problem
-            g = p.grid
-            cap = peak_cap_kw(p, upper, other)
-            if cap < g.import_limit_kw - POWER_TOL_KW:
-                caps.append(max(cap, g.month_peak_kw))
-                self.set_block(k, replace(p, grid=replace(g, import_limit_kw=caps[-1])))
+        for k, c, _, _ in demand:
+            new = c.cap(self.blocks[k].problem, upper - other)
+            if new is not None:
+                caps.append(float(np.max(new.grid.import_limit_kw)))
+                self.set_block(k, new)
         if caps:
-            self._free_directions()
+            self._free_integers()
         return caps
 
-    def _milp(self, start: np.ndarray | None, seen: list[tuple[set[int], set[int]]],
-              lower: float, stats: dict, strict: bool, stage: str):
-        """MILP with binaries where a simultaneous direction can pay."""
+    def _milp(self, start: np.ndarray | None, seen: list[set[int]], lower: float,
+              stats: dict, strict: bool, stage: str):
+        """The MILP with binaries on the candidates and on every column a repair fixed."""
         h = self.h
-        self._free_directions()
-        parts = []
-        for b, (sz, sy) in zip(self.blocks, seen, strict=True):
-            c = b.cols
-            cz, cy = direction_candidates(b.problem)
-            parts.append(c.y[sorted(cy | sy)])
-            if c.z is not None:
-                parts.append(c.z[sorted(cz | sz)])
-        binaries = np.concatenate(parts).astype(np.int32)
+        self._free_integers()
+        binaries = _cat([*(c.candidates(b.problem, b.cols) for b in self.blocks
+                           for c in b.parts), *(sorted(s) for s in seen)])
+        binaries = np.unique(binaries).astype(np.int32)
         h.changeColsIntegrality(len(binaries), binaries, np.full(len(binaries), _INT))
         stats["binaries"] = len(binaries)
         if start is not None:
             s = start.copy()
-            for b in self.blocks:
-                c = b.cols
-                s[c.y] = (s[c.imp] > POWER_TOL_KW).astype(float)
-                if c.z is not None:
-                    s[c.z] = (s[c.ch] > POWER_TOL_KW).astype(float)
+            cols, vals = _fixes(c.start(b.problem, b.cols, start)
+                                for b in self.blocks for c in b.parts)
+            s[cols] = vals
             h.setSolution(len(s), np.arange(len(s), dtype=np.int32), s)
         status, obj, bound = self._run(stats)
         if status != _OPTIMAL and not (status == highspy.HighsModelStatus.kTimeLimit
                                        and np.isfinite(obj)):
             raise self._error(status, stage + "MILP")
         x = self._values()
-        if any(len(bz) or len(by) for bz, by in (self._offending(b.cols, x)
-                                                  for b in self.blocks)):
-            # a direction outside the candidates: every direction binary, once more
-            nd = len(self.dirs)
-            h.changeColsIntegrality(nd, self.dirs, np.full(nd, _INT))
+        if any(len(b.repairs(x)[0]) for b in self.blocks):
+            # a decision outside the candidates: every integer column binary, once more
+            nd = len(self.integers)
+            h.changeColsIntegrality(nd, self.integers.astype(np.int32), np.full(nd, _INT))
             stats["binaries"] = nd
             status, obj, bound = self._run(stats)
             if status != _OPTIMAL:
@@ -474,7 +467,8 @@ class BlockModel:
         lower = max(lower, bound)
         gap = self._gap(obj, lower)
         if gap > self.opts.mip_rel_gap + 1e-9 and strict:
-            raise gap_error(stage, gap, self.opts, str(status))
+            raise gap_error(stage, gap, self.opts.mip_rel_gap, self.opts.time_limit_s,
+                            str(status))
         return x, obj, lower, gap
 
     def _error(self, status, stage: str) -> InfeasiblePlanError:

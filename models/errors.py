@@ -35,3 +35,25 @@ class InfeasiblePlanError(RuntimeError):
 
     def __reduce__(self):
         return type(self), (self.reasons, self.status)
+
+
+def no_plan_error(stage: str, status: str, infeasible: bool,
+                  terminal_floor_kwh: float | None) -> InfeasiblePlanError:
+    """The error for a solve that ended without a plan: proven infeasible (which constraint
+    groups meet; ``terminal_floor_kwh`` named when there is one battery) or stopped early."""
+    if infeasible:
+        floor = "" if terminal_floor_kwh is None else f" (>= {terminal_floor_kwh:.1f} kWh)"
+        return InfeasiblePlanError(
+            [f"{stage}: no dispatch meets the power balance, SOC window, terminal SOC{floor}, "
+             "daily cycle cap, import/export limits and shiftable-load energy together; "
+             "relax one of them"], status=status)
+    return InfeasiblePlanError(
+        [f"{stage}: HiGHS stopped with {status} before proving optimality"], status=status)
+
+
+def gap_error(stage: str, gap: float, required: float, time_limit_s: float,
+              status: str) -> InfeasiblePlanError:
+    """The error for a MILP that stopped (time limit) above the required certified gap."""
+    return InfeasiblePlanError(
+        [f"{stage}HiGHS reached a certified gap of {gap:.3%} within {time_limit_s:g} s, "
+         f"above the required {required:.3%}; raise time_limit_s"], status=status)

@@ -1,6 +1,6 @@
 """Several sites in one model: shared feeder limits and demand-response events.
 
-Each site is the block of :func:`models.dispatch.populate` (as arrays, :func:`models.lp.site_lp`);
+Each site is the block of :func:`models.site.populate` (as arrays, :func:`models.site.site_lp`);
 the coupling constraints are
 
 * feeder ``f``, interval ``t``: ``sum_{s in f} imp_s[t] <= import_cap_f`` and
@@ -31,16 +31,11 @@ from typing import Literal
 import numpy as np
 
 from models.certified import BlockModel, Directions
-from models.dispatch import (
-    DispatchProblem,
-    DispatchResult,
-    SolveOptions,
-    _shiftable_range,
-    precheck_feasibility,
-    validate_problem,
-)
+from models.components.shiftable import shiftable_range
 from models.errors import InfeasiblePlanError, InvalidInputError
-from models.persistent import day_solution
+from models.persistent import block_result
+from models.site import precheck, validate
+from models.specs import DispatchProblem, DispatchResult, SolveOptions
 
 INF = float("inf")
 
@@ -157,7 +152,7 @@ def precheck_feeders(fp: FleetProblem) -> None:
         need = np.zeros(next(iter(fp.sites.values())).n)
         for s in f.members:
             p = fp.sites[s]
-            flex_min, _ = _shiftable_range(p)
+            flex_min, _ = shiftable_range(p)
             dis = p.storage.power_kw if p.storage is not None else 0.0
             need += np.clip(p.load_kw + flex_min - p.pv_kw - dis, 0.0, None)
         t = int(np.argmax(need))
@@ -199,7 +194,7 @@ def add_coupling(model: BlockModel, fp: FleetProblem) -> list[dict[str, np.ndarr
         for cap, fam in ((f.import_cap_kw, "imp"), (f.export_cap_kw, "exp")):
             if cap is not None:
                 rows(np.full(n, -INF), np.full(n, cap),
-                     [(t, getattr(cols[s], fam), 1.0) for s in f.members])
+                     [(t, cols[s][fam], 1.0) for s in f.members])
     event_cols = []
     for e in fp.events:
         w = np.arange(e.start, e.end)
@@ -207,8 +202,8 @@ def add_coupling(model: BlockModel, fp: FleetProblem) -> list[dict[str, np.ndarr
         parts = e.participants or tuple(ids)
         base = d * sum(np.asarray(fp.baseline_net_kw[s], float)[w] for s in parts)
         # d * (baseline - (imp - exp)) summed over the participants, as terms of one row each
-        delivered = [term for s in parts for term in ((np.arange(k), cols[s].imp[w], -d),
-                                                      (np.arange(k), cols[s].exp[w], d))]
+        delivered = [term for s in parts for term in ((np.arange(k), cols[s]["imp"][w], -d),
+                                                      (np.arange(k), cols[s]["exp"][w], d))]
         short = model.add_columns(np.zeros(k), np.full(k, INF),
                                   np.full(k, e.shortfall_penalty_yuan_per_kwh * dt))
         rows(e.requested_kw - base, np.full(k, INF), [*delivered, (np.arange(k), short, 1.0)])
@@ -243,8 +238,8 @@ def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None,
     opts = opts or SolveOptions()
     opts.validate()
     for p in fp.sites.values():
-        validate_problem(p)
-        precheck_feasibility(p)
+        validate(p)
+        precheck(p)
     validate_fleet(fp)
     precheck_feeders(fp)
     t0 = time.perf_counter()
@@ -268,10 +263,9 @@ def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None,
     sites = {}
     for i, s in enumerate(ids):
         own = model.block_cost(i, cert.x)
-        sol = day_solution(model, i, cert)
-        sol.objective_yuan, sol.bound_yuan = own, own - abs_gap
         # the site's plan on its own problem (the block may carry the incumbent's peak cap)
-        r = sol.to_result(fp.sites[s], t2 - t0, model.version)
+        r = block_result(model, i, cert, t2 - t0, fp.sites[s])
+        r.objective_yuan, r.objective_bound_yuan = own, own - abs_gap
         sites[s] = r
     events = []
     n = next(iter(fp.sites.values())).n

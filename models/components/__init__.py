@@ -1,0 +1,28 @@
+"""The parts of one site's formulation, one module each (see :mod:`models.components.base`).
+
+:data:`REGISTRY` is the one list :mod:`models.site` walks to validate a problem, write its
+Pyomo model and its arrays, key its structure, read a solution and audit a plan. Columns and
+rows come out in registry order (all columns first, so that any part's rows may use
+any part's columns). To add a part: write its module (equations in the
+docstring, validation, Pyomo block, array rows, audit), add it here, and add the parameter it
+reads to :mod:`models.specs`.
+"""
+
+from __future__ import annotations
+
+from models.components import coupling, cuts, grid, pv, shiftable, storage, subsidy
+from models.components.base import Component
+
+#: Every part, in the order their columns and rows are written.
+REGISTRY: tuple[Component, ...] = (
+    coupling.COMPONENT,  # its balance rows are written after every part added its terms
+    pv.COMPONENT,
+    grid.COMPONENT,
+    cuts.COMPONENT,
+    shiftable.COMPONENT,
+    storage.COMPONENT,
+    storage.NO_STORAGE,
+    subsidy.COMPONENT,
+)
+
+__all__ = ["REGISTRY", "Component"]

@@ -1,0 +1,36 @@
+"""Solve one site's dispatch to a certified gap: the entry point of :mod:`models`.
+
+``method="auto"`` (default): the strategy of :mod:`models.certified` on the array form of
+the model - LP relaxation (a bound), repair (a plan), the incumbent's peak cap, the MILP only
+when the gap demands it. ``method="milp"``: the Pyomo model of record straight as the MILP
+(:mod:`models.reference`), slower and independent.
+"""
+
+from __future__ import annotations
+
+from models.site import precheck, validate
+from models.specs import DispatchProblem, DispatchResult, SolveOptions
+
+
+def solve_dispatch(p: DispatchProblem, opts: SolveOptions | None = None) -> DispatchResult:
+    """Solve a dispatch problem to a certified relative gap of at most ``opts.mip_rel_gap``.
+
+    Raises
+    ------
+    InvalidInputError
+        Inputs outside their ranges (all listed).
+    InfeasiblePlanError
+        No plan exists (the reason names the blocking constraint group), or HiGHS stopped
+        without a certified plan. A non-optimal result never becomes a plan.
+    """
+    opts = opts or SolveOptions()
+    opts.validate()
+    validate(p)
+    precheck(p)
+    if opts.method == "milp":
+        from models.reference import solve_milp
+
+        return solve_milp(p, opts)
+    from models.persistent import solve_arrays
+
+    return solve_arrays(p, opts)
