@@ -3,7 +3,7 @@
 One run, one machine, every number from this run:
 
 * **one process**, the 30 sites one after another: inputs (forecasts, prices), model build
-  (:func:`models.lp.site_lp` + hand-over to HiGHS), HiGHS (time inside ``Highs.run``), the
+  (:func:`models.site.site_lp` + hand-over to HiGHS), HiGHS (time inside ``Highs.run``), the
   rest of the solve (bound/cost updates, repair bookkeeping), extraction (plan documents);
 * **HiGHS alone on the identical models**: every HiGHS run of every plan (LP relaxation,
   repair LPs, MILP) written to MPS as it was about to run, read into a fresh ``highspy``
@@ -27,12 +27,14 @@ import tempfile
 import time
 
 import models.certified as certified
-from models.dispatch import HighsRun, SolveOptions, build_model
-from models.persistent import PersistentDispatch
+from models import PersistentDispatch, SolveOptions
+from models.reference import HighsRun
+from models.site import build_model
 from vpp.catalog import Catalog
 from vpp.coupled import plan_vpp
 from vpp.network import load_events
-from vpp.planning import PlanOptions, build_inputs, describe_plan
+from vpp.options import PlanOptions
+from vpp.planning import build_inputs, describe_plan
 
 
 def serial(cat: Catalog, day: dt.date, opts: PlanOptions,
@@ -48,7 +50,7 @@ def serial(cat: Catalog, day: dt.date, opts: PlanOptions,
         t2 = time.perf_counter()
         sol = solver.solve(si.problem)
         t3 = time.perf_counter()
-        describe_plan(cat, si, sol.to_result(si.problem, t3 - t1, solver.version), opts)
+        describe_plan(cat, si, sol, opts)
         t4 = time.perf_counter()
         t["inputs"] += t1 - t0
         t["build"] += t2 - t1

@@ -25,9 +25,11 @@ import time
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 
-from models.dispatch import SolveOptions, build_model, solve_dispatch
+from models import SolveOptions, solve_dispatch
+from models.site import build_model
 from vpp.catalog import Catalog
-from vpp.planning import PlanOptions, build_inputs
+from vpp.options import PlanOptions
+from vpp.planning import build_inputs
 
 
 def highs_run(m: pyo.ConcreteModel, gap: float) -> tuple[float, float, float]:

@@ -29,11 +29,11 @@ import time
 
 import numpy as np
 
-from models.dispatch import SolveOptions, solve_dispatch
-from models.persistent import PersistentDispatch
+from models import PersistentDispatch, SolveOptions, solve_dispatch
 from vpp.catalog import Catalog
-from vpp.planning import PlanOptions, build_inputs
-from vpp.simulation import SimulationOptions, simulate
+from vpp.options import PlanOptions, SimulationOptions
+from vpp.planning import build_inputs
+from vpp.simulation import simulate
 
 SAMPLE_SITES = ("CZ-MG-01", "CZ-MG-06", "CZ-MG-15", "CZ-MG-25")
 

@@ -1,16 +1,14 @@
-"""Shared fixtures: the shipped catalog and a plan checker applied to every solve."""
+"""Shared fixtures: the shipped catalog and plan checkers applied to every solve."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
-from models.dispatch import DispatchProblem, DispatchResult
+from models import DispatchProblem, DispatchResult, audit, costs
 from vpp.audit import audit_plan
 from vpp.catalog import Catalog
-from vpp.planning import demand_charge_yuan
 
 
 @pytest.fixture(scope="session")
@@ -18,79 +16,18 @@ def catalog() -> Catalog:
     return Catalog.load()
 
 
-def as_plan(p: DispatchProblem, r: DispatchResult, required_gap: float = 1e-3) -> dict[str, Any]:
-    """A model result in the plan document shape, so :func:`audit_plan` can check it.
-
-    KPIs are written from the result's arrays; the audit recomputes them, and also checks the
-    solver's objective against the net cost recomputed from the physical flows.
-    """
-    dt_h = p.dt_h
-    s = p.storage
-    imp, exp, dis = r.grid_import_kw, r.grid_export_kw, r.discharge_kw
-    energy = dt_h * float(np.sum(p.import_price_yuan_per_kwh * imp))
-    revenue = dt_h * float(np.sum(p.export_price_yuan_per_kwh * exp))
-    discharge = dt_h * float(dis.sum())
-    subsidy = dt_h * float(np.sum(p.subsidy_yuan_per_kwh * dis))
-    deg = discharge * (s.degradation_yuan_per_kwh if s else 0.0)
-    demand = demand_charge_yuan(p.grid, imp)
-    net = energy - revenue + demand + deg - subsidy
-    storage = None
-    if s is not None:
-        storage = {
-            "power_kw": s.power_kw, "energy_kwh": s.energy_kwh, "eta_charge": s.eta_charge,
-            "eta_discharge": s.eta_discharge, "soc_min_kwh": s.soc_min_kwh,
-            "soc_max_kwh": s.soc_max_kwh, "soc_initial_kwh": s.soc_initial_kwh,
-            "soc_terminal_min_kwh": s.terminal_min_kwh,
-            "degradation_yuan_per_kwh": s.degradation_yuan_per_kwh,
-            "max_cycles_per_day": s.max_cycles_per_day,
-        }
-    days = [f"2026-01-{1 + int(d):02d}" for d in p.day_of_interval]
-    return {
-        "interval_minutes": round(dt_h * 60),
-        "inputs": {
-            "timestamps": [f"{d}T{t:05d}" for t, d in enumerate(days)],
-            "pv_forecast_kw": p.pv_kw, "load_kw": p.load_kw,
-            "import_price_yuan_per_kwh": p.import_price_yuan_per_kwh,
-            "export_price_yuan_per_kwh": p.export_price_yuan_per_kwh,
-            "subsidy_yuan_per_kwh": p.subsidy_yuan_per_kwh,
-        },
-        "intervals": {
-            "pv_used_kw": r.pv_used_kw, "pv_curtailed_kw": r.pv_curtailed_kw,
-            "charge_kw": r.charge_kw, "discharge_kw": dis, "soc_kwh": r.soc_kwh,
-            "grid_import_kw": imp, "grid_export_kw": exp,
-            "flexible_load_kw": r.flexible_load_kw,
-        },
-        "parameters": {
-            "storage": storage,
-            "grid": {
-                "import_limit_kw": p.grid.import_limit_kw,
-                "export_limit_kw": p.grid.export_limit_kw,
-                "demand_rate_yuan_per_kw_month": p.grid.demand_rate_yuan_per_kw_month,
-                "month_peak_kw": p.grid.month_peak_kw,
-                "contract_demand_kw": p.grid.contract_demand_kw,
-            },
-            "shiftable_loads": [
-                {"energy_kwh": sh.energy_kwh, "start": sh.start, "end": sh.end}
-                for sh in p.shiftable
-            ],
-            "subsidy": {"counted_in_objective": True},
-        },
-        "kpis": {
-            "energy_cost_yuan": energy, "export_revenue_yuan": revenue,
-            "discharge_kwh": discharge, "subsidy_yuan": subsidy,
-            "degradation_cost_yuan": deg, "demand_charge_yuan": demand, "net_cost_yuan": net,
-            "baseline_cost_yuan": net, "savings_yuan": 0.0,
-        },
-        "solver": {
-            "optimality_gap": r.optimality_gap, "mip_rel_gap_required": required_gap,
-            "objective_yuan": r.objective_yuan, "objective_bound_yuan": r.objective_bound_yuan,
-        },
-    }
-
-
 def assert_valid(p: DispatchProblem, r: DispatchResult, required_gap: float = 1e-3) -> None:
-    """Fail with every audit finding if the result breaks physics, limits or accounting."""
-    problems = audit_plan(as_plan(p, r, required_gap))
+    """Fail with every finding if the result breaks physics, limits or accounting: the
+    equations of every part (:func:`models.audit`), the objective against the money
+    recomputed from the flows (:func:`models.costs`), and the certificate."""
+    problems = audit(p, r)
+    money = costs(p, r)["objective_yuan"]
+    if abs(r.objective_yuan - money) > 1e-2 + 1e-6 * abs(money):
+        problems.append(f"objective {r.objective_yuan:.6f} != recomputed {money:.6f}")
+    if r.optimality_gap > required_gap + 1e-9:
+        problems.append(f"gap {r.optimality_gap} above {required_gap}")
+    if r.objective_bound_yuan > r.objective_yuan + 1e-2:
+        problems.append("bound above the objective")
     assert problems == [], "\n".join(problems)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_dispatch_micro import battery, problem
 
-from models.dispatch import GridSpec, ShiftableLoad, SolveOptions, solve_dispatch
+from models import GridSpec, ShiftableLoad, SolveOptions, solve_dispatch
 from models.errors import InfeasiblePlanError, InvalidInputError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import assert_valid
 
-from models.dispatch import (
+from models import (
     DispatchProblem,
     GridSpec,
     ShiftableLoad,
@@ -238,7 +238,7 @@ def test_peak_cap_from_an_incumbent_by_hand():
     """Load 100 kW for two hours at 1 yuan/kWh, demand charge 30 yuan/kW: without the demand
     charge the cost is at least 200 yuan, so a plan costing at most 3,200 yuan peaks at
     (3,200 - 200) / 30 = 100 kW (and a month-to-date peak of 50 kW moves that to 150)."""
-    from models.dispatch import peak_cap_kw
+    from models.components.grid import peak_cap_kw
 
     p = problem([100, 100], [1.0, 1.0],
                 grid=GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=30.0))

@@ -10,10 +10,8 @@ import pytest
 from conftest import assert_valid
 from test_dispatch_micro import EXACT, battery, problem
 
-from models.certified import Directions
-from models.dispatch import solve_dispatch
+from models import Directions, DREvent, FeederCap, FleetProblem, solve_dispatch, solve_fleet
 from models.errors import InfeasiblePlanError, InvalidInputError
-from models.fleet import DREvent, FeederCap, FleetProblem, solve_fleet
 from vpp.flexibility import site_envelope
 from vpp.planning import PlanOptions, build_inputs
 

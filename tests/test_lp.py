@@ -1,4 +1,4 @@
-"""The array formulation (models.lp) is the Pyomo formulation (models.dispatch.populate):
+"""The array formulation (models.site.site_lp) is the Pyomo formulation (models.site.populate):
 the same variables, bounds, costs, offset, rows and coefficients, name by name."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 from test_dispatch_micro import battery, problem
 
-from models.dispatch import GridSpec, ShiftableLoad, build_model
-from models.lp import site_lp
+from models import GridSpec, ShiftableLoad
+from models.site import build_model, site_lp
 from vpp.planning import PlanOptions, build_inputs
 
 INF = float("inf")
@@ -47,7 +47,7 @@ def canonical(coef, lo, up):
 
 def array_lp(p):
     lp = site_lp(p)
-    names = lp.col_names(p)
+    names = lp.col_names()
     cols = {nm: (lp.col_lower[j], lp.col_upper[j], lp.cost[j]) for j, nm in enumerate(names)}
     coef = [{} for _ in range(lp.num_row)]
     for r, c, v in zip(lp.a_row, lp.a_col, lp.a_val, strict=True):

@@ -10,14 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.dispatch import SolveOptions, solve_dispatch
+from models import PersistentDispatch, SolveOptions, solve_dispatch
 from models.errors import InvalidInputError
-from models.persistent import PersistentDispatch
 from vpp.catalog import default_catalog
-from vpp.planning import PlanOptions, build_inputs
+from vpp.options import PlanOptions, SimulationOptions, parse, with_policy
+from vpp.planning import build_inputs
 from vpp.simulation import (
-    SimulationOptions,
     SiteSeries,
+    check_simulation,
+    period,
     simulate,
     simulate_site,
 )
@@ -42,9 +43,9 @@ def test_persistent_model_agrees_with_a_fresh_build(site_id):
         solver = solver or PersistentDispatch(p, SolveOptions(mip_rel_gap=1e-3))
         got = solver.solve(p)
         ref = solve_dispatch(p, SolveOptions(mip_rel_gap=1e-3))
-        tol = (got.gap + ref.optimality_gap) * max(abs(ref.objective_yuan), 1.0) + 1e-6
+        tol = (got.optimality_gap + ref.optimality_gap) * max(abs(ref.objective_yuan), 1.0) + 1e-6
         assert abs(got.objective_yuan - ref.objective_yuan) <= tol, (day, got.method)
-        assert got.gap <= 1e-3
+        assert got.optimality_gap <= 1e-3
         # the plan is a plan: one direction per interval, balance holds with the day's data
         assert np.all(np.minimum(got.charge_kw, got.discharge_kw) <= 1e-6)
         assert np.all(np.minimum(got.grid_import_kw, got.grid_export_kw) <= 1e-6)
@@ -88,7 +89,7 @@ def _hand_catalog(storage: dict | None = None):
 def _hand_series(cat, opts: SimulationOptions) -> SiteSeries:
     """Valley 0.3 yuan/kWh 00-08, 1.0 yuan/kWh 08-24; load 50 kW 00-08, 100 kW 08-18 and
     20-24, 150 kW 18-20; no PV; the subsidy from the shipped policy."""
-    index = opts.index()
+    index = period(opts)
     hour = index.hour.to_numpy()
     price = np.where(hour < 8, 0.3, 1.0)
     load = np.where(hour < 8, 50.0, np.where((hour >= 18) & (hour < 20), 150.0, 100.0))
@@ -194,8 +195,8 @@ def july_runs(tmp_path_factory):
         "serial": simulate(cat, opts, FOUR, out=base / "serial"),
         "pool": simulate(cat, opts, FOUR, out=base / "pool", jobs=2),
         "dask": simulate(cat, opts, FOUR, out=base / "dask", jobs=2, executor="dask"),
-        "perfect": simulate(cat, dataclasses.replace(opts, foresight="perfect"), FOUR),
-        "compare": simulate(cat, dataclasses.replace(opts, compare_perfect=True), FOUR),
+        "perfect": simulate(cat, opts.model_copy(update={"foresight": "perfect"}), FOUR),
+        "compare": simulate(cat, opts.model_copy(update={"compare_perfect": True}), FOUR),
     }
     return runs, base
 
@@ -238,7 +239,8 @@ def test_forecast_run_accounts_consistently(july_runs):
         np.testing.assert_allclose(days["soc_start_kwh"].to_numpy()[1:],
                                    days["soc_end_kwh"].to_numpy()[:-1])
         assert m["net_cost_yuan"] == pytest.approx(
-            m["energy_cost_yuan"] + m["demand_charge_yuan"] + m["degradation_yuan"]
+            m["energy_cost_yuan"] - m["export_revenue_yuan"] + m["demand_charge_yuan"]
+            + m["degradation_cost_yuan"]
             - m["subsidy_yuan"])
         assert m["peak_kw"] == pytest.approx(days["month_peak_kw"].max())
         assert (days["gap"] <= 5e-3 + 1e-9).all()
@@ -269,7 +271,7 @@ def test_interrupted_run_resumes_after_its_last_complete_month(july_runs, tmp_pa
     assert july["net_cost_yuan"] == pytest.approx(full.months.iloc[1]["net_cost_yuan"],
                                                   rel=5e-3)
     with pytest.raises(InvalidInputError, match="different simulation"):
-        simulate(cat, dataclasses.replace(opts, seed=8), ["CZ-MG-05"], out=folder)
+        simulate(cat, opts.model_copy(update={"seed": 8}), ["CZ-MG-05"], out=folder)
 
 
 def test_reproducible_and_seed_sensitive():
@@ -277,18 +279,30 @@ def test_reproducible_and_seed_sensitive():
     opts = SimulationOptions(start=dt.date(2025, 7, 1), days=2, seed=1)
     a = simulate(cat, opts, ["CZ-MG-09"])
     b = simulate(cat, opts, ["CZ-MG-09"])
-    c = simulate(cat, dataclasses.replace(opts, seed=2), ["CZ-MG-09"])
+    c = simulate(cat, opts.model_copy(update={"seed": 2}), ["CZ-MG-09"])
     pd.testing.assert_frame_equal(a.months, b.months)
     assert a.months["pv_kwh"].iloc[0] != c.months["pv_kwh"].iloc[0]
 
 
 def test_bad_options_are_named():
-    with pytest.raises(InvalidInputError, match=r"months=0: allowed range \[1, 60\]"):
-        SimulationOptions(start=dt.date(2025, 1, 1), months=0).validate()
-    with pytest.raises(InvalidInputError, match=r"subsidy_rate_yuan_per_kwh=0.5"):
-        SimulationOptions(start=dt.date(2025, 1, 1), subsidy_rate_yuan_per_kwh=0.5).validate()
+    model = with_policy(SimulationOptions, 0.3)
+
+    def check(values):
+        return parse(model, {"start": "2025-01-01", **values}, "invalid simulation options")
+
+    with pytest.raises(InvalidInputError, match=r"months=0: .*allowed range \[1, 60\]"):
+        check({"months": 0})
+    with pytest.raises(InvalidInputError, match=r"subsidy_rate_yuan_per_kwh=0.5: .*\[0, 0.3\]"):
+        check({"subsidy_rate_yuan_per_kwh": 0.5})
     with pytest.raises(InvalidInputError, match="tariff_policy='2019'"):
-        SimulationOptions(start=dt.date(2025, 1, 1), tariff_policy="2019").validate()
+        check({"tariff_policy": "2019"})
+    with pytest.raises(InvalidInputError, match=r"start='2300-01-01': .*2099-12-31"):
+        check({"start": "2300-01-01"})
+    with pytest.raises(InvalidInputError, match=r"subsidy_rate_yuan_per_kwh=0.5: allowed "
+                                                r"range \[0, 0.3\] under"):
+        check_simulation(default_catalog(), SimulationOptions(start=dt.date(2025, 1, 1),
+                                                              subsidy_rate_yuan_per_kwh=0.5),
+                         None)
 
 
 # --------------------------------------------------------------------------- weather, finance
@@ -307,7 +321,7 @@ def test_synthetic_weather_matches_the_climatology_month_by_month():
     from vpp.simulation import CITY, _location
 
     climate = load_climatology()
-    index = SimulationOptions(start=dt.date(2025, 1, 1), months=12).index()
+    index = period(SimulationOptions(start=dt.date(2025, 1, 1), months=12))
     city = _location(*CITY)
     kc = synthetic_clearsky_index(climate, city, index, ErrorModel(), stream(5, "sky"))
     synth = weather_from_kc(kc, city, index, climate)["ghi"]
@@ -332,7 +346,7 @@ def test_finance_by_hand():
 
     m = pd.DataFrame({"net_cost_without_storage_yuan": [10_000.0] * 12,
                       "net_cost_yuan": [8_800.0] * 12, "subsidy_yuan": [200.0] * 12,
-                      "degradation_yuan": [0.0] * 12})
+                      "degradation_cost_yuan": [0.0] * 12})
     fi = FinanceInputs(capex_yuan_per_wh=0.5, life_years=5, discount_rate=0.10,
                        om_frac_per_year=0.02)
     flows = annual_flows(m, 100.0, fi, with_subsidy=False)
@@ -409,8 +423,8 @@ def test_sensitivity_sweep_runs_each_scenario(tmp_path):
                         out=tmp_path)
     assert table["subsidy_rate_yuan_per_kwh"].tolist() == [0.0, 0.3]
     assert table.loc[0, "subsidy_yuan"] == 0.0
-    direct = simulate(cat, dataclasses.replace(opts, subsidy_rate_yuan_per_kwh=0.3,
-                                               tariff_policy="2025"), ["CZ-MG-01"])
+    direct = simulate(cat, opts.model_copy(update={"subsidy_rate_yuan_per_kwh": 0.3,
+                                                   "tariff_policy": "2025"}), ["CZ-MG-01"])
     assert table.loc[1, "subsidy_yuan"] == pytest.approx(direct.months["subsidy_yuan"].sum())
     assert table.loc[1, "subsidy_yuan"] > 0
     assert (tmp_path / "rate-0.3_tariff-2025" / "run.json").is_file()

@@ -14,8 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from forecasts.load import LoadShape
-from models.errors import InvalidInputError
-from models.fleet import FeederCap
+from models import FeederCap, InvalidInputError
 from vpp.network import FeederFile, feeder_caps, load_feeders
 from vpp.sites import Fleet, load_fleet
 from vpp.subsidy import SubsidyPolicy, load_policy

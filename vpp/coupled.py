@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 
 from forecasts.weather import Weather
-from models.certified import Directions
-from models.fleet import DREvent, FeederCap, FleetProblem, solve_fleet
+from models import Directions, DREvent, FeederCap, FleetProblem, solve_fleet
 from vpp.catalog import Catalog
 from vpp.network import EventSpec, to_events
 from vpp.planning import (

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from models.errors import InvalidInputError
+from models import InvalidInputError
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "data" / "finance-defaults.toml"
 
@@ -115,7 +115,7 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
     capex = fi.capex_yuan_per_wh * energy_kwh * 1000.0
     m = months.reset_index(drop=True)
     savings = (m["net_cost_without_storage_yuan"] - m["net_cost_yuan"]
-               - m["subsidy_yuan"] + m["degradation_yuan"]).to_numpy()
+               - m["subsidy_yuan"] + m["degradation_cost_yuan"]).to_numpy()
     subsidy = m["subsidy_yuan"].to_numpy()
     year_of = np.arange(len(m)) // 12
     n_sim = len(m)

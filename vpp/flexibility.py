@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.fleet import FeederCap
+from models import FeederCap
 
 
 def _arr(plan: dict, group: str, key: str) -> np.ndarray:

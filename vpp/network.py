@@ -13,8 +13,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
-from models.errors import InvalidInputError
-from models.fleet import DREvent, FeederCap
+from models import DREvent, FeederCap, InvalidInputError
 from vpp.sites import Fleet, StrictModel, read_document, validate_document
 
 

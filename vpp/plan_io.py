@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from models import DispatchProblem, GridSpec, InvalidInputError, ShiftableLoad, StorageSpec
+from vpp.accounting import FlowArrays
 
 
 def plan_json(plan: dict[str, Any]) -> str:
@@ -17,6 +23,48 @@ def plan_json(plan: dict[str, Any]) -> str:
 def read_plan(path: str | Path) -> dict[str, Any]:
     """Load a plan JSON file."""
     return json.loads(Path(path).read_text("utf-8"))
+
+
+def _spec(cls: type, data: dict[str, Any]) -> Any:
+    """A spec dataclass from a plan's parameter table (its own fields only)."""
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def problem_from_plan(plan: dict[str, Any]) -> tuple[DispatchProblem, FlowArrays, np.ndarray]:
+    """The dispatch problem a plan document describes, its flows, and the subsidy rate it
+    earns [yuan/kWh] - everything :mod:`vpp.audit` rechecks, from the document alone.
+
+    Raises
+    ------
+    InvalidInputError
+        The document is not a plan (keys named).
+    """
+    missing = [k for k in ("interval_minutes", "inputs", "intervals", "parameters", "kpis",
+                           "solver") if k not in plan]
+    if missing:
+        raise InvalidInputError(f"not a plan document: no {', '.join(missing)}")
+    inp, iv, par = plan["inputs"], plan["intervals"], plan["parameters"]
+    ts = list(inp["timestamps"])
+    days = [dt.date.fromisoformat(str(t)[:10]) for t in ts]
+    rate = np.asarray(inp["subsidy_yuan_per_kwh"], dtype=float)
+    counted = par.get("subsidy", {}).get("counted_in_objective", True)
+    storage = None
+    if par["storage"] is not None:
+        storage = _spec(StorageSpec, par["storage"])
+    p = DispatchProblem(
+        dt_h=plan["interval_minutes"] / 60.0,
+        load_kw=np.asarray(inp["load_kw"], dtype=float),
+        pv_kw=np.asarray(inp["pv_forecast_kw"], dtype=float),
+        import_price_yuan_per_kwh=np.asarray(inp["import_price_yuan_per_kwh"], dtype=float),
+        export_price_yuan_per_kwh=np.asarray(inp["export_price_yuan_per_kwh"], dtype=float),
+        subsidy_yuan_per_kwh=rate if counted else np.zeros(len(rate)),
+        day_of_interval=np.array([(d - days[0]).days for d in days], dtype=int),
+        storage=storage, grid=_spec(GridSpec, par["grid"]),
+        shiftable=tuple(_spec(ShiftableLoad, sh) for sh in par["shiftable_loads"]),
+        interval_labels=tuple(str(t) for t in ts))
+    flows = FlowArrays(**{f.name: np.asarray(iv[f.name], dtype=float)
+                          for f in fields(FlowArrays)})
+    return p, flows, rate
 
 
 def intervals_frame(plan: dict[str, Any]) -> pd.DataFrame:

@@ -23,19 +23,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.dispatch import StorageSpec
+from models import StorageSpec, cycle_budget_kwh, power_room_kw, soc_after
 
 
 @dataclass
 class RealisedDay:
-    """One day as it happened; arrays per interval [kW], ``soc_kwh`` at interval ends."""
+    """One day as it happened; arrays per interval [kW], ``soc_kwh`` at interval ends (the
+    flow names of :class:`vpp.accounting.FlowArrays`)."""
 
+    pv_used_kw: np.ndarray
+    pv_curtailed_kw: np.ndarray
     grid_import_kw: np.ndarray
     grid_export_kw: np.ndarray
     charge_kw: np.ndarray
     discharge_kw: np.ndarray
-    pv_curtailed_kw: np.ndarray
     soc_kwh: np.ndarray
+    flexible_load_kw: np.ndarray
     import_over_limit_kwh: float
     corrected_intervals: int
 
@@ -61,18 +64,12 @@ def realise_day(
         The import the peak guard defends [kW] (see the module docstring).
     """
     n = len(load_kw)
-    imp = np.zeros(n)
-    exp = np.zeros(n)
-    ch = np.zeros(n)
-    dis = np.zeros(n)
-    curt = np.zeros(n)
-    soc = np.zeros(n)
+    imp, exp, ch, dis, curt, soc = (np.zeros(n) for _ in range(6))
     over = 0.0
     corrected = 0
     s = storage
     level = soc0_kwh
-    budget = (s.max_cycles_per_day * s.energy_kwh if s is not None and
-              s.max_cycles_per_day is not None else np.inf)
+    budget = cycle_budget_kwh(s) if s is not None else np.inf
     target = min(import_target_kw, import_limit_kw)
     demand = (np.asarray(load_kw, dtype=float) + np.asarray(flexible_kw, dtype=float)).tolist()
     pv = np.asarray(pv_kw, dtype=float).tolist()
@@ -86,19 +83,16 @@ def realise_day(
         elif -net > export_limit_kw:
             b -= -net - export_limit_kw
         if s is not None:
-            max_dis = min(s.power_kw, (level - s.soc_min_kwh) * s.eta_discharge / dt_h,
-                          budget / dt_h)
-            max_ch = min(s.power_kw, (s.soc_max_kwh - level) / (s.eta_charge * dt_h))
-            b = min(max(b, -max(max_ch, 0.0)), max(max_dis, 0.0))
+            max_ch, max_dis = power_room_kw(s, level, dt_h, budget)
+            b = min(max(b, -max_ch), max_dis)
             if abs(b - plan_b[t]) > 1e-6:
                 corrected += 1
             if b >= 0:
                 dis[t] = b
-                level -= b * dt_h / s.eta_discharge
                 budget -= b * dt_h
             else:
                 ch[t] = -b
-                level += -b * dt_h * s.eta_charge
+            level = soc_after(s, level, b, dt_h)
             soc[t] = level
         elif abs(b - wanted) > 1e-6:
             corrected += 1
@@ -110,4 +104,6 @@ def realise_day(
         else:
             exp[t] = min(-net, export_limit_kw)
             curt[t] = -net - exp[t]
-    return RealisedDay(imp, exp, ch, dis, curt, soc, over, corrected)
+    pv_arr = np.asarray(pv_kw, dtype=float)
+    return RealisedDay(pv_arr - curt, curt, imp, exp, ch, dis, soc,
+                       np.asarray(flexible_kw, dtype=float), over, corrected)

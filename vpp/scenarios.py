@@ -3,7 +3,6 @@ the fleet's storage finance in each (the sensitivity table of the pilot report).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ def sensitivity(
     rows = []
     for policy in policies:
         for rate in rates:
-            o = dataclasses.replace(opts, subsidy_rate_yuan_per_kwh=rate, tariff_policy=policy)
+            o = opts.model_copy(update={"subsidy_rate_yuan_per_kwh": rate,
+                                        "tariff_policy": policy})
             folder = Path(out) / f"rate-{rate:g}_tariff-{policy}" if out else None
             res = simulate(catalog, o, site_ids, out=folder, **run)
             if on_scenario:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.errors import InvalidInputError
+from models import InvalidInputError
 from vpp.catalog import Catalog
 from vpp.finance import FinanceInputs, site_finance
 from vpp.simulation import SimulationResult
@@ -74,7 +74,7 @@ def site_summary(result: SimulationResult, catalog: Catalog,
             "savings_yuan": tot["savings_yuan"],
             "demand_charge_yuan": tot["demand_charge_yuan"],
             "demand_charge_without_storage_yuan": tot["demand_charge_without_storage_yuan"],
-            "degradation_yuan": tot["degradation_yuan"],
+            "degradation_cost_yuan": tot["degradation_cost_yuan"],
             "equivalent_full_cycles": tot["equivalent_full_cycles"],
             "co2_avoided_t": tot["co2_avoided_t"],
             "pv_self_consumption_frac": tot["pv_self_consumed_kwh"] / pv if pv > 0 else 0.0,
@@ -97,7 +97,7 @@ def fleet_row(summary: pd.DataFrame) -> dict:
     out = {c: float(summary[c].sum()) for c in (
         "discharge_kwh", "subsidy_yuan", "net_cost_yuan", "net_cost_without_storage_yuan",
         "savings_yuan", "demand_charge_yuan", "demand_charge_without_storage_yuan",
-        "degradation_yuan", "co2_avoided_t", "adjustable_capacity_kw")}
+        "degradation_cost_yuan", "co2_avoided_t", "adjustable_capacity_kw")}
     return out
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -61,126 +60,44 @@ from forecasts.synthetic import (
     weather_from_kc,
 )
 from forecasts.weather import Weather, interval_clearsky, prepare
-from models.dispatch import DispatchProblem, GridSpec, SolveOptions, StorageSpec
-from models.errors import InfeasiblePlanError, InvalidInputError
-from models.persistent import PersistentDispatch, structure_key
-from vpp.catalog import Catalog
-from vpp.planning import (
-    INTERVAL_MINUTES,
-    TZ,
-    align_series,
-    baseline,
-    demand_charge_yuan,
-    shiftable_loads,
+from models import (
+    DispatchProblem,
+    InfeasiblePlanError,
+    InvalidInputError,
+    PersistentDispatch,
+    structure_key,
 )
+from vpp.accounting import (
+    FlowArrays,
+    baseline,
+    co2_avoided_t,
+    energies_kwh,
+    money_yuan,
+    month_demand_charge_yuan,
+    ratios,
+)
+from vpp.catalog import Catalog
+from vpp.options import SimulationOptions
+from vpp.problem import grid_spec, site_problem, storage_spec
 from vpp.pv_inputs import site_pv_model
 from vpp.realtime import realise_day
 from vpp.sites import Site
 from vpp.subsidy import subsidy_rate_series
-from vpp.tariffs import price_series
+from vpp.tariffs import Tariff, price_series
+from vpp.timebase import DT_H, INTERVAL_MINUTES, PER_DAY, TZ, align_series
 
 log = logging.getLogger(__name__)
 
-PER_DAY = 24 * 60 // INTERVAL_MINUTES
-DT_H = INTERVAL_MINUTES / 60.0
 #: Changzhou city centre (DOMAIN.md): where the synthetic weather's sky is drawn.
 CITY = (31.81, 119.97, 5.0)
 #: Tariff policies a simulation can apply: the version in force each day, or one forced.
 TARIFF_POLICIES = {"in-force": None, "2025": "su-fagaijiage-2025-426",
                    "2023": "su-fagaijiage-2023-555"}
-MAX_MONTHS = 60
 
 
-@dataclass(frozen=True)
-class SimulationOptions:
-    """What a simulation run may choose; :meth:`validate` checks every field.
-
-    Parameters
-    ----------
-    start : date
-        First simulated day (00:00 local).
-    months : int
-        Calendar months from ``start``, in [1, 60].
-    tariff_policy : {"in-force", "2025", "2023"}
-        The tariff version in force each day, or 苏发改价格〔2025〕426号 / 〔2023〕555号 for the
-        whole period.
-    subsidy_rate_yuan_per_kwh : float, optional
-        Rate in [0, policy maximum]; default the policy's rate.
-    subsidy_aware : bool
-        Plans see the subsidy (True) or are subsidy-blind; subsidy is paid on realised
-        discharge either way.
-    foresight : {"forecast", "perfect"}
-        Plan on forecasts (with real-time correction) or on the actual PV and load.
-    seed : int
-        Seed of every random stream, in [0, 2**32).
-    mip_rel_gap : float
-        Certified gap of every daily plan, in [0, 0.05], relative to the larger of the
-        plan's cost and the day's load at grid prices (the money at stake: days whose net
-        cost is near zero are not held to a fraction of almost nothing).
-    time_limit_s : float
-        HiGHS time limit per call [s]; a MILP that reaches it keeps its best plan, which
-        is counted in ``plans_uncertified`` with its gap.
-    emission_factor_t_per_mwh : float
-        Grid emission factor for CO2 avoided [tCO2/MWh] (= kg/kWh), in [0, 2].
-    days : int, optional
-        Simulate this many days from ``start`` instead of ``months`` (short studies), in
-        [1, 1826].
-    compare_perfect : bool
-        With forecast-driven operation, also plan every day on the actual PV and load from
-        the same morning state (SOC, month-to-date peak), required to end no lower than the
-        realised day did: the perfect-foresight cost of that day (``perfect_net_cost_yuan``),
-        never above the realised one because the realised day is one of its options. About
-        doubles the solver time.
-    """
-
-    start: dt.date
-    months: int = 24
-    tariff_policy: Literal["in-force", "2025", "2023"] = "in-force"
-    subsidy_rate_yuan_per_kwh: float | None = None
-    subsidy_aware: bool = True
-    foresight: Literal["forecast", "perfect"] = "forecast"
-    seed: int = 0
-    mip_rel_gap: float = 5e-3
-    emission_factor_t_per_mwh: float = 0.5703
-    time_limit_s: float = 10.0
-    days: int | None = None
-    compare_perfect: bool = False
-
-    def validate(self) -> None:
-        problems = []
-        if not 1 <= self.months <= MAX_MONTHS:
-            problems.append(f"months={self.months}: allowed range [1, {MAX_MONTHS}]")
-        if self.days is not None and not 1 <= self.days <= 1826:
-            problems.append(f"days={self.days}: allowed range [1, 1826]")
-        if self.tariff_policy not in TARIFF_POLICIES:
-            problems.append(f"tariff_policy={self.tariff_policy!r}: allowed "
-                            f"{', '.join(TARIFF_POLICIES)}")
-        if self.foresight not in ("forecast", "perfect"):
-            problems.append(f"foresight={self.foresight!r}: allowed forecast, perfect")
-        if not 0 <= self.seed < 2**32:
-            problems.append(f"seed={self.seed}: allowed range [0, 2**32)")
-        if not 0.0 <= self.emission_factor_t_per_mwh <= 2.0:
-            problems.append(f"emission_factor_t_per_mwh={self.emission_factor_t_per_mwh}: "
-                            "allowed range [0, 2] tCO2/MWh")
-        if (self.subsidy_rate_yuan_per_kwh is not None
-                and not 0.0 <= self.subsidy_rate_yuan_per_kwh <= 0.3):
-            problems.append(f"subsidy_rate_yuan_per_kwh={self.subsidy_rate_yuan_per_kwh}: "
-                            "allowed range [0, 0.3] yuan/kWh")
-        if problems:
-            raise InvalidInputError(problems, "invalid simulation options")
-        self.solve_options().validate()
-
-    def solve_options(self) -> SolveOptions:
-        return SolveOptions(mip_rel_gap=self.mip_rel_gap, time_limit_s=self.time_limit_s)
-
-    def describe(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["start"] = self.start.isoformat()
-        return d
-
-    def index(self) -> pd.DatetimeIndex:
-        """The period's 15-minute interval starts (local time)."""
-        return period_index(self.start, self.months, TZ, self.days)
+def period(opts: SimulationOptions) -> pd.DatetimeIndex:
+    """The period's 15-minute interval starts (local time)."""
+    return period_index(opts.start, opts.months, TZ, opts.days)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -231,7 +148,7 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
     ``actuals`` (measured history, columns ``load_kw`` and/or ``pv_kw`` on a tz-aware
     15-minute index covering the period) replaces the synthetic actual values; forecasts stay
     the model's (PV from the forecast weather, load from the archetype profile)."""
-    index = opts.index()
+    index = period(opts)
     version = TARIFF_POLICIES[opts.tariff_policy]
     prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva,
                           version)
@@ -300,8 +217,9 @@ def read_actuals(folder: str | Path, site_ids: list[str]) -> dict[str, pd.DataFr
 
 MONTH_COLUMNS = (
     "site_id", "month", "days", "discharge_kwh", "charge_kwh", "subsidy_yuan",
-    "energy_cost_yuan", "energy_cost_without_storage_yuan", "demand_charge_yuan",
-    "demand_charge_without_storage_yuan", "degradation_yuan", "net_cost_yuan",
+    "energy_cost_yuan", "export_revenue_yuan", "energy_cost_without_storage_yuan",
+    "export_revenue_without_storage_yuan", "demand_charge_yuan",
+    "demand_charge_without_storage_yuan", "degradation_cost_yuan", "net_cost_yuan",
     "net_cost_without_storage_yuan", "savings_yuan", "equivalent_full_cycles", "pv_kwh",
     "pv_curtailed_kwh", "pv_self_consumed_kwh", "pv_self_consumption_frac", "consumption_kwh",
     "import_kwh", "export_kwh", "renewable_share_frac", "peak_kw", "peak_without_storage_kw",
@@ -315,6 +233,16 @@ COUNT_COLUMNS = ("days", "corrected_intervals", "plans_lp", "plans_repair", "pla
 DAY_COLUMNS = ("site_id", "date", "method", "gap", "relative_gap", "plan_cost_yuan", "solves",
                "highs_ms", "update_ms", "soc_start_kwh", "soc_end_kwh", "month_peak_kw",
                "discharge_kwh", "subsidy_yuan")
+#: Month columns summed from the days' accounting: realised, and (suffix) without storage.
+_REALISED = {"discharge_kwh": "discharge_kwh", "charge_kwh": "charge_kwh",
+             "subsidy_yuan": "subsidy_yuan", "energy_cost_yuan": "energy_cost_yuan",
+             "export_revenue_yuan": "export_revenue_yuan",
+             "degradation_cost_yuan": "degradation_cost_yuan", "pv_kwh": "pv_available_kwh",
+             "pv_curtailed_kwh": "pv_curtailed_kwh",
+             "pv_self_consumed_kwh": "pv_self_consumed_kwh", "consumption_kwh": "load_kwh",
+             "import_kwh": "import_kwh", "export_kwh": "export_kwh"}
+_WITHOUT = {"energy_cost_without_storage_yuan": "energy_cost_yuan",
+            "export_revenue_without_storage_yuan": "export_revenue_yuan"}
 
 
 @dataclass
@@ -380,6 +308,12 @@ def _fmt(row: dict) -> dict:
             for k, v in row.items()}
 
 
+def day_account(p: DispatchProblem, f: FlowArrays, rate: np.ndarray) -> dict[str, float]:
+    """A day's additive energies [kWh] and money [yuan] (:mod:`vpp.accounting`), the
+    subsidy at ``rate`` [yuan/kWh]; the demand charge is billed per month instead."""
+    return {**energies_kwh(p, f), **money_yuan(p, f, rate)}
+
+
 def simulate_site(
     catalog: Catalog, site_id: str, opts: SimulationOptions, errors: ErrorModel | None = None,
     weather: Weather | None = None, out: Path | None = None, series: SiteSeries | None = None,
@@ -392,7 +326,6 @@ def simulate_site(
     inputs (e.g. measured PV and load; its index must be the period's).
     """
     t_start = time.perf_counter()
-    opts.validate()
     errors = errors or load_error_model()
     site = catalog.fleet.site(site_id)
     timing = SiteTiming()
@@ -401,33 +334,16 @@ def simulate_site(
     t0 = time.perf_counter()
     ser = series if series is not None else site_series(catalog, site, opts, errors, weather,
                                                          actuals)
-    if not ser.index.equals(opts.index()):
+    if not ser.index.equals(period(opts)):
         raise InvalidInputError(f"{site_id}: input series must cover the simulated period "
                                 f"from {opts.start} at 15-minute intervals")
     timing.inputs = time.perf_counter() - t0
 
     n_days = len(ser.index) // PER_DAY
     day_index = ser.index[::PER_DAY]
-    first_day = ser.index[:PER_DAY]
-    shift = shiftable_loads(site, first_day)
-    st = site.storage
-    storage = None
-    nominal = 0.0
-    if st is not None:
-        nominal = st.soc_initial_frac * st.energy_kwh
-        storage = StorageSpec(
-            power_kw=st.power_kw, energy_kwh=st.energy_kwh, eta_charge=st.eta_charge,
-            eta_discharge=st.eta_discharge, soc_min_kwh=st.soc_min_frac * st.energy_kwh,
-            soc_max_kwh=st.soc_max_frac * st.energy_kwh, soc_initial_kwh=nominal,
-            soc_terminal_min_kwh=nominal, degradation_yuan_per_kwh=st.degradation_yuan_per_kwh,
-            max_cycles_per_day=st.max_cycles_per_day)
+    storage = storage_spec(site)
+    nominal = storage.soc_initial_kwh if storage is not None else 0.0
     version = TARIFF_POLICIES[opts.tariff_policy]
-    base_grid = GridSpec(import_limit_kw=site.grid.import_limit_kw,
-                         export_limit_kw=site.grid.export_limit_kw,
-                         contract_demand_kw=site.grid.contract_demand_kw)
-    grid = base_grid
-    zeros = np.zeros(PER_DAY)
-    day_numbers = np.zeros(PER_DAY, dtype=int)
     solver: PersistentDispatch | None = None
     perfect: PersistentDispatch | None = None
 
@@ -438,36 +354,30 @@ def simulate_site(
     acc: dict[str, float] = {}
     month_days: list[dict] = []
     month_peak = base_peak = 0.0
+    tariff: Tariff | None = None
     for d in range(n_days):
         day = day_index[d].date()
         month = f"{day.year:04d}-{day.month:02d}"
         if month in skip_months:
             continue
         if day.day == 1 or not acc:
-            acc = {k: 0.0 for k in MONTH_COLUMNS[2:]}
+            acc = dict.fromkeys(MONTH_COLUMNS[2:], 0.0)
             month_peak = base_peak = 0.0
             month_days = []
-            # the demand rate of the tariff version in force this month (billing basis)
-            demand_rate = 0.0
-            if site.billing_basis == "demand":
-                demand_rate = catalog.tariffs.select(site.tariff_id, day,
-                                                     version).demand_yuan_per_kw_month
-            grid = dataclasses.replace(base_grid, demand_rate_yuan_per_kw_month=demand_rate)
+            # the tariff version in force this month: its demand rate and contract rule
+            tariff = catalog.tariffs.select(site.tariff_id, day, version)
         sl = slice(d * PER_DAY, (d + 1) * PER_DAY)
         rate_day = ser.subsidy_rate[sl]
 
-        def problem(load: np.ndarray, pv: np.ndarray, terminal: float, *,
-                    rate_day=rate_day, sl=sl, month_peak=month_peak, level=level, grid=grid,
+        def problem(load: np.ndarray, pv: np.ndarray, terminal: float, *, sl=sl,
+                    month_peak=month_peak, level=level, tariff=tariff,
                     aware: bool = opts.subsidy_aware) -> DispatchProblem:
-            s = None if storage is None else dataclasses.replace(
-                storage, soc_initial_kwh=level, soc_terminal_min_kwh=terminal)
-            return DispatchProblem(
-                dt_h=DT_H, load_kw=load, pv_kw=pv,
-                import_price_yuan_per_kwh=ser.import_price[sl],
-                export_price_yuan_per_kwh=ser.export_price[sl],
-                subsidy_yuan_per_kwh=rate_day if aware else zeros,
-                day_of_interval=day_numbers, storage=s,
-                grid=dataclasses.replace(grid, month_peak_kw=month_peak), shiftable=shift)
+            return site_problem(
+                site, ser.index[sl], load_kw=load, pv_kw=pv,
+                import_price=ser.import_price[sl], export_price=ser.export_price[sl],
+                subsidy_rate=ser.subsidy_rate[sl], tariff=tariff, month_peak_kw=month_peak,
+                soc_initial_kwh=level, soc_terminal_min_kwh=terminal, subsidy_aware=aware,
+                labels=False)
 
         terminal = nominal
         p = problem(ser.load_forecast_kw[sl], ser.pv_forecast_kw[sl], terminal)
@@ -487,7 +397,7 @@ def simulate_site(
             plan = solver.solve(problem(ser.load_forecast_kw[sl], ser.pv_forecast_kw[sl],
                                         terminal), strict=False, gap_floor_yuan=at_stake)
             acc["terminal_relaxed_days"] += 1
-        if plan.gap > opts.mip_rel_gap + 1e-9:  # HiGHS ran out of time: kept, and counted
+        if plan.optimality_gap > opts.mip_rel_gap + 1e-9:  # out of time: kept, and counted
             acc["plans_uncertified"] += 1
         timing.update += plan.update_seconds
         timing.highs += plan.highs_seconds
@@ -496,70 +406,53 @@ def simulate_site(
 
         t0 = time.perf_counter()
         load, pv = ser.load_actual_kw[sl], ser.pv_actual_kw[sl]
+        demand_rate = p.grid.demand_rate_yuan_per_kw_month
         target = max(month_peak, float(plan.grid_import_kw.max())) if demand_rate > 0 else np.inf
         real = realise_day(
             dt_h=DT_H, load_kw=load, pv_kw=pv, flexible_kw=plan.flexible_load_kw,
             charge_kw=plan.charge_kw, discharge_kw=plan.discharge_kw, storage=storage,
-            soc0_kwh=level, import_limit_kw=grid.import_limit_kw,
-            export_limit_kw=grid.export_limit_kw, import_target_kw=target)
-        base = baseline(problem(load, pv, terminal))
-        pi, pe = ser.import_price[sl], ser.export_price[sl]
-        dis_kwh = float(real.discharge_kw.sum() * DT_H)
-        subsidy = float(np.sum(rate_day * real.discharge_kw) * DT_H)
-        pv_used = pv - real.pv_curtailed_kw
-        self_used = pv_used - np.minimum(real.grid_export_kw, pv_used)
-        consumption = float(np.sum(load + plan.flexible_load_kw) * DT_H)
-        acc["discharge_kwh"] += dis_kwh
-        acc["charge_kwh"] += float(real.charge_kw.sum() * DT_H)
-        acc["subsidy_yuan"] += subsidy
-        acc["energy_cost_yuan"] += float(np.sum(pi * real.grid_import_kw
-                                                - pe * real.grid_export_kw) * DT_H)
-        acc["energy_cost_without_storage_yuan"] += float(
-            np.sum(pi * base["grid_import_kw"] - pe * base["grid_export_kw"]) * DT_H)
-        acc["degradation_yuan"] += (storage.degradation_yuan_per_kwh * dis_kwh
-                                    if storage else 0.0)
-        acc["pv_kwh"] += float(pv.sum() * DT_H)
-        acc["pv_curtailed_kwh"] += float(real.pv_curtailed_kw.sum() * DT_H)
-        acc["pv_self_consumed_kwh"] += float(self_used.sum() * DT_H)
-        acc["consumption_kwh"] += consumption
-        acc["import_kwh"] += float(real.grid_import_kw.sum() * DT_H)
-        acc["export_kwh"] += float(real.grid_export_kw.sum() * DT_H)
+            soc0_kwh=level, import_limit_kw=site.grid.import_limit_kw,
+            export_limit_kw=site.grid.export_limit_kw, import_target_kw=target)
+        actual = problem(load, pv, terminal)
+        base = baseline(actual)
+        got = day_account(actual, real, rate_day)
+        without = day_account(actual, base, np.zeros(PER_DAY))
+        for col, key in _REALISED.items():
+            acc[col] += got[key]
+        for col, key in _WITHOUT.items():
+            acc[col] += without[key]
         acc["import_over_limit_kwh"] += real.import_over_limit_kwh
         acc["corrected_intervals"] += real.corrected_intervals
         acc["plans_" + {"lp": "lp", "lp+repair": "repair", "milp": "milp"}[plan.method]] += 1
-        acc["gap_max"] = max(acc["gap_max"], plan.gap)
+        acc["gap_max"] = max(acc["gap_max"], plan.optimality_gap)
         acc["days"] += 1
         month_days.append({
             "site_id": site_id, "date": day.isoformat(), "method": plan.method,
-            "gap": plan.gap, "relative_gap": plan.relative_gap,
+            "gap": plan.optimality_gap, "relative_gap": plan.relative_gap,
             "plan_cost_yuan": plan.objective_yuan, "solves": plan.solves,
             "highs_ms": plan.highs_seconds * 1e3, "update_ms": plan.update_seconds * 1e3,
             "soc_start_kwh": level,
             "soc_end_kwh": float(real.soc_kwh[-1]) if storage else 0.0,
             "month_peak_kw": max(month_peak, float(real.grid_import_kw.max())),
-            "discharge_kwh": dis_kwh, "subsidy_yuan": subsidy})
+            "discharge_kwh": got["discharge_kwh"], "subsidy_yuan": got["subsidy_yuan"]})
         if opts.compare_perfect and opts.foresight == "forecast":
-            day_cost = (float(np.sum(pi * real.grid_import_kw - pe * real.grid_export_kw))
-                        * DT_H + demand_charge_yuan(p.grid, real.grid_import_kw)
-                        + (storage.degradation_yuan_per_kwh * dis_kwh if storage else 0.0)
-                        - subsidy)
             p_pf = problem(load, pv, float(real.soc_kwh[-1]) if storage else terminal,
                            aware=True)
             if perfect is None or structure_key(p_pf) != perfect.key:
                 # a model of its own: the operated plans stay exactly those of a run
                 # without the comparison (a shared model's warm start would change ties)
                 perfect = PersistentDispatch(p_pf, opts.solve_options())
-            acc["perfect_net_cost_yuan"] += _perfect_day(perfect, p_pf, day_cost, at_stake)
+            acc["perfect_net_cost_yuan"] += _perfect_day(perfect, p_pf, got["net_cost_yuan"],
+                                                         at_stake)
         month_peak = max(month_peak, float(real.grid_import_kw.max()))
-        base_peak = max(base_peak, float(base["grid_import_kw"].max()))
+        base_peak = max(base_peak, float(base.grid_import_kw.max()))
         if storage is not None:
             level = float(real.soc_kwh[-1])
         timing.realise += time.perf_counter() - t0
 
         last_of_month = d == n_days - 1 or day_index[d + 1].day == 1
         if last_of_month:
-            row = _month_row(site, month, acc, month_peak, base_peak, demand_rate, level,
-                             storage, opts)
+            row = _month_row(site, tariff, month, acc, month_peak, base_peak, level, opts)
             month_rows.append(row)
             day_rows.extend(month_days)
             files.append(_fmt(row), [_fmt(r) for r in month_days])
@@ -579,32 +472,31 @@ def _perfect_day(solver: PersistentDispatch, p: DispatchProblem, realised_cost: 
     return min(plan.objective_yuan, realised_cost)
 
 
-def _month_row(site: Site, month: str, acc: dict[str, float], peak: float, base_peak: float,
-               rate: float, level: float, storage: StorageSpec | None,
-               opts: SimulationOptions) -> dict:
-    # the month's bill: the whole demand charge on its peak (no earlier peak to subtract)
-    bill = GridSpec(import_limit_kw=site.grid.import_limit_kw,
-                    demand_rate_yuan_per_kw_month=rate,
-                    contract_demand_kw=site.grid.contract_demand_kw)
+def _month_row(site: Site, tariff: Tariff, month: str, acc: dict[str, float], peak: float,
+               base_peak: float, level: float, opts: SimulationOptions) -> dict:
+    """A month's row: the days' sums, the month's bill on its peak, the ratios."""
+    grid = grid_spec(site, tariff)
     row: dict[str, Any] = {"site_id": site.id, "month": month, **acc}
-    row["demand_charge_yuan"] = demand_charge_yuan(bill, np.array([peak]))
-    row["demand_charge_without_storage_yuan"] = demand_charge_yuan(bill, np.array([base_peak]))
-    row["net_cost_yuan"] = (acc["energy_cost_yuan"] + row["demand_charge_yuan"]
-                            + acc["degradation_yuan"] - acc["subsidy_yuan"])
+    row["demand_charge_yuan"] = month_demand_charge_yuan(grid, peak)
+    row["demand_charge_without_storage_yuan"] = month_demand_charge_yuan(grid, base_peak)
+    row["net_cost_yuan"] = (acc["energy_cost_yuan"] - acc["export_revenue_yuan"]
+                            + row["demand_charge_yuan"] + acc["degradation_cost_yuan"]
+                            - acc["subsidy_yuan"])
     row["net_cost_without_storage_yuan"] = (acc["energy_cost_without_storage_yuan"]
+                                            - acc["export_revenue_without_storage_yuan"]
                                             + row["demand_charge_without_storage_yuan"])
     row["savings_yuan"] = row["net_cost_without_storage_yuan"] - row["net_cost_yuan"]
-    row["equivalent_full_cycles"] = (acc["discharge_kwh"] / storage.energy_kwh
-                                     if storage else 0.0)
-    row["pv_self_consumption_frac"] = (acc["pv_self_consumed_kwh"] / acc["pv_kwh"]
-                                       if acc["pv_kwh"] > 0 else 0.0)
-    row["renewable_share_frac"] = (acc["pv_self_consumed_kwh"] / acc["consumption_kwh"]
-                                   if acc["consumption_kwh"] > 0 else 0.0)
+    e = {"discharge_kwh": acc["discharge_kwh"], "pv_available_kwh": acc["pv_kwh"],
+         "pv_self_consumed_kwh": acc["pv_self_consumed_kwh"], "load_kwh": acc["consumption_kwh"]}
+    r = ratios(e, site.storage.energy_kwh if site.storage else 0.0)
+    row["equivalent_full_cycles"] = r["equivalent_full_cycles"]
+    row["pv_self_consumption_frac"] = r["self_consumption_ratio"]
+    row["renewable_share_frac"] = r["renewable_share"]
     row["peak_kw"] = peak
     row["peak_without_storage_kw"] = base_peak
-    net_import = acc["import_kwh"] - acc["export_kwh"]
-    row["co2_avoided_t"] = (acc["consumption_kwh"] - net_import) \
-        * opts.emission_factor_t_per_mwh / 1000.0
+    row["co2_avoided_t"] = co2_avoided_t(acc["consumption_kwh"],
+                                         acc["import_kwh"] - acc["export_kwh"],
+                                         opts.emission_factor_t_per_mwh)
     row["soc_end_kwh"] = level
     if not (opts.compare_perfect and opts.foresight == "forecast"):
         row["perfect_net_cost_yuan"] = float("nan")
@@ -637,8 +529,12 @@ class SimulationResult:
 def check_simulation(catalog: Catalog, opts: SimulationOptions,
                      site_ids: list[str] | None) -> list[str]:
     """The site ids a simulation covers, after checking what can be checked before any
-    work: options, known sites, a tariff version for the period's first day."""
-    opts.validate()
+    work: the subsidy rate against the policy, known sites, a tariff version for the
+    period's first day."""
+    rate, cap = opts.subsidy_rate_yuan_per_kwh, catalog.policy.max_rate_yuan_per_kwh
+    if rate is not None and rate > cap:
+        raise InvalidInputError(f"subsidy_rate_yuan_per_kwh={rate}: allowed range [0, {cap}] "
+                                f"under {catalog.policy.version}", "invalid simulation options")
     ids = site_ids or [s.id for s in catalog.fleet.sites]
     version = TARIFF_POLICIES[opts.tariff_policy]
     for sid in ids:
@@ -698,7 +594,6 @@ def simulate(
     actuals : dict, optional
         Measured history by site id (see :func:`site_series`, :func:`read_actuals`).
     """
-    opts.validate()
     if jobs < 1:
         raise InvalidInputError(f"jobs={jobs}: allowed range [1, inf)")
     if executor not in ("local", "dask"):
@@ -709,7 +604,7 @@ def simulate(
     if out:
         _claim(Path(out), opts, ids, errors, weather, actuals or {})
     t0 = time.perf_counter()
-    index = opts.index()
+    index = period(opts)
     n_months = len(pd.period_range(index[0].date(), index[-1].date(), freq="M"))
     total = n_months * len(ids)
     results: dict[str, tuple] = {}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forecasts.calendar import day_kind
-from models.errors import InvalidInputError
+from models import InvalidInputError
 
 PERIODS = ("peak", "flat", "valley")
 MINUTES_PER_DAY = 1440
@@ -50,6 +50,7 @@ class Tariff:
     export_price_yuan_per_kwh: float
     demand_yuan_per_kw_month: float
     capacity_yuan_per_kva_month: float
+    contract_tolerance: float
     period_by_month: dict[int, np.ndarray]  # month -> period code per minute of day
     critical_multiplier: float
     critical_min_kva: float
@@ -71,6 +72,7 @@ class Tariff:
             "export_price_yuan_per_kwh": self.export_price_yuan_per_kwh,
             "demand_yuan_per_kw_month": self.demand_yuan_per_kw_month,
             "capacity_yuan_per_kva_month": self.capacity_yuan_per_kva_month,
+            "contract_tolerance": self.contract_tolerance,
             "critical_peak_multiplier": self.critical_multiplier,
             "critical_peak_min_transformer_kva": self.critical_min_kva,
             "holiday_deep_valley_multiplier": self.deep_valley_multiplier,
@@ -102,6 +104,10 @@ def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
         v = basic.get(k)
         if not isinstance(v, int | float) or v < 0:
             problems.append(f"{origin}: basic_charge.{k}={v!r}: need a number >= 0")
+    tolerance = basic.get("contract_tolerance")
+    if not isinstance(tolerance, int | float) or not 1.0 <= tolerance <= 2.0:
+        problems.append(f"{origin}: basic_charge.contract_tolerance={tolerance!r}: allowed "
+                        "range [1, 2] (share of the contracted demand)")
     period_by_month: dict[int, np.ndarray] = {}
     for i, season in enumerate(data.get("seasons", [])):
         where = f"{origin}: seasons[{i}] ({season.get('name', '?')})"
@@ -158,6 +164,7 @@ def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
         export_price_yuan_per_kwh=float(export),
         demand_yuan_per_kw_month=float(basic["demand_yuan_per_kw_month"]),
         capacity_yuan_per_kva_month=float(basic["capacity_yuan_per_kva_month"]),
+        contract_tolerance=float(tolerance),
         period_by_month=period_by_month,
         critical_multiplier=float(crit.get("multiplier", 1.0)),
         critical_min_kva=float(crit.get("min_transformer_kva", 0.0)),
