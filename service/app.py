@@ -43,13 +43,15 @@ from vpp.catalog import Catalog
 from vpp.coupled import plan_vpp
 from vpp.finance import load_finance_inputs
 from vpp.network import EventSpec, to_events
+from vpp.options import MAX_DAYS, PlanOptions, SimulationOptions, parse
 from vpp.plan_io import plan_csv, plan_json, plot_plan
-from vpp.planning import MAX_DAYS, TZ, PlanOptions, horizon, plan_site, usable_cores
+from vpp.planning import plan_site, usable_cores
 from vpp.sim_report import write_report
-from vpp.simulation import SimulationOptions, check_simulation, simulate
+from vpp.simulation import check_simulation, simulate
 from vpp.sites import Site, parse_site
 from vpp.subsidy import subsidy_window
 from vpp.tariffs import price_series
+from vpp.timebase import TZ, horizon
 
 log = logging.getLogger(__name__)
 API_VERSION = "1"
@@ -485,14 +487,15 @@ def create_app(database_url: str | None = None, data_dir: str | None = None,
             raise HTTPException(403, "simulations are for evaluator or admin keys")
         cat = catalog(db)
         ids = req.sites or None
-        opts = SimulationOptions(
+        opts = parse(SimulationOptions, dict(
             start=req.start, months=req.months, days=req.days,
             tariff_policy=req.tariff_policy,
             subsidy_rate_yuan_per_kwh=req.subsidy_rate_yuan_per_kwh,
             subsidy_aware=req.subsidy_aware, foresight=req.foresight,
             compare_perfect=req.compare_perfect, seed=req.seed,
             mip_rel_gap=req.mip_rel_gap,
-            emission_factor_t_per_mwh=req.emission_factor_t_per_mwh)
+            emission_factor_t_per_mwh=req.emission_factor_t_per_mwh),
+            "invalid simulation request")
         check_simulation(cat, opts, ids)  # a 422 now rather than a failed job later
         n_sites = len(ids) if ids else len(cat.fleet.sites)
         size = n_sites * (req.months if req.days is None else -(-req.days // 30))

@@ -68,8 +68,11 @@ def test_audit_catches_a_tampered_plan(tmp_path):
     ("args", "message"),
     [
         (["plan", "--site", "CZ-MG-99", "--date", DATE], "site_id='CZ-MG-99' is not in the fleet"),
-        (["plan", "--site", "CZ-MG-01", "--gap", "0.5"], "mip_rel_gap=0.5: allowed range"),
-        (["plan", "--site", "CZ-MG-01", "--soc-initial", "2"], "soc_initial_frac=2.0"),
+        (["plan", "--site", "CZ-MG-01", "--gap", "0.5"], "--gap=0.5: Input should be less than "
+                                                         "or equal to 0.05; allowed range"),
+        (["plan", "--site", "CZ-MG-01", "--soc-initial", "2"], "--soc-initial=2: "),
+        (["plan", "--site", "CZ-MG-01", "--days", "x"], "--days=x: Input should be a valid "
+                                                       "integer"),
         (["plan", "--site", "CZ-MG-01", "--subsidy-rate", "0.4"], "allowed range [0, 0.3]"),
         (["plan", "--site", "CZ-MG-01", "--date", "2023-01-01"], "no version of tariff"),
         (["plan", "--site", "CZ-MG-01", "--all"], "give exactly one of --site ID or --all"),
@@ -84,6 +87,15 @@ def test_errors_exit_2_without_traceback(args, message):
     assert message in r.output
     assert "Traceback" not in r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+def test_every_bad_option_is_named_at_once():
+    r = run("plan", "--site", "CZ-MG-01", "--soc-initial", "1.5", "--gap", "-1",
+            "--subsidy-rate", "0.5")
+    assert r.exit_code == 2
+    assert "invalid plan options (3 problem(s))" in r.output
+    for text in ("--soc-initial=1.5: ", "--gap=-1: ", "--subsidy-rate=0.5: "):
+        assert text in r.output
 
 
 def test_bad_load_csv(tmp_path):

@@ -16,7 +16,7 @@ from forecasts.calibration import read_power_csv
 from forecasts.load import forecast_load, read_meter_csv
 from forecasts.pv_forecast import PVModel, forecast_pv
 from forecasts.weather import Weather, read_weather
-from models.errors import InvalidInputError
+from models import InvalidInputError
 from vpp.catalog import Catalog
 from vpp.pv_inputs import (
     DEFAULT_DATASET,

@@ -27,7 +27,7 @@ from forecasts.calibration import Calibration, read_power_csv
 from forecasts.pv import ArraySpec, SystemSpec
 from forecasts.pv_forecast import PVModel
 from forecasts.weather import Weather, read_weather
-from models.errors import InvalidInputError
+from models import InvalidInputError
 from vpp.sites import (
     PVArray,
     Site,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.errors import InvalidInputError
+from models import InvalidInputError
 
 DISTRICTS = ("新北", "武进", "天宁", "钟楼", "经开区", "金坛", "溧阳")
 SiteId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.errors import InvalidInputError
+from models import InvalidInputError
 
 
 @dataclass(frozen=True)

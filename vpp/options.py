@@ -1,0 +1,249 @@
+"""What a user may choose, one schema per command family, with every allowed range.
+
+The CLI options (:func:`cli_options`) and the API request schemas (``service``) are both
+derived from these pydantic models, so a range is declared once. Limits that are policy data
+(the subsidy rate's maximum) come from the policy file (:func:`with_policy`). Every value is
+checked at once and every bad field named (:func:`parse`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+import annotated_types as at
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from models import InvalidInputError, SolveOptions
+
+#: The dates plans and simulations support (local calendar days, inclusive).
+DATE_MIN = dt.date(2000, 1, 1)
+DATE_MAX = dt.date(2099, 12, 31)
+MAX_DAYS = 7
+MAX_MONTHS = 60
+MAX_SIM_DAYS = 1826
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _supported(day: dt.date) -> dt.date:
+    if not DATE_MIN <= day <= DATE_MAX:
+        raise ValueError(f"dates from {DATE_MIN} to {DATE_MAX} are supported")
+    return day
+
+
+#: A local calendar day inside the supported range.
+SupportedDate = Annotated[dt.date, AfterValidator(_supported)]
+
+
+class Options(BaseModel):
+    """Base of every options schema: frozen, no unknown fields, finite numbers only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class SolverChoices(Options):
+    """How hard the solver works on each plan."""
+
+    mip_rel_gap: float = Field(1e-3, ge=0, le=0.05, description=(
+        "Certified relative optimality gap every plan must reach [-]"),
+        json_schema_extra={"cli": "--gap"})
+    time_limit_s: float = Field(60.0, gt=0, le=3600, description=(
+        "HiGHS time limit per call [s]"), json_schema_extra={"cli": "--time-limit"})
+
+    def solve_options(self, method: Literal["auto", "milp"] = "auto") -> SolveOptions:
+        return SolveOptions(mip_rel_gap=self.mip_rel_gap, time_limit_s=self.time_limit_s,
+                            method=method)
+
+
+class PlanOptions(SolverChoices):
+    """A day-ahead plan's choices (CLI ``vpp plan``, API ``POST /v1/plans``)."""
+
+    days: int = Field(1, ge=1, le=MAX_DAYS, description="Horizon in calendar days [d]")
+    subsidy_aware: bool = Field(True, description=(
+        "Count the subsidy in the objective; the subsidy the plan earns is reported either "
+        "way"), json_schema_extra={"cli": "--subsidy-blind", "invert": True})
+    subsidy_rate_yuan_per_kwh: float | None = Field(None, ge=0, description=(
+        "Subsidy per kWh discharged [yuan/kWh], at most the policy's maximum; default the "
+        "policy's rate"), json_schema_extra={"cli": "--subsidy-rate"})
+    month_peak_kw: float = Field(0.0, ge=0, le=1e7, description=(
+        "Highest 15-minute import so far this billing month [kW]; 0 on the first day of a "
+        "billing month"))
+    soc_initial_frac: float | None = Field(None, ge=0, le=1, description=(
+        "Initial state of charge [-] of nameplate energy; default the site's"),
+        json_schema_extra={"cli": "--soc-initial"})
+    soc_terminal_min_frac: float | None = Field(None, ge=0, le=1, description=(
+        "Lowest end-of-horizon state of charge [-] of nameplate energy; default the "
+        "initial state"), json_schema_extra={"cli": "--soc-terminal"})
+    tariff_version: str | None = Field(None, min_length=1, max_length=100, description=(
+        "Tariff version to force, e.g. su-fagaijiage-2023-555; default the one in force"))
+    method: Literal["auto", "milp"] = Field("auto", description=(
+        "auto: LP, repair, MILP only if needed; milp: the Pyomo reference MILP"))
+    pv_quantile: Literal["p50", "p10", "p90"] = Field("p50", description=(
+        "PV forecast quantile the plan dispatches against (p10: cautious)"))
+
+    def solve_options(self, method: Literal["auto", "milp"] | None = None) -> SolveOptions:
+        return super().solve_options(method or self.method)
+
+
+class SimulationOptions(SolverChoices):
+    """A simulation run's choices (CLI ``vpp simulate``, API ``POST /v1/simulations``)."""
+
+    start: SupportedDate = Field(description="First simulated day (local)")
+    months: int = Field(24, ge=1, le=MAX_MONTHS, description="Calendar months to simulate")
+    days: int | None = Field(None, ge=1, le=MAX_SIM_DAYS, description=(
+        "Simulate this many days instead of whole months"))
+    tariff_policy: Literal["in-force", "2025", "2023"] = Field("in-force", description=(
+        "Tariff version in force each day, or 426号 (2025) / 555号 (2023) throughout"))
+    subsidy_rate_yuan_per_kwh: float | None = Field(None, ge=0, description=(
+        "Subsidy per kWh discharged [yuan/kWh], at most the policy's maximum; default the "
+        "policy's rate"), json_schema_extra={"cli": "--subsidy-rate"})
+    subsidy_aware: bool = Field(True, description=(
+        "Plans count the subsidy (it is paid on realised discharge either way)"),
+        json_schema_extra={"cli": "--subsidy-blind", "invert": True})
+    foresight: Literal["forecast", "perfect"] = Field("forecast", description=(
+        "Plan on forecasts, or on the actual PV and load"))
+    compare_perfect: bool = Field(False, description=(
+        "Also cost every day with perfect foresight from the same morning state"))
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every random stream")
+    mip_rel_gap: float = Field(5e-3, ge=0, le=0.05, description=(
+        "Certified relative gap of every plan [-], against the money at stake"),
+        json_schema_extra={"cli": "--gap"})
+    time_limit_s: float = Field(10.0, gt=0, le=3600, description=(
+        "HiGHS time limit per call [s]; a plan stopped by it is kept and counted"),
+        json_schema_extra={"cli": "--time-limit"})
+    emission_factor_t_per_mwh: float = Field(0.5703, ge=0, le=2, description=(
+        "Grid emission factor [tCO2/MWh]"), json_schema_extra={"cli": "--emission-factor"})
+
+    def describe(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class FinanceChoices(Options):
+    """Storage finance overrides of a simulation report (default: the finance file's)."""
+
+    capex_yuan_per_wh: float | None = Field(None, gt=0, le=5, description=(
+        "Storage capex [yuan/Wh]"))
+    life_years: int | None = Field(None, ge=1, le=30, description="Storage life [years]")
+    discount_rate: float | None = Field(None, ge=0, le=0.5, description="Discount rate [-]")
+
+
+def with_policy(model: type[M], max_subsidy_rate_yuan_per_kwh: float) -> type[M]:
+    """``model`` with its subsidy rate capped at the policy's maximum [yuan/kWh]."""
+    field = model.model_fields.get("subsidy_rate_yuan_per_kwh")
+    if field is None:
+        return model
+    extra = dict(field.json_schema_extra or {})
+    capped = Field(None, ge=0, le=max_subsidy_rate_yuan_per_kwh,
+                   description=field.description, json_schema_extra=extra)
+    derived = create_model(model.__name__, __base__=model, __module__=model.__module__,
+                           subsidy_rate_yuan_per_kwh=(float | None, capped))
+    derived.__options_base__ = getattr(model, "__options_base__", model)
+    return derived
+
+
+def cli_name(name: str, model: type[BaseModel]) -> str:
+    """The CLI option of field ``name`` (``--gap`` for ``mip_rel_gap``)."""
+    extra = model.model_fields[name].json_schema_extra or {}
+    return str(extra.get("cli") or "--" + name.replace("_", "-"))
+
+
+def parse(model: type[M], values: dict[str, Any], context: str,
+          names: Callable[[str], str] | None = None) -> M:
+    """``model`` from ``values``; one :class:`InvalidInputError` names every bad field (as
+    ``names(field)`` calls it, e.g. its CLI option) with the value and the allowed range."""
+    try:
+        parsed = model.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            field = ".".join(str(x) for x in e["loc"])
+            shown = names(field) if names and field in model.model_fields else field
+            value = e.get("input")
+            given = ("" if isinstance(value, dict | list) or e["type"] == "missing"
+                     else f"={value}" if names and isinstance(value, str) else f"={value!r}")
+            problems.append(f"{shown}{given}: {e['msg']}{_range(model, field)}")
+        raise InvalidInputError(problems, context) from None
+    base = getattr(model, "__options_base__", model)
+    # the schema's own class (a policy-capped subclass does not pickle to worker processes)
+    return parsed if base is model else base.model_validate(parsed.model_dump())
+
+
+def _range(model: type[BaseModel], field: str) -> str:
+    f = model.model_fields.get(field)
+    text = range_text(f.metadata) if f is not None else ""
+    return f"; allowed range {text}" if text else ""
+
+
+def range_text(metadata: list[Any]) -> str:
+    """``[0, 0.05]``-style text of a field's bounds, or ''."""
+    lo = hi = None
+    lo_open = hi_open = False
+    for m in metadata:
+        if isinstance(m, at.Ge):
+            lo = m.ge
+        elif isinstance(m, at.Gt):
+            lo, lo_open = m.gt, True
+        elif isinstance(m, at.Le):
+            hi = m.le
+        elif isinstance(m, at.Lt):
+            hi, hi_open = m.lt, True
+    if lo is None and hi is None:
+        return ""
+    return (f"{'(' if lo_open or lo is None else '['}{'-inf' if lo is None else f'{lo:g}'}, "
+            f"{'inf' if hi is None else f'{hi:g}'}{')' if hi_open or hi is None else ']'}")
+
+
+def cli_options(model: type[BaseModel], exclude: tuple[str, ...] = ()) -> Callable:
+    """A decorator adding one click option per field of ``model`` (but ``exclude``): name
+    from the field's ``cli`` entry or its own name, help from its description, range and
+    default. Values arrive as text and are checked together by :func:`cli_values` and
+    :func:`parse`, so every bad option is named at once."""
+    import click
+
+    def decorate(fn: Callable) -> Callable:
+        for name in reversed(list(model.model_fields)):
+            if name in exclude:
+                continue
+            f = model.model_fields[name]
+            extra = f.json_schema_extra or {}
+            flag = cli_name(name, model)
+            text = f.description or ""
+            if f.annotation is bool:
+                fn = click.option(flag, name, is_flag=True, default=False,
+                                  help=text + (" (inverts the default)" if extra.get("invert")
+                                               else ""))(fn)
+                continue
+            rng = range_text(f.metadata)
+            choices = getattr(f.annotation, "__args__", None)
+            if choices and all(isinstance(c, str) for c in choices):
+                fn = click.option(flag, name, type=click.Choice(list(choices)), default=None,
+                                  help=f"{text}. Default: {f.default}.")(fn)
+                continue
+            default = "" if f.default is None else f" Default: {f.default:g}." if isinstance(
+                f.default, int | float) else f" Default: {f.default}."
+            fn = click.option(flag, name, type=str, default=None,
+                              metavar="NUMBER" if rng else "TEXT",
+                              help=f"{text}{'; allowed ' + rng if rng else ''}.{default}")(fn)
+        return fn
+
+    return decorate
+
+
+def cli_values(model: type[BaseModel], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The given options of ``model`` from a command's keyword arguments (popped), ready for
+    :func:`parse`: absent options left to the model's default, inverted flags turned."""
+    out = {}
+    for name, f in model.model_fields.items():
+        if name not in kwargs:
+            continue
+        v = kwargs.pop(name)
+        extra = f.json_schema_extra or {}
+        if f.annotation is bool:
+            if v:
+                out[name] = not f.default if extra.get("invert") else True
+            continue
+        if v is not None:
+            out[name] = v
+    return out
