@@ -96,7 +96,7 @@ def solve_milp(p: DispatchProblem, opts: SolveOptions) -> DispatchResult:
             infeasible = tc in (TerminationCondition.provenInfeasible,
                                 TerminationCondition.infeasibleOrUnbounded)
             raise no_plan_error("MILP", str(tc.name), infeasible,
-                                p.storage.terminal_min_kwh if p.storage else 0.0)
+                                p.storage.terminal_min_kwh if p.storage else None)
         x = np.array([0.0 if v is None or v.value is None else float(v.value)
                       for v in columns])
         more = set(np.concatenate([c.repairs(p, lp.cols, x)[0] for c in active]).tolist())

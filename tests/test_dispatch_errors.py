@@ -173,3 +173,16 @@ def test_time_limit_never_becomes_a_plan():
                        match=r"HiGHS stopped with maxTimeLimit|certified gap of .* above the "
                              r"required 0.000%"):
         solve_dispatch(p, SolveOptions(mip_rel_gap=0.0, time_limit_s=0.01, method="milp"))
+
+
+@pytest.mark.parametrize("method", ["auto", "milp"])
+def test_infeasible_site_without_battery_names_no_terminal_soc(method):
+    """The same kiln at a site without a battery: the reason names no terminal SOC (there is
+    none to name), on the array path and on the Pyomo reference path alike."""
+    p = dataclasses.replace(
+        good(), storage=None, grid=GridSpec(import_limit_kw=120.0),
+        shiftable=(ShiftableLoad("kiln", 100.0, 0, 2, 60.0),),
+    )
+    with pytest.raises(InfeasiblePlanError, match=r"shiftable-load energy together") as info:
+        solve_dispatch(p, SolveOptions(method=method))
+    assert "terminal SOC," in str(info.value) and "kWh)" not in str(info.value)

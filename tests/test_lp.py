@@ -4,14 +4,14 @@ the same variables, bounds, costs, offset, rows and coefficients, name by name."
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 
 import numpy as np
 import pytest
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 from test_dispatch_micro import battery, problem
 
-from models import GridSpec, ShiftableLoad
+from models import DispatchProblem, GridSpec, ShiftableLoad, StorageSpec
 from models.site import build_model, site_lp
 from vpp.planning import PlanOptions, build_inputs
 
@@ -85,7 +85,8 @@ def test_every_pilot_site(catalog, date):
         assert_same(build_inputs(catalog, site, dt.date.fromisoformat(date), opts).problem)
 
 
-def test_edge_cases():
+def edge_cases():
+    """Hand-made problems that between them set every spec field away from its default."""
     load, price = [100.0, 0.0, 300.0, 50.0], [0.3, 0.3, 1.0, 1.0]
     cases = [
         problem(load, price),  # no battery, no shiftable load, no demand rate
@@ -101,6 +102,37 @@ def test_edge_cases():
                            ShiftableLoad("b", 10.0, 0, 4, 20.0)],
                 grid=GridSpec(import_limit_kw=400, demand_rate_yuan_per_kw_month=30)),
     ]
-    two_days = replace(cases[1], day_of_interval=np.array([5, 5, 6, 6]))
-    for p in [*cases, two_days]:
+    two_days = replace(cases[1], day_of_interval=np.array([5, 5, 6, 6]),
+                       interval_labels=("d5 00", "d5 01", "d6 00", "d6 01"))
+    # an import limit per interval (as the incumbent's cap writes it) and another contract rule
+    capped = replace(cases[1], grid=replace(cases[1].grid, import_limit_kw=np.array(
+        [500.0, 450.0, 400.0, 500.0]), contract_tolerance=1.1))
+    return [*cases, two_days, capped]
+
+
+def test_edge_cases():
+    for p in edge_cases():
         assert_same(p)
+
+
+def test_every_spec_field_is_exercised():
+    """A field added to a spec must be set away from its default by some equivalence case,
+    so the Pyomo and array formulations are compared on it too."""
+    cases = edge_cases()
+    specs = {DispatchProblem: lambda p: [p], GridSpec: lambda p: [p.grid],
+             StorageSpec: lambda p: [p.storage] if p.storage else [],
+             ShiftableLoad: lambda p: list(p.shiftable)}
+    for cls, parts in specs.items():
+        for f in fields(cls):
+            if f.default is MISSING and f.default_factory is MISSING:
+                continue  # required: every case sets it
+            default = f.default if f.default is not MISSING else f.default_factory()
+            seen = [getattr(obj, f.name) for p in cases for obj in parts(p)]
+            assert any(not _equal(v, default) for v in seen), (
+                f"{cls.__name__}.{f.name} keeps its default in every case of edge_cases()")
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
+    return a == b
