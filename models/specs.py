@@ -48,6 +48,13 @@ class StorageSpec:
     max_cycles_per_day : float or None
         Equivalent full cycles a calendar day may use, counted as discharged AC energy over
         nameplate energy [-]; ``None`` for no cap.
+    min_direction_hold_h : float or None
+        Minimum time between two changes of direction (charging / discharging, rest allowed
+        on either side) [h]; ``None`` for no rule (:mod:`models.components.direction`).
+    direction_initial : {1, 0} or None
+        The side before the horizon, 1 charging, 0 discharging; ``None`` unknown.
+    direction_held_h : float or None
+        Time since that side was taken [h]; ``None`` long enough ago.
     """
 
     power_kw: float
@@ -60,6 +67,9 @@ class StorageSpec:
     soc_terminal_min_kwh: float | None = None
     degradation_yuan_per_kwh: float = 0.0
     max_cycles_per_day: float | None = None
+    min_direction_hold_h: float | None = None
+    direction_initial: int | None = None
+    direction_held_h: float | None = None
 
     @property
     def terminal_min_kwh(self) -> float:

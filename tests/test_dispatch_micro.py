@@ -248,3 +248,53 @@ def test_peak_cap_from_an_incumbent_by_hand():
                               month_peak_kw=50.0))
     assert peak_cap_kw(q, 3200.0, 200.0) == pytest.approx(150.0)
     assert solve(p).objective_yuan == pytest.approx(3200.0)
+
+
+# --------------------------------------------------------------------------- direction hold
+
+ALTERNATING = dict(load=[100] * 4, price=[0.3, 1.0, 0.3, 1.0])
+
+
+@pytest.mark.parametrize("method", ["auto", "milp"])
+def test_direction_hold_by_hand(method):
+    """Load 100 kW, prices 0.3/1.0/0.3/1.0 yuan/kWh, 1-hour intervals, a lossless empty
+    50 kW / 100 kWh battery. Without a rule it charges in both cheap hours and discharges in
+    both dear ones: 260 - 2 x 50 x (1.0 - 0.3) = 190 yuan. With a 2-hour hold the side may
+    change once in any two intervals, so charge-discharge-charge-discharge (changes at 1, 2
+    and 3) is out; one cheap-then-dear pair is the best left: 260 - 35 = 225 yuan."""
+    lossless = battery(eta_charge=1.0, eta_discharge=1.0)
+    free = solve(problem(ALTERNATING["load"], ALTERNATING["price"], storage=lossless),
+                 SolveOptions(mip_rel_gap=0.0, method=method))
+    assert free.objective_yuan == pytest.approx(190.0, abs=1e-6)
+    held = solve(problem(ALTERNATING["load"], ALTERNATING["price"],
+                         storage=battery(eta_charge=1.0, eta_discharge=1.0,
+                                         min_direction_hold_h=2.0)),
+                 SolveOptions(mip_rel_gap=0.0, method=method))
+    assert held.objective_yuan == pytest.approx(225.0, abs=1e-6)
+    assert held.discharge_kw.sum() == pytest.approx(50.0, abs=1e-6)
+
+
+def test_direction_hold_carried_into_the_horizon():
+    """The same battery discharging until the start (side 0) with no time held: the side
+    may not change before hour 2, so the empty battery cannot charge at 0.3 in hour 0 and
+    discharge in hour 1; hour 2 can charge but hour 3 may not reverse: no gain, 260 yuan.
+    Held for 2 hours already, it is free again: 225 yuan."""
+    def run(held):
+        s = battery(eta_charge=1.0, eta_discharge=1.0, min_direction_hold_h=2.0,
+                    direction_initial=0, direction_held_h=held)
+        return solve(problem(ALTERNATING["load"], ALTERNATING["price"], storage=s))
+    assert run(0.0).objective_yuan == pytest.approx(260.0, abs=1e-6)
+    assert run(2.0).objective_yuan == pytest.approx(225.0, abs=1e-6)
+
+
+def test_audit_names_a_reversal_inside_the_hold():
+    """The unconstrained 190-yuan plan broken against a 2-hour hold: the audit names the
+    first reversal that comes too soon (hour 2 charges one hour after hour 1's change)."""
+    from models import audit
+
+    free = solve(problem(ALTERNATING["load"], ALTERNATING["price"],
+                         storage=battery(eta_charge=1.0, eta_discharge=1.0)))
+    held = problem(ALTERNATING["load"], ALTERNATING["price"],
+                   storage=battery(eta_charge=1.0, eta_discharge=1.0, min_direction_hold_h=2.0))
+    assert audit(held, free) == ["direction reversed at interval 2 less than 2 h after the "
+                                 "previous change (minimum direction hold)"]

@@ -53,8 +53,11 @@ def array_lp(p):
     for r, c, v in zip(lp.a_row, lp.a_col, lp.a_val, strict=True):
         if v != 0:
             coef[r][names[c]] = coef[r].get(names[c], 0.0) + v
+    # a free row (-inf <= . <= inf, e.g. a rule that has nothing to hold against) constrains
+    # nothing: Pyomo has no such row
+    free = (lp.row_lower == -INF) & (lp.row_upper == INF)
     rows = {nm: canonical(coef[i], lp.row_lower[i], lp.row_upper[i])
-            for i, nm in enumerate(lp.row_names()) if coef[i]}
+            for i, nm in enumerate(lp.row_names()) if coef[i] and not free[i]}
     return cols, lp.offset, rows
 
 
@@ -107,7 +110,11 @@ def edge_cases():
     # an import limit per interval (as the incumbent's cap writes it) and another contract rule
     capped = replace(cases[1], grid=replace(cases[1].grid, import_limit_kw=np.array(
         [500.0, 450.0, 400.0, 500.0]), contract_tolerance=1.1))
-    return [*cases, two_days, capped]
+    # the direction hold, with the side before the horizon unknown and known
+    hold = replace(cases[2], storage=replace(cases[2].storage, min_direction_hold_h=2.0))
+    carried = replace(hold, storage=replace(hold.storage, direction_initial=1,
+                                            direction_held_h=1.0))
+    return [*cases, two_days, capped, hold, carried]
 
 
 def test_edge_cases():

@@ -10,7 +10,7 @@ reads to :mod:`models.specs`.
 
 from __future__ import annotations
 
-from models.components import coupling, cuts, grid, pv, shiftable, storage, subsidy
+from models.components import coupling, cuts, direction, grid, pv, shiftable, storage, subsidy
 from models.components.base import Component
 
 #: Every part, in the order their columns and rows are written.
@@ -20,6 +20,7 @@ REGISTRY: tuple[Component, ...] = (
     grid.COMPONENT,
     cuts.COMPONENT,
     shiftable.COMPONENT,
+    direction.COMPONENT,  # before storage: its side sequence wins where both fix one
     storage.COMPONENT,
     storage.NO_STORAGE,
     subsidy.COMPONENT,
