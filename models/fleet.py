@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -35,42 +34,9 @@ from models.components.shiftable import shiftable_range
 from models.errors import InfeasiblePlanError, InvalidInputError
 from models.persistent import block_result
 from models.site import precheck, validate
-from models.specs import DispatchProblem, DispatchResult, SolveOptions
+from models.specs import DispatchProblem, DispatchResult, DREvent, FeederCap, SolveOptions
 
 INF = float("inf")
-
-
-@dataclass(frozen=True)
-class FeederCap:
-    """Sites behind one feeder or substation and their aggregate limits [kW] (None: none)."""
-
-    name: str
-    members: tuple[str, ...]
-    import_cap_kw: float | None = None
-    export_cap_kw: float | None = None
-
-
-@dataclass(frozen=True)
-class DREvent:
-    """A demand-response instruction on intervals ``[start, end)`` of the horizon.
-
-    ``requested_kw`` is the change of the participants' aggregate grid import from their
-    baseline (down for ``peak_shaving``, up for ``valley_filling``).
-    """
-
-    name: str
-    kind: Literal["peak_shaving", "valley_filling"]
-    start: int
-    end: int
-    requested_kw: float
-    compensation_yuan_per_kwh: float = 0.0
-    compensation_yuan_per_kw: float = 0.0
-    shortfall_penalty_yuan_per_kwh: float = 0.0
-    participants: tuple[str, ...] = ()
-
-    @property
-    def direction(self) -> int:
-        return 1 if self.kind == "peak_shaving" else -1
 
 
 @dataclass(frozen=True)

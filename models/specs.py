@@ -50,7 +50,7 @@ class StorageSpec:
         nameplate energy [-]; ``None`` for no cap.
     min_direction_hold_h : float or None
         Minimum time between two changes of direction (charging / discharging, rest allowed
-        on either side) [h]; ``None`` for no rule (:mod:`models.components.direction`).
+        on either side) [h]; 0 or ``None`` for no rule (:mod:`models.components.direction`).
     direction_initial : {1, 0} or None
         The side before the horizon, 1 charging, 0 discharging; ``None`` unknown.
     direction_held_h : float or None
@@ -185,6 +185,39 @@ class DispatchProblem:
         if self.interval_labels is not None:
             return self.interval_labels[t]
         return f"interval {t}"
+
+
+@dataclass(frozen=True)
+class FeederCap:
+    """Sites behind one feeder or substation and their aggregate limits [kW] (None: none)."""
+
+    name: str
+    members: tuple[str, ...]
+    import_cap_kw: float | None = None
+    export_cap_kw: float | None = None
+
+
+@dataclass(frozen=True)
+class DREvent:
+    """A demand-response instruction on intervals ``[start, end)`` of the horizon.
+
+    ``requested_kw`` is the change of the participants' aggregate grid import from their
+    baseline (down for ``peak_shaving``, up for ``valley_filling``).
+    """
+
+    name: str
+    kind: Literal["peak_shaving", "valley_filling"]
+    start: int
+    end: int
+    requested_kw: float
+    compensation_yuan_per_kwh: float = 0.0
+    compensation_yuan_per_kw: float = 0.0
+    shortfall_penalty_yuan_per_kwh: float = 0.0
+    participants: tuple[str, ...] = ()
+
+    @property
+    def direction(self) -> int:
+        return 1 if self.kind == "peak_shaving" else -1
 
 
 @dataclass(frozen=True)

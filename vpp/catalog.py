@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from forecasts.load import LoadShape
+from forecasts.shapes import LoadShape
 from models import FeederCap, InvalidInputError
 from vpp.network import FeederFile, feeder_caps, load_feeders
 from vpp.sites import Fleet, load_fleet

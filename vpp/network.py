@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from models import DREvent, FeederCap, InvalidInputError
 from vpp.sites import Fleet, StrictModel, read_document, validate_document
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Feeder(StrictModel):
@@ -89,6 +91,8 @@ def load_events(path: str | Path) -> list[EventSpec]:
 def to_events(specs: list[EventSpec], index: pd.DatetimeIndex, fleet: Fleet) -> tuple[DREvent, ...]:
     """Events on the plan's intervals; errors name events outside the horizon or off the
     15-minute grid, and unknown sites."""
+    import pandas as pd
+
     problems, out = [], []
     known = {s.id for s in fleet.sites}
     step = index[1] - index[0]

@@ -57,10 +57,10 @@ class Storage(StrictModel):
     grid_connection_date: dt.date
     degradation_yuan_per_kwh: float = Field(default=0.05, ge=0, le=10, description="[yuan/kWh]")
     max_cycles_per_day: float = Field(default=2.0, gt=0, le=24, description="[cycles/day]")
-    min_direction_hold_h: float | None = Field(
-        default=1.0, gt=0, le=24,
+    min_direction_hold_h: float = Field(
+        default=1.0, ge=0, le=24,
         description="minimum time between changes of direction (charging / discharging) [h]; "
-                    "null: no rule")
+                    "0: no rule")
 
 
 class Grid(StrictModel):

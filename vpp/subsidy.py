@@ -13,11 +13,14 @@ import datetime as dt
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from models import InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -139,4 +142,6 @@ def subsidy_rate_series(
     if window is not None:
         days = np.array(index.tz_convert("Asia/Shanghai").date)
         values[(days >= window[0]) & (days <= window[1])] = rate
+    import pandas as pd
+
     return pd.Series(values, index=index, name="subsidy_yuan_per_kwh")

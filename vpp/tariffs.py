@@ -12,12 +12,14 @@ import datetime as dt
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from forecasts.calendar import day_kind
 from models import InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PERIODS = ("peak", "flat", "valley")
 MINUTES_PER_DAY = 1440
@@ -264,6 +266,10 @@ def price_series(
     InvalidInputError
         Index not tz-aware or not regular, or a period boundary falls inside an interval.
     """
+    import pandas as pd
+
+    from forecasts.calendar import day_kind
+
     if index.tz is None:
         raise InvalidInputError("price index must be timezone-aware (Asia/Shanghai)")
     if len(index) == 0:

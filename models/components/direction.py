@@ -98,13 +98,13 @@ class DirectionHold(Component):
     name = "direction hold"
 
     def active(self, p: DispatchProblem) -> bool:
-        return p.storage is not None and p.storage.min_direction_hold_h is not None
+        return p.storage is not None and bool(p.storage.min_direction_hold_h)
 
     def validate(self, p: DispatchProblem) -> list[str]:
         s, out = p.storage, []
         if not 0 < s.min_direction_hold_h <= 24:
             out.append(f"storage.min_direction_hold_h={s.min_direction_hold_h}: allowed "
-                       "range (0, 24] h")
+                       "range [0, 24] h (0: no rule)")
         if s.direction_initial not in (None, 0, 1):
             out.append(f"storage.direction_initial={s.direction_initial}: allowed 1 "
                        "(charging), 0 (discharging) or None (unknown)")
