@@ -48,6 +48,9 @@ class StorageSpec:
     max_cycles_per_day : float or None
         Equivalent full cycles a calendar day may use, counted as discharged AC energy over
         nameplate energy [-]; ``None`` for no cap.
+    cycles_used_first_day_kwh : float
+        AC energy discharged on the horizon's first calendar day before the horizon starts
+        [kWh] (a plan made during the day): counted against that day's cap.
     min_direction_hold_h : float or None
         Minimum time between two changes of direction (charging / discharging, rest allowed
         on either side) [h]; 0 or ``None`` for no rule (:mod:`models.components.direction`).
@@ -67,6 +70,7 @@ class StorageSpec:
     soc_terminal_min_kwh: float | None = None
     degradation_yuan_per_kwh: float = 0.0
     max_cycles_per_day: float | None = None
+    cycles_used_first_day_kwh: float = 0.0
     min_direction_hold_h: float | None = None
     direction_initial: int | None = None
     direction_held_h: float | None = None
@@ -89,25 +93,45 @@ class GridSpec:
         Import limit at the meter [kW], one value or one per interval.
     export_limit_kw : float
         Export limit at the meter [kW]; 0 is anti-backflow.
-    demand_rate_yuan_per_kw_month : float
-        Basic charge on the month's maximum 15-minute import [yuan/(kW·month)]; 0 for sites
-        billed on transformer capacity (their charge does not depend on dispatch).
+    demand_rate_yuan_per_kw_month : float or tuple of float
+        Basic charge on a billing month's maximum 15-minute import [yuan/(kW·month)], one for
+        every billing month of the horizon or one each (:attr:`DispatchProblem.
+        month_of_interval`); 0 for sites billed on transformer capacity (their charge does
+        not depend on dispatch).
     month_peak_kw : float
-        Highest 15-minute import so far this month [kW]; only demand above it costs.
+        Highest 15-minute import so far in the horizon's first billing month [kW]; only
+        demand above it costs. Later billing months start from 0.
     contract_demand_kw : float or None
         Contracted demand [kW]; demand above ``contract_tolerance`` × contract is billed once
         more.
     contract_tolerance : float
         Share of the contracted demand above which demand is billed again [-] (1.05 under
         发改办价格〔2016〕1583号; from the tariff file).
+    peak_margin_kw : float or array
+        Import the demand charge provisions for above the planned import, one value or one
+        per interval [kW] (e.g. an upper quantile of the load above its forecast, so that a
+        plan keeps what its battery needs to hold the peak if the load comes in high).
     """
 
     import_limit_kw: float | np.ndarray
     export_limit_kw: float = 0.0
-    demand_rate_yuan_per_kw_month: float = 0.0
+    demand_rate_yuan_per_kw_month: float | tuple[float, ...] = 0.0
     month_peak_kw: float = 0.0
     contract_demand_kw: float | None = None
     contract_tolerance: float = 1.05
+    peak_margin_kw: float | np.ndarray = 0.0
+
+    def rates(self, months: int) -> np.ndarray:
+        """The demand rate of each of ``months`` billing months [yuan/(kW·month)]."""
+        r = np.asarray(self.demand_rate_yuan_per_kw_month, dtype=float)
+        return np.full(months, float(r)) if r.ndim == 0 else r
+
+    def month_peaks(self, months: int) -> np.ndarray:
+        """Peak so far of each billing month [kW]: ``month_peak_kw`` for the first, 0 for
+        the months that start inside the horizon."""
+        out = np.zeros(months)
+        out[0] = self.month_peak_kw
+        return out
 
     @property
     def contract_threshold_kw(self) -> float | None:
@@ -156,6 +180,9 @@ class DispatchProblem:
         Reward per kWh discharged [yuan/kWh]; zeros plan subsidy-blind.
     day_of_interval : array of int
         Calendar-day number of each interval, for the daily cycle cap.
+    month_of_interval : array of int, optional
+        Billing-month number of each interval, 0 for the first billing month of the horizon
+        (non-decreasing, no gaps); ``None``: the whole horizon is one billing month.
     storage : StorageSpec or None
     grid : GridSpec
     shiftable : tuple of ShiftableLoad
@@ -174,11 +201,24 @@ class DispatchProblem:
     grid: GridSpec
     shiftable: tuple[ShiftableLoad, ...] = ()
     interval_labels: tuple[str, ...] | None = None
+    month_of_interval: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         """Number of intervals."""
         return len(self.load_kw)
+
+    @property
+    def months(self) -> np.ndarray:
+        """Billing-month number of each interval (zeros for one billing month)."""
+        if self.month_of_interval is None:
+            return np.zeros(self.n, dtype=np.int64)
+        return np.asarray(self.month_of_interval, dtype=np.int64)
+
+    @property
+    def n_months(self) -> int:
+        """Billing months the horizon touches."""
+        return int(self.months.max(initial=0)) + 1
 
     def label(self, t: int) -> str:
         """Human name of interval ``t``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import assert_valid
@@ -298,3 +300,53 @@ def test_audit_names_a_reversal_inside_the_hold():
                    storage=battery(eta_charge=1.0, eta_discharge=1.0, min_direction_hold_h=2.0))
     assert audit(held, free) == ["direction reversed at interval 2 less than 2 h after the "
                                  "previous change (minimum direction hold)"]
+
+
+# --------------------------------------------------------------------------- billing months
+
+
+def test_each_billing_month_billed_on_its_own_peak():
+    """Two hours of July (load 100, 200 kW, month-to-date peak 190 kW) and two of August
+    (150, 50 kW), 1 yuan/kWh, 10 yuan/kW-month in July and 8 in August (a new tariff), a
+    lossless full 100 kW / 100 kWh battery that must end empty. A kW off July's peak is
+    worth 10, off August's 8: 10 kWh take hour 2 to 190 (no lower: below the month-to-date
+    peak nothing is saved), the other 90 hour 3 from 150 to 60 kW. Energy 500 - 100 = 400
+    yuan, demand 0 + 8 x 60 = 480: 880 yuan. Billed as one month, the same horizon would
+    see no demand charge at all below 190 kW."""
+    s = battery(power_kw=100.0, eta_charge=1.0, eta_discharge=1.0, soc_initial_kwh=100.0,
+                soc_terminal_min_kwh=0.0)
+    p = problem([100, 200, 150, 50], [1.0] * 4, storage=s,
+                grid=GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=(10.0, 8.0),
+                              month_peak_kw=190.0))
+    p = dataclasses.replace(p, month_of_interval=np.array([0, 0, 1, 1]))
+    for method in ("auto", "milp"):
+        r = solve(p, SolveOptions(mip_rel_gap=0.0, method=method))
+        assert r.objective_yuan == pytest.approx(880.0, abs=1e-6)
+        assert r.grid_import_kw[1] == pytest.approx(190.0, abs=1e-6)
+        assert max(r.grid_import_kw[2:]) == pytest.approx(60.0, abs=1e-6)
+
+
+def test_peak_margin_keeps_energy_for_the_peak():
+    """One month, load 100/200 kW, 1 yuan/kWh, 10 yuan/kW, a lossless battery holding
+    50 kWh that must end empty. Without a margin it charges C in hour 1 and discharges
+    50 + C in hour 2: 100 + C = 150 - C gives C = 25, peak 125 kW, 250 + 1,250 yuan. With a
+    30 kW margin on hour 2 (an upper load quantile) the plan provisions for
+    100 + C = 150 - C + 30: C = 40, peak 140 kW, and 90 kWh kept for hour 2: 250 + 1,400."""
+    s = battery(power_kw=100.0, eta_charge=1.0, eta_discharge=1.0, soc_initial_kwh=50.0,
+                soc_terminal_min_kwh=0.0)
+    grid = GridSpec(import_limit_kw=1000.0, demand_rate_yuan_per_kw_month=10.0)
+    plain = solve(problem([100, 200], [1.0, 1.0], storage=s, grid=grid))
+    assert plain.objective_yuan == pytest.approx(250.0 + 1250.0, abs=1e-6)
+    held = solve(problem([100, 200], [1.0, 1.0], storage=s, grid=dataclasses.replace(
+        grid, peak_margin_kw=np.array([0.0, 30.0]))))
+    assert held.objective_yuan == pytest.approx(250.0 + 1400.0, abs=1e-6)
+    assert held.discharge_kw[1] == pytest.approx(90.0, abs=1e-6)
+
+
+def test_cycles_used_earlier_in_the_day_count():
+    """The arbitrage day of the first test with 0.5 cycles a day (50 kWh), 30 kWh of which
+    were discharged before the plan starts: 20 kWh left, bought at 0.3 / 0.81 each:
+    260 + 0.3 x 20 / 0.81 - 20 yuan."""
+    r = solve(problem([100] * 4, [0.3, 0.3, 1.0, 1.0],
+                      storage=battery(max_cycles_per_day=0.5, cycles_used_first_day_kwh=30.0)))
+    assert r.objective_yuan == pytest.approx(260 + 0.3 * 20 / 0.81 - 20, abs=1e-6)

@@ -114,7 +114,13 @@ def edge_cases():
     hold = replace(cases[2], storage=replace(cases[2].storage, min_direction_hold_h=2.0))
     carried = replace(hold, storage=replace(hold.storage, direction_initial=1,
                                             direction_held_h=1.0))
-    return [*cases, two_days, capped, hold, carried]
+    # a month boundary inside the horizon (rates per month), a peak margin, cycles already
+    # used on the first day
+    months = replace(two_days, month_of_interval=np.array([0, 0, 1, 1]),
+                     grid=replace(two_days.grid, demand_rate_yuan_per_kw_month=(40.0, 35.0),
+                                  peak_margin_kw=np.array([10.0, 0.0, 25.0, 5.0])),
+                     storage=replace(two_days.storage, cycles_used_first_day_kwh=30.0))
+    return [*cases, two_days, capped, hold, carried, months]
 
 
 def test_edge_cases():

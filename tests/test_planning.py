@@ -13,6 +13,7 @@ from conftest import assert_valid_plan
 
 from models.errors import InfeasiblePlanError, InvalidInputError
 from vpp.catalog import PACKAGE_DATA, Catalog
+from vpp.flexibility import site_envelope
 from vpp.options import PlanOptions, parse, with_policy
 from vpp.planning import plan_fleet, plan_site
 from vpp.timebase import horizon
@@ -284,3 +285,18 @@ def test_incumbent_peak_cap_keeps_the_certified_optimum(catalog):
     assert auto["solver"]["objective_bound_yuan"] <= m + 1e-6
     limit = auto["parameters"]["grid"]["import_limit_kw"]
     assert max(auto["intervals"]["grid_import_kw"]) <= limit + 1e-6
+
+
+def test_no_storage_before_its_grid_connection(catalog):
+    """CZ-MG-28's 4 MW / 8 MWh station is connected on 2026-10-16: a plan for 2026-07-15
+    has no storage (nothing discharged, no battery flexibility) and says why; from the
+    connection day on it has the battery."""
+    before = plan_site(catalog, "CZ-MG-28", DAY)
+    assert before["parameters"]["storage"] is None
+    assert before["kpis"]["discharge_kwh"] == 0.0
+    assert "not in service before its grid connection" in before["sources"]["storage"]
+    assert max(site_envelope(before, 1.0)["down_kw"] - site_envelope(before, 1.0)[
+        "down_kw"].clip(upper=max(before["intervals"]["pv_curtailed_kw"]))) <= 1e-9
+    after = plan_site(catalog, "CZ-MG-28", dt.date(2026, 10, 16))
+    assert after["parameters"]["storage"]["power_kw"] == 4000.0
+    assert after["kpis"]["discharge_kwh"] > 0

@@ -51,6 +51,14 @@ def problem_from_plan(plan: dict[str, Any]) -> tuple[DispatchProblem, FlowArrays
     storage = None
     if par["storage"] is not None:
         storage = _spec(StorageSpec, par["storage"])
+    months = np.array([d.year * 12 + d.month for d in days], dtype=np.int64)
+    months -= months[0]
+    grid = dict(par["grid"])
+    if isinstance(grid.get("demand_rate_yuan_per_kw_month"), list):
+        grid["demand_rate_yuan_per_kw_month"] = tuple(grid["demand_rate_yuan_per_kw_month"])
+    for key in ("import_limit_kw", "peak_margin_kw"):
+        if isinstance(grid.get(key), list):
+            grid[key] = np.asarray(grid[key], dtype=float)
     p = DispatchProblem(
         dt_h=plan["interval_minutes"] / 60.0,
         load_kw=np.asarray(inp["load_kw"], dtype=float),
@@ -59,9 +67,10 @@ def problem_from_plan(plan: dict[str, Any]) -> tuple[DispatchProblem, FlowArrays
         export_price_yuan_per_kwh=np.asarray(inp["export_price_yuan_per_kwh"], dtype=float),
         subsidy_yuan_per_kwh=rate if counted else np.zeros(len(rate)),
         day_of_interval=np.array([(d - days[0]).days for d in days], dtype=int),
-        storage=storage, grid=_spec(GridSpec, par["grid"]),
+        storage=storage, grid=_spec(GridSpec, grid),
         shiftable=tuple(_spec(ShiftableLoad, sh) for sh in par["shiftable_loads"]),
-        interval_labels=tuple(str(t) for t in ts))
+        interval_labels=tuple(str(t) for t in ts),
+        month_of_interval=months if months[-1] > 0 else None)
     flows = FlowArrays(**{f.name: np.asarray(iv[f.name], dtype=float)
                           for f in fields(FlowArrays)})
     return p, flows, rate

@@ -29,7 +29,7 @@ from vpp.pv_inputs import site_pv_model
 from vpp.sites import Site
 from vpp.subsidy import subsidy_rate_series, subsidy_window
 from vpp.tariffs import price_series
-from vpp.timebase import INTERVAL_MINUTES, align_series, horizon
+from vpp.timebase import INTERVAL_MINUTES, PER_DAY, align_series, horizon
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ def build_inputs(
     prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva,
                           options.tariff_version)
     tariff = catalog.tariffs.select(site.tariff_id, start, options.tariff_version)
+    # each billing month the horizon touches is billed under the version in force in it
+    firsts = sorted({d.date() for d in index[::PER_DAY] if d.day == 1} | {start})
+    tariffs = [catalog.tariffs.select(site.tariff_id, d, options.tariff_version)
+               for d in firsts]
     bands: dict[str, np.ndarray] = {}
     if pv_kw is not None:
         pv = align_series(pv_kw, index, "pv_kw")
@@ -112,7 +116,7 @@ def build_inputs(
         site, index, load_kw=load, pv_kw=pv,
         import_price=prices["import_price_yuan_per_kwh"].to_numpy(),
         export_price=prices["export_price_yuan_per_kwh"].to_numpy(), subsidy_rate=subsidy,
-        tariff=tariff, month_peak_kw=options.month_peak_kw,
+        tariff=tariffs, month_peak_kw=options.month_peak_kw,
         soc_initial_kwh=None if init is None else init * energy,
         soc_terminal_min_kwh=None if term is None else term * energy,
         subsidy_aware=options.subsidy_aware)
@@ -123,6 +127,12 @@ def build_inputs(
 
 def _list(a: np.ndarray) -> list[float]:
     return [round(float(v), 6) for v in a]
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    """A spec's fields as JSON-ready values (arrays and tuples as lists)."""
+    return {k: (_list(v) if isinstance(v, np.ndarray) else list(v) if isinstance(v, tuple)
+                else v) for k, v in d.items()}
 
 
 def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
@@ -139,6 +149,13 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
             "first_paid_day": w[0].isoformat() if w else None,
             "last_paid_day": w[1].isoformat() if w else None,
         }
+    storage_note = "none"
+    if st is not None:
+        storage_note = (f"{st.power_kw:g} kW / {st.energy_kwh:g} kWh, grid connection "
+                        f"{st.grid_connection_date}")
+        if p.storage is None:
+            storage_note += (": not in service before its grid connection, planned without "
+                             "it")
     end = si.index[-1] + pd.Timedelta(minutes=INTERVAL_MINUTES)
     return {
         "schema": PLAN_SCHEMA,
@@ -165,6 +182,7 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
         "options": options.model_dump(mode="json"),
         "sources": {
             **si.sources,
+            "storage": storage_note,
             "tariff": f"{si.tariff.id} / {si.tariff.version}: {si.tariff.source}",
             "subsidy_policy": f"{catalog.policy.version}: {catalog.policy.source}",
             "fleet": f"{catalog.fleet.version}" + (" (illustrative)"
@@ -172,10 +190,10 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
         },
         "parameters": {
             "storage": None if p.storage is None else {
-                **asdict(p.storage), "soc_terminal_min_kwh": p.storage.terminal_min_kwh,
+                **_plain(asdict(p.storage)), "soc_terminal_min_kwh": p.storage.terminal_min_kwh,
                 "grid_connection_date": st.grid_connection_date.isoformat(),
             },
-            "grid": {**asdict(p.grid), "transformer_kva": site.grid.transformer_kva,
+            "grid": {**_plain(asdict(p.grid)), "transformer_kva": site.grid.transformer_kva,
                      "billing_basis": site.billing_basis,
                      "capacity_charge_yuan_per_month": (
                          si.tariff.capacity_yuan_per_kva_month * site.grid.transformer_kva

@@ -80,7 +80,7 @@ from vpp.catalog import Catalog
 from vpp.options import SimulationOptions
 from vpp.problem import grid_spec, site_problem, storage_spec
 from vpp.pv_inputs import site_pv_model
-from vpp.realtime import realise_day
+from vpp.realtime import BatteryState, realise_day
 from vpp.sites import Site
 from vpp.subsidy import subsidy_rate_series
 from vpp.tariffs import Tariff, price_series
@@ -341,8 +341,8 @@ def simulate_site(
 
     n_days = len(ser.index) // PER_DAY
     day_index = ser.index[::PER_DAY]
-    storage = storage_spec(site)
-    nominal = storage.soc_initial_kwh if storage is not None else 0.0
+    battery = storage_spec(site)
+    nominal = battery.soc_initial_kwh if battery is not None else 0.0
     version = TARIFF_POLICIES[opts.tariff_policy]
     solver: PersistentDispatch | None = None
     perfect: PersistentDispatch | None = None
@@ -350,6 +350,7 @@ def simulate_site(
     month_rows: list[dict] = list(done)
     day_rows: list[dict] = list(done_days)
     level = float(done[-1]["soc_end_kwh"]) if done else nominal
+    state = BatteryState(level)
     skip_months = {r["month"] for r in done}
     acc: dict[str, float] = {}
     month_days: list[dict] = []
@@ -368,16 +369,24 @@ def simulate_site(
             tariff = catalog.tariffs.select(site.tariff_id, day, version)
         sl = slice(d * PER_DAY, (d + 1) * PER_DAY)
         rate_day = ser.subsidy_rate[sl]
+        # the battery exists from its grid-connection day on
+        storage = storage_spec(site, day=day)
+        side, held = state.side, state.held_h
 
         def problem(load: np.ndarray, pv: np.ndarray, terminal: float, *, sl=sl,
                     month_peak=month_peak, level=level, tariff=tariff,
-                    aware: bool = opts.subsidy_aware) -> DispatchProblem:
-            return site_problem(
+                    aware: bool = opts.subsidy_aware, side=side, held=held) -> DispatchProblem:
+            p = site_problem(
                 site, ser.index[sl], load_kw=load, pv_kw=pv,
                 import_price=ser.import_price[sl], export_price=ser.export_price[sl],
                 subsidy_rate=ser.subsidy_rate[sl], tariff=tariff, month_peak_kw=month_peak,
                 soc_initial_kwh=level, soc_terminal_min_kwh=terminal, subsidy_aware=aware,
                 labels=False)
+            if p.storage is None or side is None:
+                return p
+            # the direction hold carried over from the day before
+            return dataclasses.replace(p, storage=dataclasses.replace(
+                p.storage, direction_initial=side, direction_held_h=min(held, 24.0)))
 
         terminal = nominal
         p = problem(ser.load_forecast_kw[sl], ser.pv_forecast_kw[sl], terminal)
@@ -411,7 +420,8 @@ def simulate_site(
         real = realise_day(
             dt_h=DT_H, load_kw=load, pv_kw=pv, flexible_kw=plan.flexible_load_kw,
             charge_kw=plan.charge_kw, discharge_kw=plan.discharge_kw, storage=storage,
-            soc0_kwh=level, import_limit_kw=site.grid.import_limit_kw,
+            state=state if storage is not None else None,
+            import_limit_kw=site.grid.import_limit_kw,
             export_limit_kw=site.grid.export_limit_kw, import_target_kw=target)
         actual = problem(load, pv, terminal)
         base = baseline(actual)
@@ -431,7 +441,7 @@ def simulate_site(
             "gap": plan.optimality_gap, "relative_gap": plan.relative_gap,
             "plan_cost_yuan": plan.objective_yuan, "solves": plan.solves,
             "highs_ms": plan.highs_seconds * 1e3, "update_ms": plan.update_seconds * 1e3,
-            "soc_start_kwh": level,
+            "soc_start_kwh": level if storage else 0.0,
             "soc_end_kwh": float(real.soc_kwh[-1]) if storage else 0.0,
             "month_peak_kw": max(month_peak, float(real.grid_import_kw.max())),
             "discharge_kwh": got["discharge_kwh"], "subsidy_yuan": got["subsidy_yuan"]})

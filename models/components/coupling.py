@@ -96,7 +96,7 @@ class PowerBalance(Component):
                 "affected)"]
 
     def structure(self, p: DispatchProblem) -> tuple:
-        return (p.n, p.dt_h, np.asarray(p.day_of_interval, dtype=np.int64).tobytes())
+        return (p.n, p.dt_h)
 
     def rows(self, ctx: Context, w: LPWriter) -> None:
         load = np.asarray(ctx.p.load_kw, dtype=float)

@@ -10,9 +10,12 @@ For intervals ``t`` of length ``dt`` [h], rated power ``P`` [kW], efficiencies `
     soc[n-1] >= soc_terminal_min                                   (soc_terminal)
     ch[t] <= C[t] * z[t]                                           (charge_direction[t])
     dis[t] <= D[t] * (1 - z[t])                                    (discharge_direction[t])
-    sum_{t in day d} dis[t] * dt <= cycles_max * energy            (daily_cycles[d])
+    sum_{t in day d} dis[t] * dt <= cycles_max * energy - used[d]   (daily_cycles[d])
 
-``z`` is binary in the MILP (1: charging). State of charge is a step-to-step recursion (a
+with ``used[0]`` the energy discharged on the first day before the horizon starts (a plan
+made during the day) and 0 for later days. A ``daily_cycles`` row carries every discharge
+column, with coefficient 0 outside its day (so the matrix pattern does not move with the day
+boundary). ``z`` is binary in the MILP (1: charging). State of charge is a step-to-step recursion (a
 running sum is much slower to solve). Wear costs ``dt * degradation * dis[t]`` [yuan].
 Discharge supplies the bus (+1 in the balance), charge draws from it (-1).
 Columns ``ch[t] dis[t] soc[t] z[t]``.
@@ -63,6 +66,15 @@ def cycle_budget_kwh(s: StorageSpec) -> float:
     return np.inf if s.max_cycles_per_day is None else s.max_cycles_per_day * s.energy_kwh
 
 
+def day_budgets_kwh(p: DispatchProblem) -> tuple[np.ndarray, np.ndarray]:
+    """The horizon's calendar days (their numbers) and what each may still discharge under
+    the cycle cap [kWh]: the full budget, less on the first day what was used before."""
+    days = np.unique(np.asarray(p.day_of_interval, dtype=np.int64))
+    budget = np.full(len(days), cycle_budget_kwh(p.storage))
+    budget[0] = max(0.0, budget[0] - p.storage.cycles_used_first_day_kwh)
+    return days, budget
+
+
 class Storage(Component):
     name = "storage"
 
@@ -95,6 +107,9 @@ class Storage(Component):
         if s.max_cycles_per_day is not None and not s.max_cycles_per_day >= 0:
             out.append(f"storage.max_cycles_per_day={s.max_cycles_per_day}: allowed range "
                        "[0, inf)")
+        if not (np.isfinite(s.cycles_used_first_day_kwh) and s.cycles_used_first_day_kwh >= 0):
+            out.append(f"storage.cycles_used_first_day_kwh={s.cycles_used_first_day_kwh}: "
+                       "allowed range [0, inf) kWh")
         return out
 
     def precheck(self, p: DispatchProblem) -> list[str]:
@@ -113,8 +128,10 @@ class Storage(Component):
 
     def structure(self, p: DispatchProblem) -> tuple:
         s = p.storage
+        days = (len(np.unique(np.asarray(p.day_of_interval)))
+                if s.max_cycles_per_day is not None else None)
         return (s.power_kw, s.energy_kwh, s.eta_charge, s.eta_discharge, s.soc_min_kwh,
-                s.soc_max_kwh, s.max_cycles_per_day)
+                s.soc_max_kwh, days)
 
     # ------------------------------------------------------------------ arrays
     def columns(self, ctx: Context, w: LPWriter) -> None:
@@ -138,10 +155,11 @@ class Storage(Component):
         w.rows("discharge_direction", -np.inf, hi["dis"], n,
                [(t, c["dis"], 1.0), (t, c["z"], hi["dis"])])
         if s.max_cycles_per_day is not None:
-            days, which = np.unique(np.asarray(p.day_of_interval, dtype=np.int64),
-                                    return_inverse=True)
-            w.rows("daily_cycles", -np.inf, cycle_budget_kwh(s), len(days),
-                   [(which, c["dis"], dt)], labels=days.tolist())
+            days, budget = day_budgets_kwh(p)
+            member = np.asarray(p.day_of_interval)[None, :] == days[:, None]
+            w.rows("daily_cycles", -np.inf, budget, len(days),
+                   [(np.full(n, k), c["dis"], dt * member[k]) for k in range(len(days))],
+                   labels=days.tolist())
 
     # ------------------------------------------------------------------ Pyomo
     def variables(self, ctx: Context, m: Any) -> None:
@@ -167,11 +185,12 @@ class Storage(Component):
         m.discharge_direction = pyo.Constraint(
             m.T, rule=lambda m, t: m.dis[t] <= hi["dis"][t] * (1 - m.z[t]))
         if s.max_cycles_per_day is not None:
-            days = sorted({int(d) for d in p.day_of_interval})
-            members = {d: [t for t in range(n) if int(p.day_of_interval[t]) == d] for d in days}
-            cap = cycle_budget_kwh(s)
+            days, budget = day_budgets_kwh(p)
+            members = {int(d): [t for t in range(n) if int(p.day_of_interval[t]) == d]
+                       for d in days}
+            cap = dict(zip(days.tolist(), budget.tolist(), strict=True))
             m.daily_cycles = pyo.Constraint(
-                days, rule=lambda m, d: sum(m.dis[t] for t in members[d]) * dt <= cap)
+                days.tolist(), rule=lambda m, d: sum(m.dis[t] for t in members[d]) * dt <= cap[d])
         ctx.pyomo_cost.append(sum(dt * s.degradation_yuan_per_kwh * m.dis[t] for t in range(n)))
 
     # ------------------------------------------------------------------ integer decisions
@@ -230,13 +249,12 @@ class Storage(Component):
             out.append(f"terminal SOC {soc[-1]:.3f} kWh below {s.terminal_min_kwh:.3f} kWh")
         if s.max_cycles_per_day is not None:
             days = np.asarray(p.day_of_interval)
-            cap = cycle_budget_kwh(s)
-            for d in dict.fromkeys(days.tolist()):
+            for d, cap in zip(*day_budgets_kwh(p), strict=True):
                 used = float(dis[days == d].sum() * dt)
                 if used > cap + tol.kwh:
                     first = int(np.flatnonzero(days == d)[0])
                     out.append(f"cycle cap: {used:.3f} kWh discharged on the day of "
-                               f"{lab(first)} > {cap:.3f} kWh")
+                               f"{lab(first)} > {cap:.3f} kWh left of its cap")
         return out
 
     def costs(self, p: DispatchProblem, f: Flows) -> dict[str, float]:
