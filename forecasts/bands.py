@@ -5,7 +5,8 @@ units of the *clear-sky* AC power of the same system (``u = (measured - P50) / P
 their 10th and 90th percentiles are kept per bin of the forecast's clear-sky index
 ``kc = GHI / GHI_clear``: a clear forecast is tight above and loose below, a broken-cloud
 forecast loose both ways. Then ``P10 = P50 + q10(kc) P_clear`` and ``P90 = P50 + q90(kc)
-P_clear``, clipped to [0, AC rating].
+P_clear``, bounded by what is physically possible: ``0 <= P10 <= P50 <= P90 <= P_clear``,
+where ``P_clear`` is the system's clear-sky AC power (already within its inverter rating).
 
 Band tables are fitted from a site's history (:func:`fit_bands`) or read from
 ``data/pv-bands.toml`` (defaults per weather source, with their provenance).
@@ -60,17 +61,28 @@ class BandModel:
     def apply(
         self, p50_kw: np.ndarray, clear_kw: np.ndarray, kc: np.ndarray, ac_kw: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(P10, P90) [kW] around ``p50_kw``; zero where the clear-sky power is zero."""
+        """(P10, P90) [kW] around ``p50_kw`` with ``0 <= P10 <= P50 <= P90 <= min(clear,
+        ac_kw)`` (``p50_kw`` is expected within that envelope: :func:`bound_p50`); zero
+        where the clear-sky power is zero."""
         b = self.bins(np.asarray(kc, dtype=float))
         clear = np.asarray(clear_kw, dtype=float)
+        top = np.minimum(clear, ac_kw)
         p50 = np.asarray(p50_kw, dtype=float)
-        p10 = np.clip(p50 + np.asarray(self.q10)[b] * clear, 0.0, ac_kw)
-        p90 = np.clip(p50 + np.asarray(self.q90)[b] * clear, 0.0, ac_kw)
-        return np.minimum(p10, p50), np.maximum(p90, p50)
+        p10 = np.clip(p50 + np.asarray(self.q10)[b] * clear, 0.0, p50)
+        p90 = np.clip(p50 + np.asarray(self.q90)[b] * clear, p50, np.maximum(top, p50))
+        return p10, p90
 
     def as_dict(self) -> dict:
         return {"edges": list(self.edges), "q10": [round(v, 4) for v in self.q10],
                 "q90": [round(v, 4) for v in self.q90], "source": self.source}
+
+
+def bound_p50(p50_kw: np.ndarray, clear_kw: np.ndarray) -> np.ndarray:
+    """P50 [kW] no higher than the clear-sky AC power: a 15-minute average above the clear
+    sky (a satellite or forecast clear-sky index above 1) is not a power the system gives in
+    the mean (measured: 0.80 of the model where the satellite index exceeds 1.1,
+    docs/pv-forecast.md)."""
+    return np.minimum(np.asarray(p50_kw, dtype=float), np.asarray(clear_kw, dtype=float))
 
 
 def fit_bands(
