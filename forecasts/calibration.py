@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq, minimize
 
-from forecasts.bands import fit_bands
+from forecasts.bands import bound_p50, fit_bands
 from forecasts.climate import Climatology, load_climatology
 from forecasts.pv import ArraySpec, array_ac_kw, array_conditions
-from forecasts.pv_forecast import PVModel, forecast_from_frame, weather_frame
+from forecasts.pv_forecast import PVModel, clear_weather, forecast_from_frame, weather_frame
 from forecasts.quality import QualityReport, screen_power
 from forecasts.solar import sun
 from forecasts.timestamps import (
@@ -192,9 +192,22 @@ def _scale_system(model: PVModel, scale: float, gamma: float, tilt: float | None
     return replace(model, system=replace(model.system, arrays=arrays))
 
 
+def _ac(arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame],
+        clear: list[pd.DataFrame] | None, scale: float, gamma: float) -> np.ndarray:
+    """The chain's P50 [kW] at capacity factor ``scale`` and ``gamma``: the arrays' AC power,
+    no higher than their clear-sky AC power (:func:`forecasts.bands.bound_p50`) unless
+    ``clear`` is None."""
+    sized = [replace(a, dc_kwp=a.dc_kwp * scale, gamma_pdc=gamma) for a in arrays]
+    ac = sum(array_ac_kw(a, c) for a, c in zip(sized, conds, strict=True))
+    if clear is None:
+        return ac
+    top = sum(array_ac_kw(a, c) for a, c in zip(sized, clear, strict=True))
+    return bound_p50(ac, top)
+
+
 def _fit_scale_gamma(
-    arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame], measured: np.ndarray,
-    mask: np.ndarray, fit_gamma: bool,
+    arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame],
+    clear: list[pd.DataFrame] | None, measured: np.ndarray, mask: np.ndarray, fit_gamma: bool,
 ) -> tuple[float, float, float]:
     """(scale, gamma, sse) minimising the squared AC error on ``mask``."""
     ac_total = sum(a.ac_kw for a in arrays)
@@ -214,15 +227,16 @@ def _fit_scale_gamma(
         g0 = arrays[0].gamma_pdc
         xx = x1 + g0 * x2
         s0 = max(float(xx[lin] @ measured[lin] / max(xx[lin] @ xx[lin], 1e-12)), 1e-3)
+    sub_conds = [c[mask] for c in conds]
+    sub_clear = None if clear is None else [c[mask] for c in clear]
+    target = measured[mask]
 
     def sse(params: np.ndarray) -> float:
         s = params[0]
         g = params[1] if fit_gamma else g0
         if s <= 0 or not GAMMA_BOUNDS[0] <= g <= GAMMA_BOUNDS[1]:
             return 1e30
-        ac = sum(array_ac_kw(replace(a, dc_kwp=a.dc_kwp * s, gamma_pdc=g), c)
-                 for a, c in zip(arrays, conds, strict=True))
-        return float(((ac - measured)[mask] ** 2).sum())
+        return float(((_ac(arrays, sub_conds, sub_clear, s, g) - target) ** 2).sum())
 
     x0 = np.array([s0, g0]) if fit_gamma else np.array([s0])
     res = minimize(sse, x0, method="Nelder-Mead",
@@ -238,16 +252,18 @@ def _grid(nominal: float, half_range: float, lo: float, hi: float) -> list[float
 
 
 def _energy_scale(
-    arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame], measured: np.ndarray,
-    mask: np.ndarray, gamma: float, start: float,
+    arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame],
+    clear: list[pd.DataFrame] | None, measured: np.ndarray, mask: np.ndarray, gamma: float,
+    start: float,
 ) -> float:
-    """The capacity factor at which the modelled energy over ``mask`` equals the measured
-    (inverter clipping included), by bracketing around ``start``."""
+    """The capacity factor at which the P50's energy over ``mask`` equals the measured
+    (inverter clipping and the clear-sky bound included), bracketed around ``start``."""
     target = float(measured[mask].sum())
+    sub_conds = [c[mask] for c in conds]
+    sub_clear = None if clear is None else [c[mask] for c in clear]
 
     def energy(s: float) -> float:
-        return float(sum(array_ac_kw(replace(a, dc_kwp=a.dc_kwp * s, gamma_pdc=gamma), c)[mask]
-                         .sum() for a, c in zip(arrays, conds, strict=True))) - target
+        return float(_ac(arrays, sub_conds, sub_clear, s, gamma).sum()) - target
 
     lo, hi = 0.5 * start, 2.0 * start
     if energy(lo) > 0 or energy(hi) < 0:  # clipping caps the energy: keep the fit
@@ -269,6 +285,7 @@ def calibrate(
     screen: bool = True,
     fix_shifts: bool = False,
     match_energy: bool = True,
+    bounded: bool = True,
 ) -> Calibration:
     """Fit ``model`` to ``measured_kw`` (AC kW on 15-minute interval starts; NaN = no data).
 
@@ -280,7 +297,9 @@ def calibrate(
     daylight intervals equals the measured one. Least squares alone under-fits the capacity
     when the weather is noisy (satellite irradiance: errors in the input attenuate the slope);
     matching the energy removes that bias. Clipping found in the history at a level other than
-    the inverter rating replaces the rating (``ac_kw`` of each array scaled alike).
+    the inverter rating replaces the rating (``ac_kw`` of each array scaled alike). The fit
+    is of the chain's P50, no higher than the clear-sky AC power; ``bounded=False`` fits the
+    plain pvlib output instead (the baseline of :mod:`forecasts.backtest`).
 
     ``fit_loss`` keeps the nameplate ``dc_kwp`` and puts the fitted factor into each array's
     ``losses_percent`` instead (capacity and a flat loss are the same degree of freedom: the
@@ -349,13 +368,17 @@ def calibrate(
                 )
                 conds = [array_conditions(loc, a, frames[dec], model.transposition)
                          for a in arrays]
-                s, g, err = _fit_scale_gamma(arrays, conds, meas0, mask, fit_gamma)
+                cs = clear_weather(system, frames[dec])
+                clear_conds = [array_conditions(loc, a, cs, model.transposition)
+                               for a in arrays] if bounded else None
+                s, g, err = _fit_scale_gamma(arrays, conds, clear_conds, meas0, mask,
+                                             fit_gamma)
                 if best is None or err < best[0]:
-                    best = (err, dec, tilt, az, s, g, arrays, conds)
-    _, dec, tilt, az, scale, gamma, arrays, conds = best
+                    best = (err, dec, tilt, az, s, g, arrays, conds, clear_conds)
+    _, dec, tilt, az, scale, gamma, arrays, conds, clear_conds = best
     scale_ls = scale
     if match_energy:
-        scale = _energy_scale(arrays, conds, meas0, clean, gamma, scale)
+        scale = _energy_scale(arrays, conds, clear_conds, meas0, clean, gamma, scale)
     base = replace(model, system=replace(system, arrays=arrays_in))
     fitted_model = replace(_scale_system(base, scale, gamma, tilt, az), decomposition=dec)
     after_fc = forecast_from_frame(fitted_model, frames[dec], source, kind, with_bands=False)
@@ -397,7 +420,7 @@ def calibrate(
     after = pv_metrics(after_fc.p50, m, daylight, capacity)
     warnings += plausibility_warnings(fitted, after, quality, fit_gamma)
     for w in warnings:
-        log.warning("calibration: %s", w)
+        log.info("calibration: %s", w)
     return Calibration(model=fitted_model, fitted=fitted, before=before, after=after,
                        quality=quality, warnings=tuple(warnings))
 

@@ -80,13 +80,23 @@ def weather_frame(
     return frame, weather.source, weather.kind
 
 
+def clear_weather(system: SystemSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Clear-sky irradiance on ``frame``'s intervals with ``frame``'s air temperature and
+    wind: what the system would give under a clear sky that day (its clear-sky AC power, the
+    envelope of P50 and P90)."""
+    cs = clearsky_weather(system, frame.index)
+    for col in ("temp_air", "wind_speed"):
+        cs[col] = frame[col].to_numpy(dtype=float)
+    return cs
+
+
 def forecast_from_frame(
     model: PVModel, frame: pd.DataFrame, source: str, kind: str, with_bands: bool = True
 ) -> PVForecast:
     """P10/P50/P90 from an already prepared 15-minute weather frame (P10 and P90 are NaN
     when not ``with_bands``)."""
     index = frame.index
-    clear = pv_ac_kw(model.system, clearsky_weather(model.system, index),
+    clear = pv_ac_kw(model.system, clear_weather(model.system, frame),
                      model.transposition).to_numpy()
     p50 = bound_p50(pv_ac_kw(model.system, frame, model.transposition).to_numpy(), clear)
     cs_ghi = interval_clearsky(model.system.location(), index, pd.Timedelta(minutes=15),

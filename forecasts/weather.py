@@ -348,6 +348,17 @@ def prepare(
     return grid
 
 
+def coverage(weather: Weather) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(start, end) of the time the rows cover: a start-labelled row covers its interval, an
+    end-labelled row the interval before it, an instant sample one native step either side
+    (what :func:`regrid` accepts)."""
+    idx = weather.frame.index
+    step = _step(idx)
+    before = pd.Timedelta(0) if weather.label == "start" else step
+    after = pd.Timedelta(0) if weather.label == "end" else step
+    return idx[0] - before, idx[-1] + after
+
+
 def with_source(weather: Weather, source: str) -> Weather:
     """The same rows under another description."""
     return replace(weather, source=source)
