@@ -17,7 +17,8 @@ to calibrate on. The detectors are pvanalytics' where it has one:
   marks at least 0.5 % of the daylight intervals (the PV Fleets rule), with the level it clips
   at;
 - **outages** (or snow cover): no output (< 1 % of the AC rating) in an interval whose
-  expected power is above 20 % of it.
+  expected power is above 20 % of it, and every daylight interval of a day whose output is
+  below 1 % of the expected (when that is more than half an hour at the rating).
 
 Stuck, outage and missing intervals are left out of the fit; clipped ones stay in (the model
 clips too) unless the clipping level disagrees with the inverter rating, which the report says.
@@ -37,7 +38,9 @@ STEP = pd.Timedelta(minutes=15)
 #: Lags tried when measuring a period's clock shift [15-minute steps].
 MAX_LAG = 8
 #: Shortest period whose shift is measured and corrected [days].
-MIN_SHIFT_DAYS = 5
+MIN_SHIFT_DAYS = 7
+#: Penalty of the change-point search (pvanalytics default 13; lower finds shorter periods).
+PENALTY = 5.0
 CLIP_SHARE = 0.005
 OUTAGE_EXPECTED = 0.20
 OUTAGE_MEASURED = 0.01
@@ -174,7 +177,8 @@ def detect_clock_shifts(
     ok = mm.notna() & mc.notna()
     if ok.sum() < 2 * MIN_SHIFT_DAYS:
         return ()
-    _, shift = shifts_ruptures(mc[ok], mm[ok], period_min=15, shift_min=15, zscore_cutoff=1.5)
+    _, shift = shifts_ruptures(mc[ok], mm[ok], period_min=MIN_SHIFT_DAYS, shift_min=15,
+                               zscore_cutoff=1.5, prediction_penalty=PENALTY)
     shift = shift.fillna(0.0)
     seg = (shift != shift.shift()).cumsum()
     days_of = measured_kw.index.normalize()
@@ -250,6 +254,12 @@ def screen_power(
         stuck.loc[valid.index] = stale_values_round(valid, window=3, decimals=3).to_numpy()
     stuck &= producing & daylight
     outage = daylight & ~missing & ~producing & (expected_kw > OUTAGE_EXPECTED * ac_kw)
+    # a day without output under light: all of its daylight intervals
+    days = meas.index.normalize()
+    got = meas.where(daylight).groupby(days).sum()
+    want = expected_kw.where(daylight & ~missing).groupby(days).sum()
+    dead = (got < OUTAGE_MEASURED * want) & (want * 0.25 > 0.5 * ac_kw)
+    outage |= daylight & ~missing & pd.Series(dead.reindex(days).to_numpy(), index=meas.index)
     clipped = pd.Series(False, index=meas.index)
     on = valid[valid > OUTAGE_MEASURED * ac_kw]
     if len(on) > 96:

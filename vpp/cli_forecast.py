@@ -103,19 +103,25 @@ def _span(weather: Weather | None, start: dt.datetime | None, end: dt.datetime |
         if e <= s:
             raise InvalidInputError(f"{weather.source} does not cover a whole day in {tz}")
     else:
-        s = (pd.Timestamp(start).tz_localize(tz) if start else
+        s = (_midnight(pd.Timestamp(start), tz) if start else
              (pd.Timestamp.now(tz=tz) + pd.Timedelta(days=1)).normalize())
         if end is not None:
-            e = pd.Timestamp(end).tz_localize(tz) + pd.Timedelta(days=1)
+            e = _midnight(pd.Timestamp(end) + pd.Timedelta(days=1), tz)
         else:
-            e = s + pd.Timedelta(days=days or 1)
+            e = _midnight(s.tz_localize(None) + pd.Timedelta(days=days or 1), tz)
         if e <= s:
             raise InvalidInputError(f"--end {end:%Y-%m-%d} is before --start {start:%Y-%m-%d}")
-    n_days = (e - s) / pd.Timedelta(days=1)
+    n_days = (e.tz_localize(None) - s.tz_localize(None)).days  # calendar days
     if n_days > MAX_DAYS:
-        raise InvalidInputError(f"the forecast spans {n_days:g} days ({s:%Y-%m-%d}.."
+        raise InvalidInputError(f"the forecast spans {n_days} days ({s:%Y-%m-%d}.."
                                 f"{e - pd.Timedelta(days=1):%Y-%m-%d}); at most {MAX_DAYS}")
     return pd.date_range(s, e, freq="15min", inclusive="left")
+
+
+def _midnight(day: pd.Timestamp, tz: str) -> pd.Timestamp:
+    """Local midnight starting ``day`` (naive) in ``tz``: a calendar day is 23 or 25 hours
+    where clocks change."""
+    return day.normalize().tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
 
 
 def _emit(csv_text: str, out: str | None) -> None:
