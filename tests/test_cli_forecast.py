@@ -125,7 +125,7 @@ def test_saved_calibration_changes_the_sites_plan(tmp_path):
             "--save")
     assert r.exit_code == 0, r.output
     assert (cal_dir / "CZ-MG-03.toml").is_file()
-    assert "capacity_factor      1.2" in r.stdout
+    assert "capacity_factor                1.2" in r.stdout
     before = json.loads(run("plan", "--site", "CZ-MG-03", "--date", "2026-07-15", "--format",
                             "json").stdout)
     r = run("--calibrations", str(cal_dir), "plan", "--site", "CZ-MG-03", "--date",

@@ -273,7 +273,7 @@ def pv_calibrate(ctx: click.Context, site_id: str | None, system: str | None, we
             click.echo(f"  {line}")
     click.echo("fitted parameters:")
     for k, v in cal.fitted.items():
-        click.echo(f"  {k:<20} {v}")
+        click.echo(f"  {k:<30} {v}")
     click.echo(f"\nerrors on the calibration data (the intervals kept; 15-min values over the "
                f"AC rating {model.ac_kw:g} kW, daily energy over the mean measured day):")
     click.echo(_metrics_table({"before (nominal)": cal.before.as_dict(),
