@@ -8,9 +8,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from test_cli_forecast import SYSTEM, _measured, run, spec
 
 from forecasts.pv import clearsky_weather
+from models.errors import InvalidInputError
 from vpp.cli_forecast import MAX_DAYS, _span
 from vpp.pv_inputs import load_system_model
 
@@ -173,3 +175,38 @@ def test_fit_errors_command(tmp_path):
     # errors of one clear-sky-index value per day, sd 0.1: the model's total spread
     total = np.hypot(m.pv_daily_sigma, m.pv_intraday_sigma)
     assert 0.08 < total < 0.12
+
+
+def test_bad_system_and_dataset_files_are_named(tmp_path):
+    bad = {**SYSTEM, "bands": {"ghi": {"edges": [0, 9], "q10": [-0.1], "q90": [0.1],
+                                       "kmax": 2.0}}}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    r = run("pv", "forecast", "--system", str(tmp_path / "bad.json"))
+    assert r.exit_code == 2 and "bad.json" in r.output and "kmax" in r.output
+    (tmp_path / "odd.json").write_text(json.dumps({**SYSTEM, "bands": {"wind": {}}}))
+    r = run("pv", "forecast", "--system", str(tmp_path / "odd.json"))
+    assert r.exit_code == 2 and "bands.wind" in r.output
+    r = run("pv", "backtest", "--dataset", "nope")
+    assert r.exit_code == 2
+    assert "dataset nope: neither a shipped dataset (serf-east, pvdaq-50) nor a file" in r.output
+
+
+def test_stored_site_calibrations_keep_bands_by_kind(tmp_path):
+    """A calibration file written before bands were kept by kind has one [bands] table: it
+    serves forecasts from measured irradiance and GHI; a table for an unknown kind is an
+    error naming the file."""
+    from vpp.catalog import Catalog
+    from vpp.pv_inputs import site_pv_model
+
+    site = Catalog.load().fleet.site("CZ-MG-03")
+    (tmp_path / "CZ-MG-03.toml").write_text(
+        'site_id = "CZ-MG-03"\ndecomposition = "erbs"\n\n[bands]\nedges = [0.0, 9.0]\n'
+        'q10 = [-0.2]\nq90 = [0.2]\nsource = "old"\n')
+    model = site_pv_model(site, tmp_path)
+    assert set(model.bands) == {"irradiance", "ghi"} and model.decomposition == "erbs"
+    (tmp_path / "CZ-MG-03.toml").write_text(
+        'site_id = "CZ-MG-03"\n\n[bands.fog]\nedges = [0.0, 9.0]\nq10 = [-0.2]\n'
+        'q90 = [0.2]\nsource = "x"\n')
+    with pytest.raises(InvalidInputError, match=r"CZ-MG-03\.toml: bands for unknown weather "
+                                                r"kinds \['fog'\]"):
+        site_pv_model(site, tmp_path)
