@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from pvlib.location import Location
 
 from forecasts.bands import BandModel, coverage, fit_bands
 from forecasts.calibration import Calibration, Metrics, calibrate, daylight_mask, pv_metrics
@@ -75,7 +76,8 @@ class PVBacktest:
     climatology_bands: BandModel
 
 
-def persistence_weather(weather: Weather, location, lag: pd.Timedelta = DAY) -> Weather:
+def persistence_weather(weather: Weather, location: Location, lag: pd.Timedelta = DAY
+                        ) -> Weather:
     """Day-ahead persistence: each row's GHI is the clear-sky index measured ``lag`` earlier
     times the clear-sky GHI of its own interval; temperature (and wind) are those of ``lag``
     earlier too. Rows without a value ``lag`` earlier are dropped. The result has GHI only

@@ -1,16 +1,22 @@
 """Calibrate a site's PV model on its measured history, and the error metrics used to judge it.
 
-Fitted, in this order:
+Steps (:func:`calibrate`):
 
-- the decomposition model (DIRINT or Erbs) when the weather has GHI but no DNI/DHI;
-- optionally the orientation, on a 5° grid within ``tilt_range`` / ``azimuth_range`` of the
-  nominal values (single-array systems only);
-- for each candidate, the effective DC capacity (one factor on every array's ``dc_kwp``, or
-  with ``fit_loss`` on its ``1 - losses``) and
-  the temperature coefficient ``gamma_pdc`` in [-0.6, -0.2] %/°C, by least squares on the AC
-  power of daylight intervals (linear start, then Nelder-Mead through the inverter curve).
+- the history is screened (:mod:`forecasts.quality`: clock shifts, corrected on request;
+  stuck values, outages and gaps left out; a clipping level unlike the inverter rating
+  replaces it);
+- the decomposition model (DIRINT or Erbs) when the weather has GHI but no DNI/DHI, optionally
+  the orientation on a 5° grid within ``tilt_range`` / ``azimuth_range`` of the nominal
+  values (single-array systems only), and for each candidate the temperature coefficient
+  ``gamma_pdc`` in [-0.6, -0.2] %/°C with a first capacity factor, by least squares on the
+  clean intervals with the sun at least 10° high (linear start, then Nelder-Mead through the
+  inverter curve and the clear-sky bound); the candidate with the lowest RMSE wins;
+- the effective DC capacity (one factor on every array's ``dc_kwp``, or with ``fit_loss`` on
+  its ``1 - losses``) set so that the modelled energy of the clean daylight intervals equals
+  the measured one (least squares alone under-fits it when the weather input is noisy);
+- the P10/P90 bands on the residuals, for the kind of the calibration weather;
+- warnings on what a person should check (:func:`plausibility_warnings`).
 
-The candidate with the lowest RMSE wins; the P10/P90 bands are then fitted on the residuals.
 Metrics are normalised by the AC rating (``capacity_kw``) for 15-minute values and by the mean
 measured daily energy for daily values.
 """
