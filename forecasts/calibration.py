@@ -1,16 +1,22 @@
 """Calibrate a site's PV model on its measured history, and the error metrics used to judge it.
 
-Fitted, in this order:
+Steps (:func:`calibrate`):
 
-- the decomposition model (DIRINT or Erbs) when the weather has GHI but no DNI/DHI;
-- optionally the orientation, on a 5° grid within ``tilt_range`` / ``azimuth_range`` of the
-  nominal values (single-array systems only);
-- for each candidate, the effective DC capacity (one factor on every array's ``dc_kwp``, or
-  with ``fit_loss`` on its ``1 - losses``) and
-  the temperature coefficient ``gamma_pdc`` in [-0.6, -0.2] %/°C, by least squares on the AC
-  power of daylight intervals (linear start, then Nelder-Mead through the inverter curve).
+- the history is screened (:mod:`forecasts.quality`: clock shifts, corrected on request;
+  stuck values, outages and gaps left out; a clipping level unlike the inverter rating
+  replaces it);
+- the decomposition model (DIRINT or Erbs) when the weather has GHI but no DNI/DHI, optionally
+  the orientation on a 5° grid within ``tilt_range`` / ``azimuth_range`` of the nominal
+  values (single-array systems only), and for each candidate the temperature coefficient
+  ``gamma_pdc`` in [-0.6, -0.2] %/°C with a first capacity factor, by least squares on the
+  clean intervals with the sun at least 10° high (linear start, then Nelder-Mead through the
+  inverter curve and the clear-sky bound); the candidate with the lowest RMSE wins;
+- the effective DC capacity (one factor on every array's ``dc_kwp``, or with ``fit_loss`` on
+  its ``1 - losses``) set so that the modelled energy of the clean daylight intervals equals
+  the measured one (least squares alone under-fits it when the weather input is noisy);
+- the P10/P90 bands on the residuals, for the kind of the calibration weather;
+- warnings on what a person should check (:func:`plausibility_warnings`).
 
-The candidate with the lowest RMSE wins; the P10/P90 bands are then fitted on the residuals.
 Metrics are normalised by the AC rating (``capacity_kw``) for 15-minute values and by the mean
 measured daily energy for daily values.
 """
@@ -18,23 +24,43 @@ measured daily energy for daily values.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 
-from forecasts.bands import fit_bands
+from forecasts.bands import bound_p50, fit_bands
 from forecasts.climate import Climatology, load_climatology
 from forecasts.pv import ArraySpec, array_ac_kw, array_conditions
-from forecasts.pv_forecast import PVModel, forecast_from_frame, weather_frame
-from forecasts.weather import Weather
+from forecasts.pv_forecast import PVModel, clear_weather, forecast_from_frame, weather_frame
+from forecasts.quality import QualityReport, screen_power
+from forecasts.solar import sun
+from forecasts.timestamps import (
+    TIMESTAMP_NAMES,
+    Ambiguous,
+    Nonexistent,
+    parse_times,
+    timestamp_column,
+)
+from forecasts.weather import Label, Weather
+
+log = logging.getLogger(__name__)
 
 GAMMA_BOUNDS = (-0.006, -0.002)
+#: Intervals with the sun lower than this are left out of the least-squares shape fit [deg]
+#: (horizon shading, reflection and the weather's timing dominate there).
+MIN_ELEVATION_DEG = 10.0
+#: Daily-energy bias on the calibration data above which the summary warns [-].
+MAX_DAILY_BIAS = 0.02
+#: Plausible lumped DC losses at nameplate capacity [%].
+LOSS_PLAUSIBLE = (0.0, 40.0)
 STEP_DEG = 5.0
 DT_H = 0.25
+STEP = pd.Timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -92,42 +118,73 @@ def pv_metrics(
 
 def read_power_csv(
     source: str | Path | io.IOBase, column: str = "ac_power_kw", unit: Literal["W", "kW"] = "kW",
-    label: Literal["start", "end"] = "start", tz: str = "Asia/Shanghai",
+    label: Label = "start", tz: str = "Asia/Shanghai", ambiguous: Ambiguous = "raise",
+    nonexistent: Nonexistent = "raise",
 ) -> pd.Series:
-    """Measured AC power [kW] on 15-minute interval starts from a CSV with ``timestamp`` and
-    ``column``. ``label="end"`` for loggers that stamp the end of the averaging interval.
-    Small negative night values (inverter standby) become 0; gaps stay NaN."""
+    """Measured AC power [kW] on 15-minute interval starts.
+
+    The CSV has a time column (any of :data:`forecasts.timestamps.TIMESTAMP_NAMES`, the same
+    as the weather reader's) and ``column`` (in ``unit``). ``label`` says what a row is, as for
+    weather: ``"start"`` / ``"end"`` the average over the interval starting / ending at its
+    timestamp (loggers often stamp the end), ``"instant"`` a sample at its timestamp. Rows
+    finer than 15 minutes are averaged into the 15-minute intervals (an instant sample counts
+    in the interval that contains it); 15-minute instant samples give each interval the mean
+    of the samples at its two ends. Local times without an offset follow
+    :func:`forecasts.timestamps.parse_times` (``ambiguous``, ``nonexistent``). Small negative
+    night values (inverter standby) become 0; gaps stay NaN.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the column: missing columns, bad timestamps, rows coarser than
+        15 minutes, strongly negative power.
+    """
     name = getattr(source, "name", str(source))
+    what = f"power CSV {name}"
     df = pd.read_csv(source)
-    missing = [c for c in ("timestamp", column) if c not in df.columns]
-    if missing:
-        raise ValueError(f"power CSV {name}: missing columns {missing}; found {list(df.columns)}")
     try:
-        idx = pd.DatetimeIndex(pd.to_datetime(df["timestamp"], format="ISO8601"))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"power CSV {name}: timestamps not ISO 8601: {exc}") from None
-    idx = idx.tz_localize(tz) if idx.tz is None else idx.tz_convert(tz)
-    if label == "end":
-        idx = idx - pd.Timedelta(minutes=15)
-    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+        time_col = timestamp_column(df.columns, what)
+    except ValueError:
+        time_col = None
+    missing = [c for c, ok in (("timestamp", time_col), (column, column in df.columns)) if not ok]
+    if missing:
+        raise ValueError(f"{what}: missing columns {missing}; found {list(df.columns)} (time "
+                         f"column: any of {list(TIMESTAMP_NAMES)})")
+    idx, keep = parse_times(df[time_col], tz, what, time_col, ambiguous, nonexistent)
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)[keep]
     values = values / 1000.0 if unit == "W" else values
     if np.nanmin(values) < -0.05 * np.nanmax(values):
-        raise ValueError(f"power CSV {name}: '{column}' goes down to {np.nanmin(values):g} kW; "
+        raise ValueError(f"{what}: '{column}' goes down to {np.nanmin(values):g} kW; "
                          "measured PV output cannot be that negative (wrong sign or column?)")
     s = pd.Series(np.clip(values, 0.0, None), index=idx, name="measured_kw")
     s = s[~s.index.duplicated()].sort_index()
-    full = pd.date_range(s.index[0], s.index[-1], freq="15min")
-    return s.reindex(full)
+    if len(s) < 2:
+        raise ValueError(f"{what}: needs at least 2 rows, got {len(s)}")
+    step = pd.Timedelta(int(np.median(np.diff(s.index.as_unit("ns").asi8))), unit="ns")
+    if step > STEP:
+        raise ValueError(f"{what}: rows are {step} apart; measured power must be at 15 minutes "
+                         "or finer")
+    if label == "end":
+        s.index = s.index - step
+    if step == STEP and label == "instant":  # samples at both ends of each interval
+        s = (s + s.shift(-1, freq=STEP).reindex(s.index)) / 2
+    elif step < STEP:  # a sub-interval (or a sample) counts in the interval it starts in
+        s = s.resample(STEP).mean()
+    full = pd.date_range(s.index[0].floor(STEP), s.index[-1], freq=STEP)
+    return s.reindex(full).rename("measured_kw")
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The fitted model, what changed, and the error before/after on the calibration data."""
+    """The fitted model, what changed, the error before/after on the calibration data (the
+    intervals the screening kept), what the screening found, and warnings for the user."""
 
     model: PVModel
     fitted: dict
     before: Metrics
     after: Metrics
+    quality: QualityReport | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def _scale_system(model: PVModel, scale: float, gamma: float, tilt: float | None,
@@ -141,9 +198,22 @@ def _scale_system(model: PVModel, scale: float, gamma: float, tilt: float | None
     return replace(model, system=replace(model.system, arrays=arrays))
 
 
+def _ac(arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame],
+        clear: list[pd.DataFrame] | None, scale: float, gamma: float) -> np.ndarray:
+    """The chain's P50 [kW] at capacity factor ``scale`` and ``gamma``: the arrays' AC power,
+    no higher than their clear-sky AC power (:func:`forecasts.bands.bound_p50`) unless
+    ``clear`` is None."""
+    sized = [replace(a, dc_kwp=a.dc_kwp * scale, gamma_pdc=gamma) for a in arrays]
+    ac = sum(array_ac_kw(a, c) for a, c in zip(sized, conds, strict=True))
+    if clear is None:
+        return ac
+    top = sum(array_ac_kw(a, c) for a, c in zip(sized, clear, strict=True))
+    return bound_p50(ac, top)
+
+
 def _fit_scale_gamma(
-    arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame], measured: np.ndarray,
-    mask: np.ndarray, fit_gamma: bool,
+    arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame],
+    clear: list[pd.DataFrame] | None, measured: np.ndarray, mask: np.ndarray, fit_gamma: bool,
 ) -> tuple[float, float, float]:
     """(scale, gamma, sse) minimising the squared AC error on ``mask``."""
     ac_total = sum(a.ac_kw for a in arrays)
@@ -163,15 +233,16 @@ def _fit_scale_gamma(
         g0 = arrays[0].gamma_pdc
         xx = x1 + g0 * x2
         s0 = max(float(xx[lin] @ measured[lin] / max(xx[lin] @ xx[lin], 1e-12)), 1e-3)
+    sub_conds = [c[mask] for c in conds]
+    sub_clear = None if clear is None else [c[mask] for c in clear]
+    target = measured[mask]
 
     def sse(params: np.ndarray) -> float:
         s = params[0]
         g = params[1] if fit_gamma else g0
         if s <= 0 or not GAMMA_BOUNDS[0] <= g <= GAMMA_BOUNDS[1]:
             return 1e30
-        ac = sum(array_ac_kw(replace(a, dc_kwp=a.dc_kwp * s, gamma_pdc=g), c)
-                 for a, c in zip(arrays, conds, strict=True))
-        return float(((ac - measured)[mask] ** 2).sum())
+        return float(((_ac(arrays, sub_conds, sub_clear, s, g) - target) ** 2).sum())
 
     x0 = np.array([s0, g0]) if fit_gamma else np.array([s0])
     res = minimize(sse, x0, method="Nelder-Mead",
@@ -186,6 +257,26 @@ def _grid(nominal: float, half_range: float, lo: float, hi: float) -> list[float
     return sorted({min(hi, max(lo, nominal + k * STEP_DEG)) for k in range(-n, n + 1)})
 
 
+def _energy_scale(
+    arrays: tuple[ArraySpec, ...], conds: list[pd.DataFrame],
+    clear: list[pd.DataFrame] | None, measured: np.ndarray, mask: np.ndarray, gamma: float,
+    start: float,
+) -> float:
+    """The capacity factor at which the P50's energy over ``mask`` equals the measured
+    (inverter clipping and the clear-sky bound included), bracketed around ``start``."""
+    target = float(measured[mask].sum())
+    sub_conds = [c[mask] for c in conds]
+    sub_clear = None if clear is None else [c[mask] for c in clear]
+
+    def energy(s: float) -> float:
+        return float(_ac(arrays, sub_conds, sub_clear, s, gamma).sum()) - target
+
+    lo, hi = 0.5 * start, 2.0 * start
+    if energy(lo) > 0 or energy(hi) < 0:  # clipping caps the energy: keep the fit
+        return start
+    return float(brentq(energy, lo, hi, xtol=1e-6))
+
+
 def calibrate(
     model: PVModel,
     weather: Weather,
@@ -197,12 +288,29 @@ def calibrate(
     azimuth_range: float = 15.0,
     decompositions: tuple[str, ...] | None = None,
     climate: Climatology | None = None,
+    screen: bool = True,
+    fix_shifts: bool = False,
+    match_energy: bool = True,
+    bounded: bool = True,
 ) -> Calibration:
     """Fit ``model`` to ``measured_kw`` (AC kW on 15-minute interval starts; NaN = no data).
 
+    Steps: the history is screened (:func:`forecasts.quality.screen_power`: clock shifts,
+    corrected when ``fix_shifts``; stuck values, outages and gaps left out); the shape
+    parameters (decomposition, γ, orientation) and a first capacity are fitted by least
+    squares on the clean intervals with the sun at least :data:`MIN_ELEVATION_DEG` high; then,
+    with ``match_energy``, the capacity is set so that the modelled energy of all clean
+    daylight intervals equals the measured one. Least squares alone under-fits the capacity
+    when the weather is noisy (satellite irradiance: errors in the input attenuate the slope);
+    matching the energy removes that bias. Clipping found in the history at a level other than
+    the inverter rating replaces the rating (``ac_kw`` of each array scaled alike). The fit
+    is of the chain's P50, no higher than the clear-sky AC power; ``bounded=False`` fits the
+    plain pvlib output instead (the baseline of :mod:`forecasts.backtest`).
+
     ``fit_loss`` keeps the nameplate ``dc_kwp`` and puts the fitted factor into each array's
     ``losses_percent`` instead (capacity and a flat loss are the same degree of freedom: the
-    power is identical either way). ``weather`` must cover the measured period. Raises
+    power is identical either way; a factor that would make the losses negative stays on the
+    capacity, with a warning). ``weather`` must cover the measured period. Raises
     ``ValueError`` with the reason when the data cannot support a fit (too few daylight
     intervals, orientation fit on several arrays).
     """
@@ -216,7 +324,6 @@ def calibrate(
     climate = climate or load_climatology()
     if decompositions is None:
         decompositions = ("dirint", "erbs") if weather.kind == "ghi" else (model.decomposition,)
-    measured = measured_kw.to_numpy(dtype=float)
     capacity = model.ac_kw
 
     frames = {}
@@ -226,15 +333,35 @@ def calibrate(
         frames[dec] = frame
     before_fc = forecast_from_frame(model, frames[model.decomposition], source, kind,
                                     with_bands=False)
-    daylight = daylight_mask(before_fc.frame["clear_kw"])
-    mask = daylight.to_numpy() & np.isfinite(measured)
+    clear = before_fc.frame["clear_kw"]
+    daylight = daylight_mask(clear)
+    quality = None
+    if screen:
+        quality = screen_power(measured_kw, before_fc.p50, clear, capacity,
+                               fix_shifts=fix_shifts)
+        measured_kw = quality.measured_kw
+        clean = quality.clean.to_numpy()
+    else:
+        clean = daylight.to_numpy() & measured_kw.notna().to_numpy()
+    measured = measured_kw.to_numpy(dtype=float)
+    elevation = 90.0 - sun(system.location(), index + STEP / 2)["apparent_zenith"]
+    mask = clean & (elevation >= MIN_ELEVATION_DEG)
     if mask.sum() < 200:
-        raise ValueError(f"calibration needs at least 200 daylight intervals with measured "
-                         f"power, got {int(mask.sum())}")
+        raise ValueError(f"calibration needs at least 200 daylight intervals with usable "
+                         f"measured power (sun above {MIN_ELEVATION_DEG:g}°), got "
+                         f"{int(mask.sum())}")
     meas0 = np.nan_to_num(measured)
     a0 = system.arrays[0]
     tilts = _grid(a0.tilt_deg, tilt_range, 0.0, 90.0) if fit_orientation else [None]
     azis = _grid(a0.azimuth_deg, azimuth_range, 0.0, 359.0) if fit_orientation else [None]
+    warnings: list[str] = []
+    arrays_in = system.arrays
+    if quality is not None and quality.clip_level_kw is not None \
+            and abs(quality.clip_level_kw / capacity - 1.0) > 0.03:
+        k = quality.clip_level_kw / capacity
+        arrays_in = tuple(replace(a, ac_kw=a.ac_kw * k) for a in arrays_in)
+        warnings.append(f"the measured power clips at {quality.clip_level_kw:.3f} kW, not at "
+                        f"the inverter rating {capacity:g} kW: the fit uses the measured level")
     best = None
     loc = system.location()
     for dec in decompositions:
@@ -243,22 +370,35 @@ def calibrate(
                 arrays = tuple(
                     replace(a, tilt_deg=a.tilt_deg if tilt is None else tilt,
                             azimuth_deg=a.azimuth_deg if az is None else az)
-                    for a in system.arrays
+                    for a in arrays_in
                 )
                 conds = [array_conditions(loc, a, frames[dec], model.transposition)
                          for a in arrays]
-                s, g, err = _fit_scale_gamma(arrays, conds, meas0, mask, fit_gamma)
+                cs = clear_weather(system, frames[dec])
+                clear_conds = [array_conditions(loc, a, cs, model.transposition)
+                               for a in arrays] if bounded else None
+                s, g, err = _fit_scale_gamma(arrays, conds, clear_conds, meas0, mask,
+                                             fit_gamma)
                 if best is None or err < best[0]:
-                    best = (err, dec, tilt, az, s, g)
-    _, dec, tilt, az, scale, gamma = best
-    fitted_model = replace(_scale_system(model, scale, gamma, tilt, az), decomposition=dec)
+                    best = (err, dec, tilt, az, s, g, arrays, conds, clear_conds)
+    _, dec, tilt, az, scale, gamma, arrays, conds, clear_conds = best
+    scale_ls = scale
+    if match_energy:
+        scale = _energy_scale(arrays, conds, clear_conds, meas0, clean, gamma, scale)
+    base = replace(model, system=replace(system, arrays=arrays_in))
+    fitted_model = replace(_scale_system(base, scale, gamma, tilt, az), decomposition=dec)
     after_fc = forecast_from_frame(fitted_model, frames[dec], source, kind, with_bands=False)
-    bands = fit_bands(measured, after_fc.frame["p50_kw"].to_numpy(),
+    m_fit = np.where(clean | ~daylight.to_numpy(), measured, np.nan)
+    bands = fit_bands(m_fit, after_fc.frame["p50_kw"].to_numpy(),
                       after_fc.frame["clear_kw"].to_numpy(), after_fc.frame["kc"].to_numpy(),
-                      source=f"fitted on {int(mask.sum())} daylight intervals "
-                             f"{index[0]:%Y-%m-%d}..{index[-1]:%Y-%m-%d}")
+                      source=f"fitted on {int(clean.sum())} clean daylight intervals "
+                             f"{index[0]:%Y-%m-%d}..{index[-1]:%Y-%m-%d} ({kind} weather)")
     keep = 1.0 - system.arrays[0].losses_percent / 100.0
-    if fit_loss:  # same power: nameplate kept, the factor goes into the lumped losses
+    losses_at_nameplate = 100.0 * (1.0 - scale * keep)
+    if fit_loss and losses_at_nameplate < 0:
+        warnings.append(f"as a loss factor the fit reads {losses_at_nameplate:.2f} % (negative: "
+                        "the array gives more than its nameplate); kept as a capacity factor")
+    elif fit_loss:  # same power: nameplate kept, the factor goes into the lumped losses
         fitted_model = replace(fitted_model, system=replace(fitted_model.system, arrays=tuple(
             replace(a, dc_kwp=b.dc_kwp, losses_percent=100.0 * (1.0 - scale * (1.0 - b
                     .losses_percent / 100.0)))
@@ -267,10 +407,12 @@ def calibrate(
         "dc_kwp": round(sum(a.dc_kwp for a in fitted_model.system.arrays), 4),
         "dc_kwp_nominal": round(sum(a.dc_kwp for a in system.arrays), 4),
         "capacity_factor": round(scale, 5),
+        "capacity_factor_least_squares": round(scale_ls, 5),
         # the same fit seen as a loss factor at nameplate capacity (negative: the nameplate
         # understates the array)
-        "losses_percent_at_nameplate": round(100.0 * (1.0 - scale * keep), 3),
+        "losses_percent_at_nameplate": round(losses_at_nameplate, 3),
         "gamma_pdc": round(gamma, 6),
+        "ac_kw": round(sum(a.ac_kw for a in fitted_model.system.arrays), 4),
         "decomposition": dec,
         "tilt_deg": fitted_model.system.arrays[0].tilt_deg,
         "azimuth_deg": fitted_model.system.arrays[0].azimuth_deg,
@@ -278,11 +420,43 @@ def calibrate(
         "daylight_intervals": int(mask.sum()),
         "weather": source,
     }
-    fitted_model = replace(fitted_model, bands=bands, calibrated=fitted)
-    m = pd.Series(measured, index=index)
-    return Calibration(
-        model=fitted_model,
-        fitted=fitted,
-        before=pv_metrics(before_fc.p50, m, daylight, capacity),
-        after=pv_metrics(after_fc.p50, m, daylight, capacity),
-    )
+    fitted_model = replace(fitted_model, bands={kind: bands}, calibrated=fitted)
+    m = pd.Series(m_fit, index=index)
+    before = pv_metrics(before_fc.p50, m, daylight, capacity)
+    after = pv_metrics(after_fc.p50, m, daylight, capacity)
+    warnings += plausibility_warnings(fitted, after, quality, fit_gamma)
+    for w in warnings:
+        log.info("calibration: %s", w)
+    return Calibration(model=fitted_model, fitted=fitted, before=before, after=after,
+                       quality=quality, warnings=tuple(warnings))
+
+
+def plausibility_warnings(
+    fitted: dict, after: Metrics, quality: QualityReport | None, fit_gamma: bool = True,
+) -> list[str]:
+    """Warnings on a fit a person should look at: a daily-energy bias on the calibration data
+    beyond ±:data:`MAX_DAILY_BIAS`, physically implausible parameters, uncorrected clock shifts,
+    much of the history unusable."""
+    out = []
+    bias = after.daily_bias
+    if np.isfinite(bias) and abs(bias) > MAX_DAILY_BIAS:
+        out.append(f"daily-energy bias on the calibration data is {bias:+.1%} (beyond "
+                   f"±{MAX_DAILY_BIAS:.0%}): the model does not reproduce the measured energy")
+    loss = fitted["losses_percent_at_nameplate"]
+    if not LOSS_PLAUSIBLE[0] <= loss <= LOSS_PLAUSIBLE[1]:
+        out.append(f"losses_percent_at_nameplate {loss:.2f} % is outside the plausible "
+                   f"{LOSS_PLAUSIBLE[0]:g}..{LOSS_PLAUSIBLE[1]:g} %: check the nameplate "
+                   "dc_kwp, the power unit (W or kW), the time zone and the orientation")
+    if fit_gamma and min(abs(fitted["gamma_pdc"] - b) for b in GAMMA_BOUNDS) < 1e-5:
+        out.append(f"gamma_pdc {fitted['gamma_pdc']:g} 1/°C sits at the bound of "
+                   f"{GAMMA_BOUNDS[0]:g}..{GAMMA_BOUNDS[1]:g}: the temperature coefficient "
+                   "is not identified by this history")
+    if quality is not None:
+        if quality.shifts and not quality.corrected:
+            out.append(f"{len(quality.shifts)} clock shift(s) found and not corrected: "
+                       "fit with fix_shifts (CLI: --fix-shifts) or fix the logger's clock")
+        day = quality.daylight
+        used = float((quality.clean & day).sum()) / max(float(day.sum()), 1.0)
+        if used < 0.7:
+            out.append(f"only {used:.0%} of the daylight intervals are usable for the fit")
+    return out

@@ -7,12 +7,13 @@ calibration (:mod:`forecasts.calibration`) returns.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from forecasts.bands import BandModel, default_bands
+from forecasts.bands import BandModel, bound_p50, default_bands
 from forecasts.climate import Climatology, climatology_weather, load_climatology
 from forecasts.pv import SystemSpec, clearsky_weather, pv_ac_kw
 from forecasts.weather import Decomposition, Weather, interval_clearsky, prepare
@@ -26,15 +27,22 @@ class PVModel:
     """A site's PV forecast model.
 
     ``decomposition`` splits GHI-only or cloud-cover weather into DNI/DHI; ``transposition``
-    is the pvlib sky-diffuse model; ``bands`` (None: shipped defaults per weather kind) gives
-    P10/P90; ``calibrated`` describes a calibration, if any, for reports.
+    is the pvlib sky-diffuse model; ``bands`` maps a weather kind (``irradiance``, ``ghi``,
+    ``cloud_cover``, ``climatology``) to the P10/P90 table fitted for forecasts made from that
+    kind of input; kinds without one use the shipped defaults (:func:`band_for`);
+    ``calibrated`` describes a calibration, if any, for reports.
     """
 
     system: SystemSpec
     decomposition: Decomposition = "dirint"
     transposition: str = "haydavies"
-    bands: BandModel | None = None
+    bands: Mapping[str, BandModel] = field(default_factory=dict)
     calibrated: dict = field(default_factory=dict)
+
+    def band_for(self, kind: str) -> BandModel:
+        """The band table for forecasts from ``kind`` of weather: the model's own, else the
+        shipped default for that kind."""
+        return self.bands.get(kind) or default_bands()[kind]
 
     @property
     def ac_kw(self) -> float:
@@ -72,21 +80,30 @@ def weather_frame(
     return frame, weather.source, weather.kind
 
 
+def clear_weather(system: SystemSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Clear-sky irradiance on ``frame``'s intervals with ``frame``'s air temperature and
+    wind: what the system would give under a clear sky that day (its clear-sky AC power, the
+    envelope of P50 and P90)."""
+    cs = clearsky_weather(system, frame.index)
+    for col in ("temp_air", "wind_speed"):
+        cs[col] = frame[col].to_numpy(dtype=float)
+    return cs
+
+
 def forecast_from_frame(
     model: PVModel, frame: pd.DataFrame, source: str, kind: str, with_bands: bool = True
 ) -> PVForecast:
     """P10/P50/P90 from an already prepared 15-minute weather frame (P10 and P90 are NaN
     when not ``with_bands``)."""
     index = frame.index
-    p50 = pv_ac_kw(model.system, frame, model.transposition).to_numpy()
-    clear = pv_ac_kw(model.system, clearsky_weather(model.system, index),
+    clear = pv_ac_kw(model.system, clear_weather(model.system, frame),
                      model.transposition).to_numpy()
+    p50 = bound_p50(pv_ac_kw(model.system, frame, model.transposition).to_numpy(), clear)
     cs_ghi = interval_clearsky(model.system.location(), index, pd.Timedelta(minutes=15),
                                "start")["ghi"].to_numpy()
     kc = np.where(cs_ghi > 20.0, frame["ghi"].to_numpy() / np.maximum(cs_ghi, 1e-9), 0.0)
     if with_bands:
-        bands = model.bands or default_bands()[kind]
-        p10, p90 = bands.apply(p50, clear, kc, model.ac_kw)
+        p10, p90 = model.band_for(kind).apply(p50, clear, kc, model.ac_kw)
     else:
         p10 = p90 = np.full(len(index), np.nan)
     out = pd.DataFrame({"p10_kw": p10, "p50_kw": p50, "p90_kw": p90, "clear_kw": clear,

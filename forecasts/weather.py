@@ -27,6 +27,7 @@ interpolated linearly between midpoints.
 
 from __future__ import annotations
 
+import gzip
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +39,7 @@ import pvlib
 from pvlib.location import Location
 
 from forecasts.solar import clear_sky, sun
+from forecasts.timestamps import Ambiguous, Nonexistent, parse_times, timestamp_column
 
 Label = Literal["start", "end", "instant"]
 Decomposition = Literal["dirint", "erbs", "disc"]
@@ -51,9 +53,9 @@ RANGES: dict[str, tuple[str, float, float]] = {
     "wind_speed": ("m/s", 0.0, 75.0),
     "cloud_cover": ("%", 0.0, 100.0),
 }
-#: Other spellings accepted in CSV headers.
+#: Other spellings accepted in CSV headers (the time column: see
+#: :data:`forecasts.timestamps.TIMESTAMP_NAMES`).
 ALIASES = {
-    "time": "timestamp", "datetime": "timestamp", "date_time": "timestamp",
     "global_horizontal": "ghi", "dni_w_m2": "dni", "dhi_w_m2": "dhi", "ghi_w_m2": "ghi",
     "temperature": "temp_air", "temp": "temp_air", "air_temperature": "temp_air",
     "wind": "wind_speed", "cloud": "cloud_cover", "total_cloud_cover": "cloud_cover",
@@ -119,27 +121,29 @@ def check_frame(frame: pd.DataFrame, what: str) -> None:
 
 
 def read_weather_csv(
-    source: str | Path | io.IOBase, tz: str = "Asia/Shanghai", label: Label = "start"
+    source: str | Path | io.IOBase, tz: str = "Asia/Shanghai", label: Label = "start",
+    ambiguous: Ambiguous = "raise", nonexistent: Nonexistent = "raise",
 ) -> Weather:
-    """Read a CSV with a ``timestamp`` column and any of the columns in :data:`RANGES`.
+    """Read a CSV with a time column and any of the columns in :data:`RANGES`.
 
-    Timestamps without an offset are local time in ``tz``. ``label`` says what a row means
-    (default: the average over the interval starting at its timestamp). Extra columns are
-    ignored; header spellings in :data:`ALIASES` are accepted.
+    The time column is any of :data:`forecasts.timestamps.TIMESTAMP_NAMES`; timestamps
+    without an offset are local time in ``tz``, and local times that occur twice or not at all
+    there are an error unless ``ambiguous`` / ``nonexistent`` say how to read them
+    (:func:`forecasts.timestamps.parse_times`). ``label`` says what a row means (default: the
+    average over the interval starting at its timestamp). Extra columns are ignored; header
+    spellings in :data:`ALIASES` are accepted.
     """
     name = getattr(source, "name", str(source))
+    what = f"weather CSV {name}"
     df = pd.read_csv(source)
+    time_col = timestamp_column(df.columns, what)
+    times = df.pop(time_col)
     df.columns = [ALIASES.get(c.strip().lower(), c.strip().lower()) for c in df.columns]
-    if "timestamp" not in df.columns:
-        raise ValueError(f"weather CSV {name}: no 'timestamp' column; found {list(df.columns)}")
-    try:
-        idx = pd.DatetimeIndex(pd.to_datetime(df.pop("timestamp"), format="ISO8601"))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"weather CSV {name}: timestamps not ISO 8601: {exc}") from None
-    if idx.tz is None:
-        idx = idx.tz_localize(tz)
+    idx, keep = parse_times(times, tz, what, time_col, ambiguous, nonexistent)
+    df = df[keep]
     frame = df[[c for c in RANGES if c in df.columns]].set_axis(idx)
-    check_frame(frame, f"weather CSV {name}")
+    frame = frame[~frame.index.duplicated()]
+    check_frame(frame, what)
     return Weather(frame.astype(float), label, f"weather CSV {Path(name).name} ({label}-labelled)")
 
 
@@ -181,20 +185,22 @@ def read_tmy3(path: str | Path, year: int | None = None) -> Weather:
 
 def read_weather(
     path: str | Path, tz: str = "Asia/Shanghai", label: Label | None = None,
-    year: int | None = None,
+    year: int | None = None, ambiguous: Ambiguous = "raise", nonexistent: Nonexistent = "raise",
 ) -> Weather:
     """Read a weather file by its extension: ``.epw``, TMY3 ``.csv`` (detected by its header
-    line), else our CSV with named columns (``label`` default ``"start"``)."""
+    line), else our CSV with named columns (``label`` default ``"start"``; ``ambiguous`` and
+    ``nonexistent`` as in :func:`read_weather_csv`)."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"weather file {p} does not exist")
     if p.suffix.lower() == ".epw":
         return read_epw(p, year)
-    with p.open(encoding="utf-8", errors="replace") as fh:
+    opener = gzip.open if p.suffix.lower() == ".gz" else open  # .csv.gz: compressed CSV
+    with opener(p, "rt", encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     if first.count(",") in (6, 7) and "timestamp" not in first.lower() and first[:1].isdigit():
         return read_tmy3(p, year)
-    return read_weather_csv(p, tz, label or "start")
+    return read_weather_csv(p, tz, label or "start", ambiguous, nonexistent)
 
 
 def _clear(location: Location, times: pd.DatetimeIndex) -> pd.DataFrame:
@@ -340,6 +346,17 @@ def prepare(
     if "wind_speed" not in grid:
         grid["wind_speed"] = DEFAULT_WIND_M_S
     return grid
+
+
+def coverage(weather: Weather) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(start, end) of the time the rows cover: a start-labelled row covers its interval, an
+    end-labelled row the interval before it, an instant sample one native step either side
+    (what :func:`regrid` accepts)."""
+    idx = weather.frame.index
+    step = _step(idx)
+    before = pd.Timedelta(0) if weather.label == "start" else step
+    after = pd.Timedelta(0) if weather.label == "end" else step
+    return idx[0] - before, idx[-1] + after
 
 
 def with_source(weather: Weather, source: str) -> Weather:

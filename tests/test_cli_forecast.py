@@ -96,7 +96,9 @@ def test_pv_calibrate_prints_fit_and_errors(tmp_path):
     assert "dc_kwp" in r.stdout and "before (nominal)" in r.stdout
     rec = json.loads((tmp_path / "cal.json").read_text())
     assert abs(rec["arrays"][0]["dc_kwp"] / 120.0 - 1) < 0.01
-    assert rec["after"]["nrmse"] < 0.01 < rec["before"]["nrmse"]
+    cal = rec["calibration"]
+    assert cal["after"]["nrmse"] < 0.01 < cal["before"]["nrmse"]
+    assert "daily-energy bias on the calibration data: " in r.stdout
 
 
 def test_saved_calibration_changes_the_sites_plan(tmp_path):
@@ -123,7 +125,7 @@ def test_saved_calibration_changes_the_sites_plan(tmp_path):
             "--save")
     assert r.exit_code == 0, r.output
     assert (cal_dir / "CZ-MG-03.toml").is_file()
-    assert "capacity_factor      1.2" in r.stdout
+    assert "capacity_factor                1.2" in r.stdout
     before = json.loads(run("plan", "--site", "CZ-MG-03", "--date", "2026-07-15", "--format",
                             "json").stdout)
     r = run("--calibrations", str(cal_dir), "plan", "--site", "CZ-MG-03", "--date",

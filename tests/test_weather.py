@@ -51,7 +51,7 @@ def test_csv_reader_names_missing_and_out_of_range_columns():
         read_weather_csv(csv("timestamp,ghi\n2026-06-21 00:00,0\n2026-06-21 01:00,1600\n"))
     with pytest.raises(ValueError, match="'dni' and 'dhi' come together"):
         read_weather_csv(csv("timestamp,ghi,dni\n2026-06-21 00:00,0,0\n2026-06-21 01:00,1,1\n"))
-    with pytest.raises(ValueError, match="no 'timestamp' column"):
+    with pytest.raises(ValueError, match=r"no time column; accepted names \['timestamp', 'time'"):
         read_weather_csv(csv("when,ghi\n1,2\n"))
 
 

@@ -6,6 +6,12 @@ A *system file* describes a PV system that is not in the fleet::
      "arrays": [{"name": "roof", "dc_kwp": 500, "ac_kw": 450, "tilt_deg": 5,
                  "azimuth_deg": 180, "losses_percent": 14}]}
 
+and optionally what a calibration found: ``decomposition`` (``dirint``, ``erbs``, ``disc``),
+``bands`` (P10/P90 tables by weather kind: ``{"ghi": {"edges": [...], "q10": [...], "q90":
+[...], "kmax": 1.2, "source": "..."}}``) and ``calibration`` (the fitted values, the errors
+before and after, what the screening found; kept for the record). ``vpp pv calibrate --system
+FILE --out cal.json`` writes such a file, and ``vpp pv forecast --system cal.json`` uses it.
+
 A *calibration file* (``<dir>/<SITE>.toml``, written by ``vpp pv calibrate --site ID
 --save``) holds the fitted array parameters, the decomposition and the band table of one site;
 plans of that site use it from then on.
@@ -16,13 +22,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import Field
 
 import forecasts
-from forecasts.bands import band_from_dict
+from forecasts.bands import BandModel, band_from_dict
 from forecasts.calibration import Calibration, read_power_csv
 from forecasts.pv import ArraySpec, SystemSpec
 from forecasts.pv_forecast import PVModel
@@ -36,6 +42,16 @@ from vpp.sites import (
     validate_document,
 )
 
+KINDS = ("irradiance", "ghi", "cloud_cover", "climatology")
+
+
+class BandTable(StrictModel):
+    edges: list[float] = Field(min_length=2, description="clear-sky-index bin edges [-]")
+    q10: list[float] = Field(min_length=1, description="[-] of the clear-sky AC power")
+    q90: list[float] = Field(min_length=1, description="[-] of the clear-sky AC power")
+    kmax: float = Field(default=1.0, ge=1.0, le=1.5, description="P90 envelope [-]")
+    source: str = ""
+
 
 class PVSystemFile(StrictModel):
     latitude: float = Field(ge=-90, le=90, description="[deg north]")
@@ -43,6 +59,10 @@ class PVSystemFile(StrictModel):
     altitude_m: float = Field(default=5.0, ge=-500, le=9000, description="[m]")
     tz: str = Field(default="Asia/Shanghai", description="IANA time zone of local timestamps")
     arrays: list[PVArray] = Field(min_length=1)
+    decomposition: Literal["dirint", "erbs", "disc"] | None = None
+    bands: dict[Literal["irradiance", "ghi", "cloud_cover", "climatology"], BandTable] | None \
+        = None
+    calibration: dict[str, Any] | None = None
 
 
 def array_spec(a: PVArray) -> ArraySpec:
@@ -59,7 +79,67 @@ def parse_system(data: dict[str, Any], where: str) -> SystemSpec:
 
 def load_system_json(path: str | Path) -> SystemSpec:
     """A system file (JSON, see the module docstring) as a :class:`SystemSpec`."""
-    return parse_system(read_document(path, "system file", "json"), str(path))
+    return load_system_model(path).system
+
+
+def _bands(tables: dict[str, Any], where: str) -> dict[str, BandModel]:
+    out = {}
+    for kind, t in tables.items():
+        d = t if isinstance(t, dict) else t.model_dump()
+        try:
+            out[kind] = band_from_dict(d)
+        except ValueError as exc:
+            raise InvalidInputError(f"bands.{kind}: {exc}", f"invalid PV system in {where}") \
+                from None
+    return out
+
+
+def load_system_model(path: str | Path) -> PVModel:
+    """A system file as a :class:`PVModel`: its arrays, and the decomposition and bands of
+    its calibration when it carries them."""
+    data = read_document(path, "system file", "json")
+    f = validate_document(PVSystemFile, data, f"invalid PV system in {path}")
+    system = SystemSpec(f.latitude, f.longitude, f.altitude_m,
+                        tuple(array_spec(a) for a in f.arrays), f.tz)
+    calibrated = {"file": str(path), **(f.calibration or {}).get("fitted", {})} \
+        if f.calibration else {}
+    return PVModel(system, decomposition=f.decomposition or "dirint",
+                   bands=_bands(f.bands or {}, str(path)), calibrated=calibrated)
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 6)
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_round(x) for x in v]
+    return v
+
+
+def system_document(model: PVModel, cal: Calibration | None = None) -> dict[str, Any]:
+    """``model`` as a system file (a dict ready for JSON): location, arrays, decomposition,
+    bands by weather kind, and with ``cal`` the calibration's record. The result validates
+    as a system file (:func:`load_system_model`)."""
+    s = model.system
+    doc: dict[str, Any] = {
+        "latitude": s.latitude, "longitude": s.longitude, "altitude_m": s.altitude_m,
+        "tz": s.tz,
+        "arrays": [{"name": a.name, "dc_kwp": round(a.dc_kwp, 4), "ac_kw": round(a.ac_kw, 4),
+                    "tilt_deg": a.tilt_deg, "azimuth_deg": a.azimuth_deg,
+                    "losses_percent": round(a.losses_percent, 4),
+                    "gamma_pdc": round(a.gamma_pdc, 6)} for a in s.arrays],
+        "decomposition": model.decomposition,
+    }
+    if model.bands:
+        doc["bands"] = {k: b.as_dict() for k, b in model.bands.items()}
+    if cal is not None:
+        doc["calibration"] = _round({
+            "fitted": cal.fitted, "before": cal.before.as_dict(),
+            "after": cal.after.as_dict(),
+            "quality": cal.quality.as_dict() if cal.quality is not None else None,
+            "warnings": list(cal.warnings)})
+    return doc
 
 
 def site_system(site: Site) -> SystemSpec:
@@ -79,7 +159,7 @@ def calibration_record(site_id: str, cal: Calibration) -> dict[str, Any]:
                     "losses_percent": round(a.losses_percent, 4), "tilt_deg": a.tilt_deg,
                     "azimuth_deg": a.azimuth_deg}
                    for a in m.system.arrays],
-        "bands": m.bands.as_dict() if m.bands else None,
+        "bands": {k: b.as_dict() for k, b in m.bands.items()},
         "before": cal.before.as_dict(),
         "after": cal.after.as_dict(),
     }
@@ -102,11 +182,15 @@ def write_calibration(folder: str | Path, record: dict[str, Any]) -> Path:
     lines = [f"# PV calibration of {record['site_id']}, written by `vpp pv calibrate --save`.",
              f"site_id = {_toml_value(record['site_id'])}",
              f"decomposition = {_toml_value(record['decomposition'])}", ""]
-    for table in ("fitted", "before", "after", "bands"):
+    for table in ("fitted", "before", "after"):
         if record.get(table):
             lines.append(f"[{table}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in record[table].items()]
             lines.append("")
+    for kind, band in (record.get("bands") or {}).items():
+        lines.append(f"[bands.{kind}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in band.items()]
+        lines.append("")
     for a in record["arrays"]:
         lines.append("[[arrays]]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in a.items()]
@@ -145,19 +229,43 @@ def site_pv_model(site: Site, calibrations: str | Path | None = None) -> PVModel
     return PVModel(
         replace(model.system, arrays=arrays),
         decomposition=rec.get("decomposition", "dirint"),
-        bands=band_from_dict(rec["bands"]) if rec.get("bands") else None,
+        bands=_site_bands(rec.get("bands") or {}, str(path)),
         calibrated={"file": str(path), **rec.get("fitted", {})},
     )
 
 
-DEFAULT_DATASET = Path(forecasts.__file__).parent / "data" / "serf-east" / "dataset.toml"
+def _site_bands(tables: dict[str, Any], where: str) -> dict[str, BandModel]:
+    """Bands of a stored calibration: ``[bands.<kind>]`` tables; a single ``[bands]`` table
+    (files written before bands were kept by weather kind) was fitted on measured irradiance
+    or GHI and serves those two kinds."""
+    if "edges" in tables:
+        b = _bands({"ghi": tables}, where)["ghi"]
+        return {"irradiance": b, "ghi": b}
+    unknown = sorted(set(tables) - set(KINDS))
+    if unknown:
+        raise InvalidInputError(f"calibration {where}: bands for unknown weather kinds "
+                                f"{unknown}; known {list(KINDS)}")
+    return _bands(tables, where)
+
+
+DATA = Path(forecasts.__file__).parent / "data"
+#: Backtest datasets shipped with the project, by name.
+DATASETS = {"serf-east": DATA / "serf-east" / "dataset.toml",
+            "pvdaq-50": DATA / "pvdaq-50" / "dataset.toml"}
+DEFAULT_DATASET = DATASETS["serf-east"]
+
+
+def dataset_path(name_or_path: str | Path) -> Path:
+    """A shipped dataset's TOML by name (:data:`DATASETS`), or the given path."""
+    return DATASETS.get(str(name_or_path), Path(name_or_path))
 
 
 def load_pv_dataset(path: str | Path = DEFAULT_DATASET) -> tuple[SystemSpec, Weather, pd.Series,
                                                                  dict[str, Any]]:
     """A backtest dataset: the system, its weather, its measured AC power [kW] on 15-minute
-    interval starts, and the file's metadata (``name``, ``source``, ``calibration_days``)."""
-    p = Path(path)
+    interval starts, and the file's metadata (``name``, ``source``, ``calibration_days`` or
+    ``calibration_start``/``test_start``/``test_end`` dates, ``fix_shifts``)."""
+    p = dataset_path(path)
     d = read_document(p, "dataset file")
     missing = [k for k in ("system", "power", "weather") if k not in d]
     if missing:
@@ -167,5 +275,10 @@ def load_pv_dataset(path: str | Path = DEFAULT_DATASET) -> tuple[SystemSpec, Wea
     measured = read_power_csv(p.parent / pw["file"], pw.get("column", "ac_power_kw"),
                               pw.get("unit", "kW"), pw.get("label", "start"), system.tz)
     weather = read_weather(p.parent / wx["file"], system.tz, wx.get("label"))
-    meta = {k: d.get(k) for k in ("name", "source", "calibration_days")}
+    meta = {k: d.get(k) for k in ("name", "source", "licence", "calibration_days",
+                                  "fix_shifts")}
+    for k in ("calibration_start", "test_start", "test_end"):
+        meta[k] = pd.Timestamp(d[k]).tz_localize(system.tz) if k in d else None
+    if meta["calibration_start"] is not None:
+        measured = measured[measured.index >= meta["calibration_start"]]
     return system, weather, measured, meta
