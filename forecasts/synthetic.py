@@ -13,6 +13,12 @@ generator, so the same file and seed give the same series bit for bit.
   a 15-minute AR(1) error.
 * :func:`load_error_factors` - multiplicative actual/forecast factors for the load.
 * :func:`weather_from_kc` - ``ghi, dni, dhi, temp_air, wind_speed`` from a ``kc`` series.
+
+Every random number belongs to a calendar day (:class:`DayStreams`): day-to-day processes
+run from a fixed epoch (:data:`EPOCH`), 15-minute processes restart each day from their
+stationary distribution, and the climatology rescaling works on whole calendar months. A
+calendar day therefore gets the same weather, forecast errors and load factors whatever day
+a simulation starts on, so runs compare month by month.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from forecasts.weather import DEFAULT_WIND_M_S, Decomposition, decompose, interv
 
 DEFAULT_FILE = Path(__file__).with_name("data") / "simulation-errors.toml"
 _STEP = pd.Timedelta(minutes=15)
+#: First day of every day-to-day random process (the supported dates start here).
+EPOCH = dt.date(2000, 1, 1)
+PER_DAY = 96
 
 
 @dataclass(frozen=True)
@@ -117,30 +126,78 @@ def _days(index: pd.DatetimeIndex) -> tuple[np.ndarray, int]:
     return day, int(day[-1]) + 1 if len(day) else 0
 
 
+class DayStreams:
+    """Random numbers that belong to calendar days, for ``(seed, keys...)``.
+
+    ``daily`` values come from one AR(1) process over every day since :data:`EPOCH`;
+    ``intraday`` values from one AR(1) process per day (96 quarter-hours, stationary start).
+    A day's numbers do not depend on which other days are drawn.
+    """
+
+    def __init__(self, seed: int, *keys: str | int) -> None:
+        self.seed, self.keys = int(seed), keys
+
+    @staticmethod
+    def ordinals(index: pd.DatetimeIndex) -> np.ndarray:
+        """Days since :data:`EPOCH` of each interval's local date."""
+        day0 = (index[0].normalize().date() - EPOCH).days
+        if day0 < 0:
+            raise ValueError(f"synthetic series start on {EPOCH} or later, not {index[0]}")
+        return day0 + _days(index)[0]
+
+    def daily(self, index: pd.DatetimeIndex, rho: float, purpose: str) -> np.ndarray:
+        """Unit-variance AR(1) value of each interval's day (lag-1 correlation ``rho``
+        from day to day)."""
+        days = self.ordinals(index)
+        series = ar1(stream(self.seed, *self.keys, purpose), int(days.max()) + 1, rho)
+        return series[days]
+
+    def daily_independent(self, index: pd.DatetimeIndex, purpose: str) -> np.ndarray:
+        """Independent standard-normal value of each interval's day."""
+        return self.daily(index, 0.0, purpose)
+
+    def intraday(self, index: pd.DatetimeIndex, rho: float, purpose: str) -> np.ndarray:
+        """Unit-variance AR(1) value of each interval (lag-1 correlation ``rho`` per
+        15 minutes), one process per calendar day."""
+        days = self.ordinals(index)
+        slot = np.asarray((index.hour * 60 + index.minute) // 15, dtype=int)
+        out = np.empty(len(index))
+        for d in np.unique(days):
+            sel = days == d
+            row = ar1(stream(self.seed, *self.keys, purpose, int(d)), PER_DAY, rho)
+            out[sel] = row[slot[sel]]
+        return out
+
+
+def whole_months(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """15-minute interval starts of every calendar month ``index`` touches."""
+    first = index[0].normalize().replace(day=1)
+    last = (index[-1].normalize().replace(day=1) + pd.DateOffset(months=1))
+    return pd.date_range(first, last, freq=_STEP, inclusive="left")
+
+
 def synthetic_clearsky_index(
     climate: Climatology, location: Location, index: pd.DatetimeIndex, model: ErrorModel,
-    rng: np.random.Generator,
+    draws: DayStreams,
 ) -> np.ndarray:
     """Clear-sky index [-] for each 15-minute interval of ``index`` (local, regular).
 
     Each calendar month's GHI (``kc`` times the interval-average clear-sky GHI at
     ``location``) equals the climatology's, to within the clipping at
-    ``model.max_clearsky_index`` (the rescaling is repeated three times).
+    ``model.max_clearsky_index`` (the rescaling is repeated three times); months are
+    rescaled whole, so a day's value does not depend on where ``index`` starts or ends.
     """
-    day, n_days = _days(index)
-    first = index[0].normalize()
-    months = np.array([(first + pd.Timedelta(days=d)).month for d in range(n_days)])
-    mean = np.asarray(climate.clearsky_index)[months - 1]
+    full = whole_months(index)
+    mean = np.asarray(climate.clearsky_index)[full.month - 1]
     nu = model.daily_concentration
-    u = stats.norm.cdf(ar1(rng, n_days, model.daily_persistence))
-    daily = stats.beta.ppf(u, mean * nu, (1.0 - mean) * nu)
-    intraday = ar1(rng, len(index), model.intraday_persistence)
-    k = daily[day]
+    u = stats.norm.cdf(draws.daily(full, model.daily_persistence, "sky-daily"))
+    k = stats.beta.ppf(u, mean * nu, (1.0 - mean) * nu)
+    intraday = draws.intraday(full, model.intraday_persistence, "sky-intraday")
     kc = k * (1.0 + model.intraday_sigma * 4.0 * k * (1.0 - k) * intraday)
     kc = np.clip(kc, 0.0, model.max_clearsky_index)
-    clear = interval_clearsky(location, index, _STEP, "start")["ghi"].to_numpy()
-    target = np.asarray(climate.clearsky_index)[index.month - 1] * clear
-    key = index.year * 12 + index.month
+    clear = interval_clearsky(location, full, _STEP, "start")["ghi"].to_numpy()
+    target = mean * clear
+    key = full.year * 12 + full.month
     for _ in range(3):
         for month in np.unique(key):
             sel = key == month
@@ -148,29 +205,29 @@ def synthetic_clearsky_index(
             if got > 0:
                 kc[sel] = np.clip(kc[sel] * float(np.sum(target[sel])) / got, 0.0,
                                   model.max_clearsky_index)
-    return kc
+    return kc[full.get_indexer(index)]
 
 
 def forecast_clearsky_index(
-    kc: np.ndarray, index: pd.DatetimeIndex, model: ErrorModel, rng: np.random.Generator,
+    kc: np.ndarray, index: pd.DatetimeIndex, model: ErrorModel, draws: DayStreams,
 ) -> np.ndarray:
     """Day-ahead forecast of ``kc`` [-]: ``kc + sigma_d e_d + sigma_t e_t`` clipped to
-    ``[0, max_clearsky_index]``, with ``e_d`` a daily and ``e_t`` a 15-minute AR(1)."""
-    day, n_days = _days(index)
-    e_d = model.pv_daily_sigma * ar1(rng, n_days, model.pv_daily_persistence)
-    e_t = model.pv_intraday_sigma * ar1(rng, len(index), model.pv_intraday_persistence)
-    return np.clip(np.asarray(kc) + e_d[day] + e_t, 0.0, model.max_clearsky_index)
+    ``[0, max_clearsky_index]``, with ``e_d`` a daily AR(1) and ``e_t`` a 15-minute AR(1)."""
+    e_d = model.pv_daily_sigma * draws.daily(index, model.pv_daily_persistence, "pv-daily")
+    e_t = model.pv_intraday_sigma * draws.intraday(index, model.pv_intraday_persistence,
+                                                   "pv-intraday")
+    return np.clip(np.asarray(kc) + e_d + e_t, 0.0, model.max_clearsky_index)
 
 
 def load_error_factors(
-    index: pd.DatetimeIndex, model: ErrorModel, rng: np.random.Generator,
+    index: pd.DatetimeIndex, model: ErrorModel, draws: DayStreams,
 ) -> np.ndarray:
     """Actual / forecast load ratio [-] per interval: ``max(0, 1 + sigma_d e_d + sigma_t e_t)``
     (daily errors independent, 15-minute errors AR(1))."""
-    day, n_days = _days(index)
-    e_d = model.load_daily_sigma * rng.standard_normal(n_days)
-    e_t = model.load_intraday_sigma * ar1(rng, len(index), model.load_intraday_persistence)
-    return np.clip(1.0 + e_d[day] + e_t, 0.0, None)
+    e_d = model.load_daily_sigma * draws.daily_independent(index, "load-daily")
+    e_t = model.load_intraday_sigma * draws.intraday(index, model.load_intraday_persistence,
+                                                     "load-intraday")
+    return np.clip(1.0 + e_d + e_t, 0.0, None)
 
 
 def weather_from_kc(

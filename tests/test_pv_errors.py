@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from forecasts.error_fit import fit_pv_errors, write_error_model
-from forecasts.synthetic import ErrorModel, forecast_clearsky_index, load_error_model
+from forecasts.synthetic import DayStreams, ErrorModel, forecast_clearsky_index, load_error_model
 
 IDX = pd.date_range(pd.Timestamp("2025-01-01", tz="Asia/Shanghai"), periods=96 * 730,
                     freq="15min")
@@ -27,7 +27,7 @@ def test_recovers_the_numbers_the_simulation_draws_with():
     truth = ErrorModel(pv_daily_sigma=0.12, pv_daily_persistence=0.4, pv_intraday_sigma=0.07,
                        pv_intraday_persistence=0.9, max_clearsky_index=1.5)
     kc = np.full(len(IDX), 0.7)
-    fc = forecast_clearsky_index(kc, IDX, truth, np.random.default_rng(11))
+    fc = forecast_clearsky_index(kc, IDX, truth, DayStreams(11))
     c = clear()
     fit = fit_pv_errors(c * kc, c * fc, c)
     assert fit.daily_sigma == pytest.approx(0.12, abs=0.015)
@@ -39,7 +39,7 @@ def test_recovers_the_numbers_the_simulation_draws_with():
 
 def test_written_file_reads_as_an_error_model(tmp_path):
     kc = np.full(len(IDX), 0.6)
-    fc = forecast_clearsky_index(kc, IDX, ErrorModel(), np.random.default_rng(2))
+    fc = forecast_clearsky_index(kc, IDX, ErrorModel(), DayStreams(2))
     c = clear()
     fit = fit_pv_errors(c * kc, c * fc, c)
     path = write_error_model(tmp_path / "e.toml", fit, "site A history")

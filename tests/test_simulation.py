@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasts.synthetic import load_error_model
 from models import PersistentDispatch, SolveOptions, solve_dispatch
 from models.errors import InvalidInputError
 from vpp.catalog import default_catalog
@@ -21,6 +22,7 @@ from vpp.simulation import (
     period,
     simulate,
     simulate_site,
+    site_series,
 )
 from vpp.sites import parse_fleet
 from vpp.subsidy import subsidy_rate_series
@@ -313,8 +315,8 @@ def test_synthetic_weather_matches_the_climatology_month_by_month():
     within 1 %, the year to 1,300 kWh/m2 +- 3 %, and the days really vary."""
     from forecasts.climate import climatology_weather, load_climatology
     from forecasts.synthetic import (
+        DayStreams,
         ErrorModel,
-        stream,
         synthetic_clearsky_index,
         weather_from_kc,
     )
@@ -323,7 +325,7 @@ def test_synthetic_weather_matches_the_climatology_month_by_month():
     climate = load_climatology()
     index = period(SimulationOptions(start=dt.date(2025, 1, 1), months=12))
     city = _location(*CITY)
-    kc = synthetic_clearsky_index(climate, city, index, ErrorModel(), stream(5, "sky"))
+    kc = synthetic_clearsky_index(climate, city, index, ErrorModel(), DayStreams(5, "sky"))
     synth = weather_from_kc(kc, city, index, climate)["ghi"]
     clim = climatology_weather(climate, city, index)["ghi"]
     month = index.month
@@ -502,3 +504,21 @@ def test_measured_actuals_replace_the_synthetic_ones(tmp_path):
                  ).to_csv(folder / "CZ-MG-09.csv", index=False)
     bad = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "sim2")])
     assert bad.exit_code == 1 and "CZ-MG-09 load_kw: no value for 92 of 192" in bad.output
+
+
+def test_a_calendar_day_is_the_same_whatever_day_the_run_starts():
+    """June 2026 of CZ-MG-01 simulated from 2026-06-01 and from 2026-05-10: the same actual
+    load and PV, the same forecasts, interval by interval (the synthetic weather, forecast
+    errors and load factors belong to calendar days), hence the same no-storage peak."""
+    cat = default_catalog()
+    site = cat.fleet.site("CZ-MG-01")
+    errors = load_error_model()
+    june = SimulationOptions(start=dt.date(2026, 6, 1), months=1)
+    early = SimulationOptions(start=dt.date(2026, 5, 10), days=52)
+    a = site_series(cat, site, june, errors)
+    b = site_series(cat, site, early, errors)
+    sel = b.index.get_indexer(a.index)
+    for name in ("load_actual_kw", "pv_actual_kw", "load_forecast_kw", "pv_forecast_kw"):
+        np.testing.assert_allclose(getattr(b, name)[sel], getattr(a, name), rtol=0, atol=1e-9,
+                                   err_msg=name)
+    assert a.load_actual_kw.max() == pytest.approx(b.load_actual_kw[sel].max())

@@ -50,12 +50,12 @@ from forecasts.climate import load_climatology
 from forecasts.load import archetype_profile, read_meter_csv
 from forecasts.pv import pv_ac_kw
 from forecasts.synthetic import (
+    DayStreams,
     ErrorModel,
     forecast_clearsky_index,
     load_error_factors,
     load_error_model,
     period_index,
-    stream,
     synthetic_clearsky_index,
     weather_from_kc,
 )
@@ -130,7 +130,7 @@ def actual_clearsky_index(index: pd.DatetimeIndex, opts: SimulationOptions,
     city = _location(*CITY)
     climate = load_climatology()
     if weather is None:
-        kc = synthetic_clearsky_index(climate, city, index, errors, stream(opts.seed, "sky"))
+        kc = synthetic_clearsky_index(climate, city, index, errors, DayStreams(opts.seed, "sky"))
         return kc, (f"synthetic Changzhou weather, seed {opts.seed} ({climate.name} monthly "
                     f"irradiance; {errors.source})")
     frame = prepare(weather, city, index, "erbs", climate.temp_air(index))
@@ -159,7 +159,7 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
                                    opts.subsidy_rate_yuan_per_kwh).to_numpy()
     kc, source = actual_clearsky_index(index, opts, errors, weather)
     kc_fc = kc if opts.foresight == "perfect" else forecast_clearsky_index(
-        kc, index, errors, stream(opts.seed, "pv-forecast"))
+        kc, index, errors, DayStreams(opts.seed, "pv-forecast"))
     if site.pv_arrays:
         model = site_pv_model(site, catalog.calibrations)
         # every site under the city centre's sun: the pilots lie within ~50 km, the sun's
@@ -179,7 +179,8 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
         pv_act = pv_fc = np.zeros(len(index))
     shape = catalog.archetypes[site.load.archetype]
     load_fc = archetype_profile(shape, site.load.peak_kw, index).to_numpy()
-    load_act = load_fc * load_error_factors(index, errors, stream(opts.seed, "load", site.id))
+    load_act = load_fc * load_error_factors(index, errors,
+                                            DayStreams(opts.seed, "load", site.id))
     if actuals is not None:
         if "pv_kw" in actuals:
             pv_act = align_series(actuals["pv_kw"], index, f"{site.id} pv_kw")
