@@ -251,6 +251,31 @@ class BlockModel:
             h.changeObjectiveOffset(self.offset)
         b.lp, b.problem = new, p
 
+    def rotate_basis(self, k: int, shift: int) -> highspy.HighsBasis | None:
+        """HiGHS's current basis with block ``k``'s per-interval columns and rows moved
+        ``shift`` intervals earlier (those that fall off the front come back at the end):
+        a warm start for the same site ``shift`` intervals later, when a day looks much like
+        the one before. None without a valid basis."""
+        basis = self.h.getBasis()
+        if not basis.valid or shift == 0:
+            return None
+        b = self.blocks[k]
+        n = b.problem.n
+        cs, rs = list(basis.col_status), list(basis.row_status)
+        for idx in b.lp.cols.values():
+            if len(idx) == n:
+                g = [cs[b.col0 + i] for i in idx]
+                for i, v in zip(idx, g[shift:] + g[:shift], strict=True):
+                    cs[b.col0 + i] = v
+        for _, first, count, _labels in b.lp.row_groups:
+            if count == n:
+                lo = b.row0 + first
+                g = rs[lo:lo + n]
+                rs[lo:lo + n] = g[shift:] + g[:shift]
+        out = highspy.HighsBasis()
+        out.col_status, out.row_status, out.valid = cs, rs, True
+        return out
+
     def block_cost(self, k: int, x: np.ndarray) -> float:
         """Site ``k``'s own cost [yuan] at ``x`` (its energy, wear, subsidy and demand)."""
         b = self.blocks[k]

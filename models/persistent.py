@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 
 from models.certified import BlockModel, Certified
+from models.components.base import Flows
 from models.site import extract, structure_key, validate
 from models.specs import GAP_FLOOR_YUAN, DispatchProblem, DispatchResult, SolveOptions
 
@@ -64,14 +65,18 @@ class PersistentDispatch:
         self._first = True
 
     def solve(self, p: DispatchProblem, strict: bool = True,
-              gap_floor_yuan: float = GAP_FLOOR_YUAN) -> DispatchResult:
+              gap_floor_yuan: float = GAP_FLOOR_YUAN, hint: Flows | None = None,
+              shift: int = 0) -> DispatchResult:
         """Plan ``p`` (same structure as the first problem) to the certified gap.
 
         The gap is ``(plan - bound) / max(|plan|, gap_floor_yuan)``: the default floor
         (1 yuan) makes it the plain relative gap; a larger floor measures it against the
         money at stake on days whose net cost is near zero. With ``strict=False`` a MILP that
         hits the time limit with a plan returns that plan and its (larger) certified gap
-        instead of raising.
+        instead of raising. ``hint``: a known plan whose integer decisions are tried as an
+        incumbent (e.g. the previous re-plan's, moved on); ``shift``: ``p`` starts that many
+        intervals after the previous problem, whose basis is moved along as a warm start.
+        Neither changes the certificate.
 
         Raises
         ------
@@ -84,11 +89,15 @@ class PersistentDispatch:
         if structure_key(p) != self.key:
             raise ValueError("problem differs in structure from the persistent model's "
                              "first problem; build a new PersistentDispatch")
+        basis = self.model.rotate_basis(0, shift) if shift and not self._first else None
         if not self._first or p is not self.model.blocks[0].problem:
             self.model.set_block(0, p)
+        if basis is not None:
+            self.model.h.setBasis(basis)
         self._first = False
         update_s = time.perf_counter() - t0
-        cert = self.model.solve(strict=strict, gap_floor_yuan=gap_floor_yuan)
+        cert = self.model.solve(strict=strict, gap_floor_yuan=gap_floor_yuan,
+                                hints=[hint] if hint is not None else None)
         return block_result(self.model, 0, cert, time.perf_counter() - t0, p, update_s)
 
 

@@ -58,6 +58,9 @@ class StorageSpec:
         The side before the horizon, 1 charging, 0 discharging; ``None`` unknown.
     direction_held_h : float or None
         Time since that side was taken [h]; ``None`` long enough ago.
+    export_allowed : bool
+        The battery may discharge while the site exports (feed the grid); False: export is
+        PV beyond the load only (:mod:`models.components.storage_export`).
     """
 
     power_kw: float
@@ -74,6 +77,7 @@ class StorageSpec:
     min_direction_hold_h: float | None = None
     direction_initial: int | None = None
     direction_held_h: float | None = None
+    export_allowed: bool = True
 
     @property
     def terminal_min_kwh(self) -> float:
@@ -183,6 +187,12 @@ class DispatchProblem:
     month_of_interval : array of int, optional
         Billing-month number of each interval, 0 for the first billing month of the horizon
         (non-decreasing, no gaps); ``None``: the whole horizon is one billing month.
+    subsidy_rule : {"discharge", "net_of_grid_charging"}
+        What earns the subsidy: each discharged kWh at its interval's rate, or per day the
+        discharge net of grid charging (:mod:`models.components.subsidy`).
+    subsidy_budget_kwh : float, optional
+        At most this much discharge earns the subsidy over the horizon [kWh] (what is left
+        of an annual cap); ``None`` for no cap.
     storage : StorageSpec or None
     grid : GridSpec
     shiftable : tuple of ShiftableLoad
@@ -202,6 +212,8 @@ class DispatchProblem:
     shiftable: tuple[ShiftableLoad, ...] = ()
     interval_labels: tuple[str, ...] | None = None
     month_of_interval: np.ndarray | None = None
+    subsidy_rule: str = "discharge"
+    subsidy_budget_kwh: float | None = None
 
     @property
     def n(self) -> int:

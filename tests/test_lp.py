@@ -120,7 +120,11 @@ def edge_cases():
                      grid=replace(two_days.grid, demand_rate_yuan_per_kw_month=(40.0, 35.0),
                                   peak_margin_kw=np.array([10.0, 0.0, 25.0, 5.0])),
                      storage=replace(two_days.storage, cycles_used_first_day_kwh=30.0))
-    return [*cases, two_days, capped, hold, carried, months]
+    # the subsidy counted net of grid charging, and under an annual cap
+    net = replace(two_days, subsidy_rule="net_of_grid_charging")
+    budget = replace(cases[1], subsidy_budget_kwh=40.0)
+    no_export = replace(cases[1], storage=replace(cases[1].storage, export_allowed=False))
+    return [*cases, two_days, capped, hold, carried, months, net, budget, no_export]
 
 
 def test_edge_cases():

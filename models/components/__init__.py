@@ -10,19 +10,32 @@ reads to :mod:`models.specs`.
 
 from __future__ import annotations
 
-from models.components import coupling, cuts, direction, grid, pv, shiftable, storage, subsidy
+from models.components import (
+    coupling,
+    cuts,
+    direction,
+    grid,
+    peak_reserve,
+    pv,
+    shiftable,
+    storage,
+    storage_export,
+    subsidy,
+)
 from models.components.base import Component
 
 #: Every part, in the order their columns and rows are written.
 REGISTRY: tuple[Component, ...] = (
     coupling.COMPONENT,  # its balance rows are written after every part added its terms
     pv.COMPONENT,
+    storage_export.COMPONENT,  # before grid: its MILP start wins where both set y
     grid.COMPONENT,
     cuts.COMPONENT,
     shiftable.COMPONENT,
     direction.COMPONENT,  # before storage: its side sequence wins where both fix one
     storage.COMPONENT,
     storage.NO_STORAGE,
+    peak_reserve.COMPONENT,
     subsidy.COMPONENT,
 )
 

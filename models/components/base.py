@@ -206,7 +206,8 @@ class Context:
     ``hi`` holds the largest value each flow can take per interval [kW]
     (:func:`models.components.coupling.flow_bounds`). ``balance`` collects the array terms
     of the power balance (``(interval of each column, columns, sign)``), ``pyomo_balance``
-    its Pyomo terms ``(sign, f(m, t))``, ``pyomo_cost`` the Pyomo cost expressions [yuan].
+    its Pyomo terms ``(sign, f(m, t))``, ``pyomo_cost`` the Pyomo cost expressions [yuan];
+    ``peak_terms`` / ``pyomo_peak_terms`` the same for the grid's peak rows.
     """
 
     p: DispatchProblem
@@ -214,6 +215,9 @@ class Context:
     balance: list[tuple[np.ndarray, np.ndarray, float]] = field(default_factory=list)
     pyomo_balance: list[tuple[float, PyomoTerm]] = field(default_factory=list)
     pyomo_cost: list[Any] = field(default_factory=list)
+    #: terms other parts add to the grid's ``peak_demand`` rows (arrays and Pyomo)
+    peak_terms: list[tuple[np.ndarray, np.ndarray, float]] = field(default_factory=list)
+    pyomo_peak_terms: list[tuple[float, PyomoTerm]] = field(default_factory=list)
 
     @property
     def n(self) -> int:

@@ -21,8 +21,9 @@ forbids.
 
 Integer decisions: every ``z`` of the battery is binary in the MILP. A plan is integer-
 feasible when its powers admit such a side sequence (checked greedily: each change as early
-as its rest allows, :func:`hold_sides`); otherwise the repair fixes every ``z`` to a sequence
-that keeps the hold, following the plan's net power wherever the hold allows. Columns
+as its rest allows, :func:`hold_sides`); otherwise the repair fixes every ``z`` to the
+sequence that keeps the hold and keeps most of the plan's power on its side
+(:func:`best_sides`, dynamic programming). Columns
 ``u[t]``, rows ``hold_switch_up[t]``, ``hold_switch_down[t]``, ``hold_window[t]``.
 """
 
@@ -92,6 +93,50 @@ def hold_sides(p: DispatchProblem, ch: np.ndarray, dis: np.ndarray,
             last_active = t if w == current else last_active
         side[t] = current if current is not None else 0
     return side, follows
+
+
+def best_sides(p: DispatchProblem, ch: np.ndarray, dis: np.ndarray) -> np.ndarray:
+    """The side sequence that keeps the hold and keeps most of the powers ``ch``, ``dis``
+    [kW] on their side (dynamic programming over the side and the intervals since its last
+    change): the repair of a plan that reverses too soon."""
+    s, n, hold = p.storage, p.n, hold_intervals(p)
+    # what an interval gains on each side: its net power that way (power moved both ways at
+    # once nets out), a little of its gross power to break ties
+    net = np.asarray(dis, dtype=float) - np.asarray(ch, dtype=float)
+    gain = np.stack([np.clip(net, 0, None) + 1e-3 * np.asarray(dis, dtype=float),
+                     np.clip(-net, 0, None) + 1e-3 * np.asarray(ch, dtype=float)])
+    # value[side, c]: best kept power with the last change c intervals ago (c = hold: free)
+    value = np.full((2, hold + 1), -np.inf)
+    if s.direction_initial is None:
+        value[:, hold] = 0.0
+    else:
+        held = min(hold, math.floor((s.direction_held_h or 0.0) / p.dt_h + 1e-9)
+                   if s.direction_held_h is not None else hold)
+        value[s.direction_initial, held] = 0.0
+    back = np.zeros((n, 2, hold + 1, 2), dtype=np.int64)  # previous (side, c) of each state
+    for t in range(n):
+        new = np.full((2, hold + 1), -np.inf)
+        for side in (0, 1):
+            for c in range(hold + 1):
+                v = value[side, c]
+                if v == -np.inf:
+                    continue
+                stay = min(c + 1, hold)
+                if v + gain[side, t] > new[side, stay]:
+                    new[side, stay] = v + gain[side, t]
+                    back[t, side, stay] = (side, c)
+                if c >= hold:  # the hold allows a change now; it is 1 interval old after t
+                    other = 1 - side
+                    if v + gain[other, t] > new[other, 1]:
+                        new[other, 1] = v + gain[other, t]
+                        back[t, other, 1] = (side, c)
+        value = new
+    side, c = np.unravel_index(int(np.argmax(value)), value.shape)
+    out = np.zeros(n, dtype=int)
+    for t in range(n - 1, -1, -1):
+        out[t] = side
+        side, c = back[t, side, c]
+    return out
 
 
 class DirectionHold(Component):
@@ -172,17 +217,19 @@ class DirectionHold(Component):
 
     def repairs(self, p: DispatchProblem, cols: SiteCols, x: np.ndarray,
                 ) -> tuple[np.ndarray, np.ndarray]:
-        side, follows = hold_sides(p, x[cols["ch"]], x[cols["dis"]])
-        if follows or np.all(np.abs(x[cols["z"]] - side) < 1e-9):
-            # a side sequence exists (simultaneous flows are the storage part's to repair),
-            # or this one is already fixed
+        ch, dis = x[cols["ch"]], x[cols["dis"]]
+        _, follows = hold_sides(p, ch, dis)
+        if follows:  # a side sequence exists (simultaneous flows: the storage part repairs)
+            return np.array([], dtype=np.int64), np.array([])
+        side = best_sides(p, ch, dis)
+        if np.all(np.abs(x[cols["z"]] - side) < 1e-9):  # already fixed to it
             return np.array([], dtype=np.int64), np.array([])
         return cols["z"], side.astype(float)
 
     def from_hint(self, p: DispatchProblem, cols: SiteCols, hint: Flows,
                   ) -> tuple[np.ndarray, np.ndarray]:
-        side, _ = hold_sides(p, np.asarray(hint.charge_kw, float),
-                             np.asarray(hint.discharge_kw, float))
+        side = best_sides(p, np.asarray(hint.charge_kw, float),
+                          np.asarray(hint.discharge_kw, float))
         return cols["z"], side.astype(float)
 
     def start(self, p: DispatchProblem, cols: SiteCols, x: np.ndarray,

@@ -167,7 +167,8 @@ class Grid(Component):
                [(t, c["exp"], 1.0), (t, c["y"], hi["exp"])])
         months, m_of = p.n_months, p.months
         peak_terms = [(t, c["peak"][m], (m_of == m).astype(float)) for m in range(months)]
-        w.rows("peak_demand", margin(p), np.inf, ctx.n, [*peak_terms, (t, c["imp"], -1.0)])
+        w.rows("peak_demand", margin(p), np.inf, ctx.n,
+               [*peak_terms, (t, c["imp"], -1.0), *ctx.peak_terms])
         if has_excess(g):
             k = np.arange(months)
             w.rows("contract_excess", -g.contract_threshold_kw, np.inf, months,
@@ -196,8 +197,10 @@ class Grid(Component):
                                             * m.y[t])
         m.export_direction = pyo.Constraint(m.T, rule=lambda m, t: m.exp[t] <= hi["exp"][t]
                                             * (1 - m.y[t]))
+        extra = ctx.pyomo_peak_terms
         m.peak_demand = pyo.Constraint(
-            m.T, rule=lambda m, t: m.peak[int(m_of[t])] >= m.imp[t] + float(q[t]))
+            m.T, rule=lambda m, t: m.peak[int(m_of[t])] + sum(k * f(m, t) for k, f in extra)
+            >= m.imp[t] + float(q[t]))
         cost = sum(rates[k] * (m.peak[k] - so_far[k]) for k in range(months))
         if has_excess(g):
             thr = g.contract_threshold_kw
@@ -294,8 +297,7 @@ class Grid(Component):
         return {
             "energy_cost_yuan": float(p.dt_h * np.sum(p.import_price_yuan_per_kwh * imp)),
             "export_revenue_yuan": float(p.dt_h * np.sum(p.export_price_yuan_per_kwh * exp)),
-            # the demand charges the plan provisions for: its imports plus the margin
-            "demand_charge_yuan": demand_charge_yuan(p.grid, imp + margin(p), p.months),
+            "demand_charge_yuan": demand_charge_yuan(p.grid, imp, p.months),
         }
 
 

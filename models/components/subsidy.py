@@ -1,13 +1,30 @@
-"""The storage subsidy: a reward per kWh discharged, counted against the discharge's cost.
+"""The storage subsidy: a reward per kWh of the discharge the counting rule pays for.
 
-With ``rate[t]`` [yuan/kWh] (zero outside the subsidy window, or everywhere when planning
-subsidy-blind) the objective earns::
+With ``rate[t]`` [yuan/kWh] (zero outside the subsidy window or in periods the rule does not
+pay, and everywhere when planning subsidy-blind), one of three forms:
 
-    - sum_t dt * rate[t] * dis[t]
+**discharge** (every discharged kWh earns its interval's rate; the literal rule, and the
+peak/flat rule whose rate is zero elsewhere)::
 
-on the discharge columns of :mod:`models.components.storage`. Because a subsidised kWh can be
-worth more than the round trip loses, a relaxation may charge and discharge at once where
-the rate is positive; those intervals get a binary direction from the start
+    - sum_t dt * rate[t] * dis[t]                     (a cost on the discharge columns)
+
+**discharge, with a budget** (an annual cap on rewarded energy: what is left of it is
+``budget`` [kWh])::
+
+    paid[t] <= dis[t]                                  (subsidy_paid[t])
+    sum_t dt * paid[t] <= budget                       (subsidy_budget)
+    - sum_t dt * rate[t] * paid[t]
+
+**net of grid charging** (per calendar day ``d``, the discharge less the energy charged from
+the grid; charging beyond the PV surplus over the inflexible load ``max(0, pv - load)``
+counts as from the grid)::
+
+    grid_ch[t] >= ch[t] - max(0, pv[t] - load[t]),  grid_ch[t] >= 0   (subsidy_grid_charge[t])
+    paid_day[d] <= sum_{t in d} dt * (dis[t] - grid_ch[t])            (subsidy_net[d])
+    - sum_d rate[d] * paid_day[d]                        (rate[d]: the day's highest rate)
+
+Because a subsidised kWh can be worth more than the round trip loses, a relaxation may charge
+and discharge at once where it pays; those intervals get a binary direction from the start
 (:meth:`models.components.storage.Storage.candidates`).
 """
 
@@ -17,8 +34,64 @@ from typing import Any
 
 import numpy as np
 
-from models.components.base import Component, Context, Flows, LPWriter, pyomo_env
+from models.components.base import (
+    Component,
+    Context,
+    Flows,
+    LPWriter,
+    pyomo_env,
+)
 from models.specs import DispatchProblem
+
+RULES = ("discharge", "net_of_grid_charging")
+
+
+def pv_surplus_kw(p: DispatchProblem) -> np.ndarray:
+    """PV beyond the inflexible load, what may charge the battery without the grid [kW]."""
+    return np.clip(np.asarray(p.pv_kw, dtype=float) - np.asarray(p.load_kw, dtype=float), 0.0,
+                   None)
+
+
+def day_rates(p: DispatchProblem) -> tuple[np.ndarray, np.ndarray]:
+    """The horizon's days and each day's rate [yuan/kWh] (its highest)."""
+    days = np.asarray(p.day_of_interval, dtype=np.int64)
+    unique = np.unique(days)
+    rate = np.asarray(p.subsidy_yuan_per_kwh, dtype=float)
+    return unique, np.array([rate[days == d].max(initial=0.0) for d in unique])
+
+
+def paid_kwh(p: DispatchProblem, discharge_kw: np.ndarray, charge_kw: np.ndarray,
+             ) -> tuple[np.ndarray, float]:
+    """The rewarded discharge per interval [kWh] under the problem's rule (net of grid
+    charging: per day, spread over the day's discharge) and the reward [yuan]."""
+    dt, n = p.dt_h, p.n
+    dis = np.clip(np.asarray(discharge_kw, dtype=float), 0.0, None)
+    rate = np.asarray(p.subsidy_yuan_per_kwh, dtype=float)
+    if p.subsidy_rule == "net_of_grid_charging":
+        grid = np.clip(np.asarray(charge_kw, dtype=float) - pv_surplus_kw(p), 0.0, None)
+        days = np.asarray(p.day_of_interval)
+        out = np.zeros(n)
+        money = 0.0
+        for d, r in zip(*day_rates(p), strict=True):
+            sel = days == d
+            net = max(0.0, float(np.sum(dis[sel] - grid[sel]) * dt))
+            total = float(dis[sel].sum() * dt)
+            if total > 0:
+                out[sel] = dis[sel] * dt * net / total
+            money += r * net
+        return out, money
+    energy = dis * dt
+    if p.subsidy_budget_kwh is None:
+        return energy, float(np.sum(rate * energy))
+    # the budget goes to the best-paid discharge first, as the plan places it
+    out = np.zeros(n)
+    left = p.subsidy_budget_kwh
+    for t in np.argsort(-rate, kind="stable"):
+        if left <= 0 or rate[t] <= 0:
+            break
+        out[t] = min(energy[t], left)
+        left -= out[t]
+    return out, float(np.sum(rate * out))
 
 
 class Subsidy(Component):
@@ -28,25 +101,92 @@ class Subsidy(Component):
         return p.storage is not None
 
     def validate(self, p: DispatchProblem) -> list[str]:
+        out = []
         a = np.asarray(p.subsidy_yuan_per_kwh, dtype=float)
         if a.shape == (p.n,) and np.nanmin(a, initial=0.0) < 0:
-            return [f"subsidy_yuan_per_kwh: minimum {np.nanmin(a):.6g}, allowed range "
-                    "[0, inf)"]
-        return []
+            out.append(f"subsidy_yuan_per_kwh: minimum {np.nanmin(a):.6g}, allowed range "
+                       "[0, inf)")
+        if p.subsidy_rule not in RULES:
+            out.append(f"subsidy_rule={p.subsidy_rule!r}: allowed {', '.join(RULES)}")
+        b = p.subsidy_budget_kwh
+        if b is not None and not (np.isfinite(b) and b >= 0):
+            out.append(f"subsidy_budget_kwh={b}: allowed range [0, inf) kWh")
+        if b is not None and p.subsidy_rule != "discharge":
+            out.append("subsidy_budget_kwh: only with subsidy_rule 'discharge'")
+        return out
 
+    def structure(self, p: DispatchProblem) -> tuple:
+        days = (len(np.unique(np.asarray(p.day_of_interval)))
+                if p.subsidy_rule == "net_of_grid_charging" else None)
+        return (p.subsidy_rule, p.subsidy_budget_kwh is not None, days)
+
+    # ------------------------------------------------------------------ arrays
     def columns(self, ctx: Context, w: LPWriter) -> None:
-        rate = np.asarray(ctx.p.subsidy_yuan_per_kwh, dtype=float)
-        w.add_cost(w.cols["dis"], -ctx.p.dt_h * rate)
+        p, n, dt = ctx.p, ctx.n, ctx.p.dt_h
+        rate = np.asarray(p.subsidy_yuan_per_kwh, dtype=float)
+        if p.subsidy_rule == "net_of_grid_charging":
+            w.columns("grid_ch", n, 0.0, np.inf)
+            days, rates = day_rates(p)
+            w.columns("paid_day", len(days), 0.0, np.inf, -rates, labels=days.tolist())
+        elif p.subsidy_budget_kwh is not None:
+            w.columns("paid", n, 0.0, np.inf, -dt * rate)
+        else:
+            w.add_cost(w.cols["dis"], -dt * rate)
+
+    def rows(self, ctx: Context, w: LPWriter) -> None:
+        p, n, t, dt, c = ctx.p, ctx.n, ctx.t, ctx.p.dt_h, w.cols
+        if p.subsidy_rule == "net_of_grid_charging":
+            surplus = pv_surplus_kw(p)
+            w.rows("subsidy_grid_charge", -surplus, np.inf, n,
+                   [(t, c["grid_ch"], 1.0), (t, c["ch"], -1.0)])
+            days, _ = day_rates(p)
+            member = np.asarray(p.day_of_interval)[None, :] == days[:, None]
+            terms = []
+            for k in range(len(days)):
+                row = np.full(n, k)
+                terms += [(row, c["dis"], -dt * member[k]), (row, c["grid_ch"], dt * member[k])]
+            k = np.arange(len(days))
+            w.rows("subsidy_net", -np.inf, 0.0, len(days),
+                   [(k, c["paid_day"], 1.0), *terms], labels=days.tolist())
+        elif p.subsidy_budget_kwh is not None:
+            w.rows("subsidy_paid", -np.inf, 0.0, n, [(t, c["paid"], 1.0), (t, c["dis"], -1.0)])
+            w.rows("subsidy_budget", -np.inf, p.subsidy_budget_kwh, 1,
+                   [(np.zeros(n, dtype=int), c["paid"], dt)], labels=None)
+
+    # ------------------------------------------------------------------ Pyomo
+    def variables(self, ctx: Context, m: Any) -> None:
+        pyo, p = pyomo_env(), ctx.p
+        if p.subsidy_rule == "net_of_grid_charging":
+            m.grid_ch = pyo.Var(m.T, bounds=(0.0, None))
+            m.paid_day = pyo.Var(day_rates(p)[0].tolist(), bounds=(0.0, None))
+        elif p.subsidy_budget_kwh is not None:
+            m.paid = pyo.Var(m.T, bounds=(0.0, None))
 
     def constraints(self, ctx: Context, m: Any) -> None:
-        pyomo_env()
-        rate = [float(v) for v in ctx.p.subsidy_yuan_per_kwh]
-        dt = ctx.p.dt_h
-        ctx.pyomo_cost.append(sum(-dt * rate[t] * m.dis[t] for t in range(ctx.n)))
+        pyo, p, n, dt = pyomo_env(), ctx.p, ctx.n, ctx.p.dt_h
+        rate = [float(v) for v in p.subsidy_yuan_per_kwh]
+        if p.subsidy_rule == "net_of_grid_charging":
+            surplus = pv_surplus_kw(p)
+            m.subsidy_grid_charge = pyo.Constraint(
+                m.T, rule=lambda m, t: m.grid_ch[t] >= m.ch[t] - float(surplus[t]))
+            days, rates = day_rates(p)
+            member = {int(d): [t for t in range(n) if int(p.day_of_interval[t]) == d]
+                      for d in days}
+            m.subsidy_net = pyo.Constraint(days.tolist(), rule=lambda m, d: m.paid_day[d] <= sum(
+                dt * (m.dis[t] - m.grid_ch[t]) for t in member[d]))
+            ctx.pyomo_cost.append(sum(-float(r) * m.paid_day[int(d)]
+                                      for d, r in zip(days, rates, strict=True)))
+        elif p.subsidy_budget_kwh is not None:
+            m.subsidy_paid = pyo.Constraint(m.T, rule=lambda m, t: m.paid[t] <= m.dis[t])
+            m.subsidy_budget = pyo.Constraint(
+                expr=sum(dt * m.paid[t] for t in range(n)) <= p.subsidy_budget_kwh)
+            ctx.pyomo_cost.append(sum(-dt * rate[t] * m.paid[t] for t in range(n)))
+        else:
+            ctx.pyomo_cost.append(sum(-dt * rate[t] * m.dis[t] for t in range(n)))
 
     def costs(self, p: DispatchProblem, f: Flows) -> dict[str, float]:
-        rate = np.asarray(p.subsidy_yuan_per_kwh, dtype=float)
-        return {"subsidy_yuan": float(p.dt_h * np.sum(rate * np.asarray(f.discharge_kw)))}
+        _, money = paid_kwh(p, f.discharge_kw, f.charge_kw)
+        return {"subsidy_yuan": money}
 
 
 COMPONENT = Subsidy()
