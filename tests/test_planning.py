@@ -56,14 +56,18 @@ def test_plan_document(plan01):
 
 
 def test_subsidy_in_window(plan01):
-    """CZ-MG-01: 2 MW connected 2025-03-17, paid 2025-04-01..2027-03-31 at 0.3 yuan/kWh."""
+    """CZ-MG-01: 2 MW connected 2025-03-17, paid 2025-04-01..2027-03-31 at 0.3 yuan/kWh on
+    discharge in peak and flat periods (the shipped counting rule), none in the valley."""
     p = plan01
     window = p["parameters"]["subsidy"]["window"]
     assert window == {"eligible": True, "first_paid_day": "2025-04-01",
                       "last_paid_day": "2027-03-31"}
-    assert set(p["inputs"]["subsidy_yuan_per_kwh"]) == {0.3}
+    rate = np.array(p["inputs"]["subsidy_yuan_per_kwh"])
+    valley = np.isin(p["inputs"]["period"], ["valley", "deep_valley"])
+    assert set(rate[~valley]) == {0.3} and set(rate[valley]) == {0.0}
     k = p["kpis"]
-    assert k["subsidy_yuan"] == pytest.approx(0.3 * k["discharge_kwh"], abs=1e-6)
+    paid = 0.25 * np.array(p["intervals"]["discharge_kw"])[~valley].sum()
+    assert k["subsidy_yuan"] == pytest.approx(0.3 * paid, abs=1e-6)
     assert k["discharge_kwh"] == pytest.approx(0.25 * sum(p["intervals"]["discharge_kw"]))
     assert k["discharge_kwh"] > 0
 
@@ -118,8 +122,11 @@ def test_no_subsidy_outside_window(catalog, site, last_paid):
 def test_subsidy_rate_option(catalog):
     p = plan_site(catalog, "CZ-MG-11", DAY, PlanOptions(subsidy_rate_yuan_per_kwh=0.2))
     assert_valid_plan(p)
-    assert set(p["inputs"]["subsidy_yuan_per_kwh"]) == {0.2}
-    assert p["kpis"]["subsidy_yuan"] == pytest.approx(0.2 * p["kpis"]["discharge_kwh"])
+    rate = np.array(p["inputs"]["subsidy_yuan_per_kwh"])
+    valley = np.isin(p["inputs"]["period"], ["valley", "deep_valley"])
+    assert set(rate[~valley]) == {0.2} and set(rate[valley]) == {0.0}
+    paid = 0.25 * np.array(p["intervals"]["discharge_kw"])[~valley].sum()
+    assert p["kpis"]["subsidy_yuan"] == pytest.approx(0.2 * paid)
 
 
 def test_two_day_plan_with_daily_cycle_cap(catalog):

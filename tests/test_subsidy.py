@@ -1,8 +1,10 @@
-"""The Changzhou storage subsidy exactly as written: >= 0.5 MW, <= 0.3 yuan/kWh, from the first
-day of the month after grid connection, for 24 months."""
+"""The Changzhou storage subsidy as written: >= 0.5 MW, <= 0.3 yuan/kWh, from the first day of
+the month after grid connection, for 24 months; and the counting rules the policy file may
+name (the text names none)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import tomllib
 
@@ -37,29 +39,46 @@ def idx(*stamps: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([pd.Timestamp(s) for s in stamps]).tz_localize("Asia/Shanghai")
 
 
-def test_rate_series_edges(catalog):
+@pytest.fixture
+def literal(catalog):
+    """The shipped policy read literally: every discharged kWh counts."""
+    return dataclasses.replace(catalog.policy, rule="all")
+
+
+def test_rate_series_edges(literal):
     i = idx("2025-03-31 23:45", "2025-04-01 00:00", "2027-03-31 23:45", "2027-04-01 00:00")
-    s = subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i)
+    s = subsidy_rate_series(literal, 2000.0, D(2025, 3, 17), i)
     np.testing.assert_array_equal(s.to_numpy(), [0.0, 0.3, 0.3, 0.0])
     assert s.name == "subsidy_yuan_per_kwh"
 
 
-def test_rate_series_uses_local_date(catalog):
+def test_rate_series_uses_local_date(literal):
     """2025-03-31 16:00 UTC is 2025-04-01 00:00 in Changzhou: inside the window."""
     i = pd.DatetimeIndex([pd.Timestamp("2025-03-31 16:00", tz="UTC")])
-    assert subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i).iloc[0] == 0.3
+    assert subsidy_rate_series(literal, 2000.0, D(2025, 3, 17), i).iloc[0] == 0.3
 
 
-def test_ineligible_site_earns_nothing(catalog):
+def test_ineligible_site_earns_nothing(literal):
     i = idx("2025-06-01 12:00", "2026-06-01 12:00")
-    s = subsidy_rate_series(catalog.policy, 490.0, D(2025, 3, 17), i)
+    s = subsidy_rate_series(literal, 490.0, D(2025, 3, 17), i)
     assert s.sum() == 0.0
 
 
-def test_configurable_rate(catalog):
+def test_configurable_rate(literal):
     i = idx("2025-06-01 12:00")
-    assert subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i, 0.2).iloc[0] == 0.2
-    assert subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i, 0.0).iloc[0] == 0.0
+    assert subsidy_rate_series(literal, 2000.0, D(2025, 3, 17), i, 0.2).iloc[0] == 0.2
+    assert subsidy_rate_series(literal, 2000.0, D(2025, 3, 17), i, 0.0).iloc[0] == 0.0
+
+
+def test_peak_flat_rule_pays_peak_critical_and_flat_only(catalog):
+    """The shipped rule: valley and deep-valley discharge earn nothing, the rest 0.3."""
+    i = idx("2025-06-01 03:00", "2025-06-01 08:00", "2025-06-01 15:00", "2025-07-01 14:00",
+            "2025-10-02 12:00")
+    periods = np.array(["valley", "flat", "peak", "critical_peak", "deep_valley"], dtype=object)
+    s = subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i, periods=periods)
+    np.testing.assert_array_equal(s.to_numpy(), [0.0, 0.3, 0.3, 0.3, 0.0])
+    with pytest.raises(InvalidInputError, match="peak_flat subsidy rule needs each interval"):
+        subsidy_rate_series(catalog.policy, 2000.0, D(2025, 3, 17), i)
 
 
 @pytest.mark.parametrize("rate", [0.35, -0.1])
@@ -83,6 +102,7 @@ def raw() -> dict:
 def test_shipped_policy():
     p = parse_policy(raw())
     assert (p.min_power_kw, p.rate_yuan_per_kwh, p.duration_months) == (500.0, 0.3, 24)
+    assert p.rule == "peak_flat" and "interpretation" in p.rule_source
 
 
 @pytest.mark.parametrize(
@@ -93,6 +113,10 @@ def test_shipped_policy():
         ({"min_power_kw": -1}, r"min_power_kw=-1"),
         ({"start": "on-connection"}, r"start='on-connection': only 'first-day-of-next-month'"),
         ({"source": None}, r"source missing"),
+        ({"counting": {"rule": "every-second-kwh"}}, r"counting.rule='every-second-kwh': "
+                                                     r"allowed all, peak_flat"),
+        ({"counting": {"rule": "annual_hours_cap", "annual_hours": 9000}},
+         r"counting.annual_hours=9000: allowed range \(0, 8760\] h"),
     ],
 )
 def test_policy_file_errors(change, match):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from models import Tolerances, audit
 from vpp.accounting import kpis
 from vpp.plan_io import problem_from_plan
@@ -46,8 +48,15 @@ def audit_plan(plan: dict[str, Any], tol: Tolerances | None = None) -> list[str]
     if solver["objective_bound_yuan"] > solver["objective_yuan"] + tol.yuan:
         out.append("objective bound above the objective")
     net = again["net_cost_yuan"]
-    if plan["parameters"]["subsidy"]["counted_in_objective"] and (
-            abs(solver["objective_yuan"] - net) > tol.yuan + 1e-6 * abs(net)):
+    slack = tol.yuan + 1e-6 * abs(net)
+    provisioned = bool(np.any(np.asarray(p.grid.peak_margin_kw) > 0))
+    if not plan["parameters"]["subsidy"]["counted_in_objective"]:
+        pass
+    elif provisioned and solver["objective_yuan"] < net - slack:
+        # a peak margin's provision is in the objective, on top of the plan's own money
+        out.append(f"objective {solver['objective_yuan']:.6f} below the recomputed net cost "
+                   f"{net:.6f}")
+    elif not provisioned and abs(solver["objective_yuan"] - net) > slack:
         out.append(f"objective {solver['objective_yuan']:.6f} != recomputed net cost "
                    f"{net:.6f}")
     return out

@@ -27,7 +27,7 @@ from vpp.options import PlanOptions
 from vpp.problem import site_problem
 from vpp.pv_inputs import site_pv_model
 from vpp.sites import Site
-from vpp.subsidy import subsidy_rate_series, subsidy_window
+from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series, subsidy_window
 from vpp.tariffs import price_series
 from vpp.timebase import INTERVAL_MINUTES, PER_DAY, align_series, horizon
 
@@ -109,7 +109,8 @@ def build_inputs(
     subsidy = np.zeros(n)
     if st is not None:
         subsidy = subsidy_rate_series(catalog.policy, st.power_kw, st.grid_connection_date,
-                                      index, options.subsidy_rate_yuan_per_kwh).to_numpy()
+                                      index, options.subsidy_rate_yuan_per_kwh,
+                                      prices["period"].to_numpy()).to_numpy()
     energy = st.energy_kwh if st is not None else 0.0
     init, term = options.soc_initial_frac, options.soc_terminal_min_frac
     problem = site_problem(
@@ -119,7 +120,9 @@ def build_inputs(
         tariff=tariffs, month_peak_kw=options.month_peak_kw,
         soc_initial_kwh=None if init is None else init * energy,
         soc_terminal_min_kwh=None if term is None else term * energy,
-        subsidy_aware=options.subsidy_aware)
+        subsidy_aware=options.subsidy_aware, subsidy_rule=model_rule(catalog.policy),
+        subsidy_budget_kwh=(annual_budget_kwh(catalog.policy, st.power_kw) if st is not None
+                            else None))
     sources = {"pv_forecast": pv_source, "load": load_source}
     return SiteInputs(site, index, problem, subsidy, prices["period"].to_numpy(), tariff, sources,
                       bands)

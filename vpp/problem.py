@@ -99,7 +99,8 @@ def site_problem(
     import_price: np.ndarray, export_price: np.ndarray, subsidy_rate: np.ndarray,
     tariff: Tariff | Sequence[Tariff], month_peak_kw: float = 0.0,
     soc_initial_kwh: float | None = None, soc_terminal_min_kwh: float | None = None,
-    subsidy_aware: bool = True, labels: bool = True,
+    subsidy_aware: bool = True, labels: bool = True, shiftable: bool = True,
+    subsidy_rule: str = "discharge", subsidy_budget_kwh: float | None = None,
 ) -> DispatchProblem:
     """The dispatch problem of ``site`` on ``index`` (15-minute interval starts from 00:00,
     whole days).
@@ -122,6 +123,11 @@ def site_problem(
         See :func:`storage_spec`. Before the battery's grid connection there is none.
     labels : bool
         Name intervals by local time in error messages (costs a little per problem).
+    shiftable : bool
+        Plan the site's flexible loads (False: their power is part of ``load_kw``).
+    subsidy_rule, subsidy_budget_kwh
+        How the subsidy counts (:func:`vpp.subsidy.model_rule`, :func:`vpp.subsidy.
+        annual_budget_kwh`).
     """
     n = len(index)
     rate = np.asarray(subsidy_rate, dtype=float)
@@ -137,8 +143,9 @@ def site_problem(
         day_of_interval=day_numbers(index),
         storage=storage_spec(site, soc_initial_kwh, soc_terminal_min_kwh, first_day),
         grid=grid_spec(site, tariff, month_peak_kw),
-        shiftable=shiftable_loads(site, index),
+        shiftable=shiftable_loads(site, index) if shiftable else (),
         interval_labels=(tuple(index.tz_convert(TZ).strftime("%Y-%m-%d %H:%M")) if labels
                          else None),
         month_of_interval=months if months[-1] > 0 else None,
+        subsidy_rule=subsidy_rule, subsidy_budget_kwh=subsidy_budget_kwh,
     )

@@ -57,6 +57,11 @@ class Storage(StrictModel):
     grid_connection_date: dt.date
     degradation_yuan_per_kwh: float = Field(default=0.05, ge=0, le=10, description="[yuan/kWh]")
     max_cycles_per_day: float = Field(default=2.0, gt=0, le=24, description="[cycles/day]")
+    export_allowed: bool = Field(
+        default=False,
+        description="the battery may feed the grid (discharge while the site exports); "
+                    "default no: user-side storage serves the site (assumption, see "
+                    "docs/data.md)")
     min_direction_hold_h: float = Field(
         default=1.0, ge=0, le=24,
         description="minimum time between changes of direction (charging / discharging) [h]; "

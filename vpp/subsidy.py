@@ -2,9 +2,10 @@
 
 常政办发〔2024〕32号: new-type storage stations of installed capacity >= 0.5 MW earn at most
 0.3 yuan per kWh discharged, from the month after grid connection, for at most 2 consecutive
-years. Read here as: eligible when rated power >= ``min_power_kw``; paid on every kWh
-discharged from 00:00 on the first day of the month after the grid-connection date, for
-``duration_months`` months (connection on 2025-03-17: paid 2025-04-01 to 2027-03-31).
+years. Read here as: eligible when rated power >= ``min_power_kw``; paid from 00:00 on the
+first day of the month after the grid-connection date, for ``duration_months`` months
+(connection on 2025-03-17: paid 2025-04-01 to 2027-03-31), on the discharge the policy file's
+counting rule names (:data:`RULES`; the text itself names none).
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models import InvalidInputError
+
+#: Counting rules: which discharge earns the reward (see the policy file).
+RULES = ("all", "peak_flat", "net_of_grid_charging", "annual_hours_cap")
+#: Tariff periods whose discharge counts under ``peak_flat``.
+PAID_PERIODS = ("peak", "critical_peak", "flat")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +42,9 @@ class SubsidyPolicy:
     rate_yuan_per_kwh: float
     max_rate_yuan_per_kwh: float
     duration_months: int
+    rule: str = "all"
+    annual_hours: float | None = None
+    rule_source: str = ""
 
     def describe(self) -> dict:
         return {
@@ -45,6 +54,9 @@ class SubsidyPolicy:
             "min_power_kw": self.min_power_kw,
             "rate_yuan_per_kwh": self.rate_yuan_per_kwh,
             "duration_months": self.duration_months,
+            "counting_rule": self.rule,
+            "annual_hours_cap": self.annual_hours if self.rule == "annual_hours_cap" else None,
+            "counting_source": self.rule_source,
         }
 
 
@@ -70,6 +82,15 @@ def parse_policy(data: dict, origin: str = "policy") -> SubsidyPolicy:
     dur = data.get("duration_months")
     if not isinstance(dur, int) or dur <= 0:
         problems.append(f"{origin}: duration_months={dur!r}: need a whole number > 0")
+    counting = data.get("counting", {})
+    rule = counting.get("rule", "all")
+    if rule not in RULES:
+        problems.append(f"{origin}: counting.rule={rule!r}: allowed {', '.join(RULES)}")
+    hours = counting.get("annual_hours")
+    if rule == "annual_hours_cap" and (not isinstance(hours, int | float)
+                                       or not 0 < hours <= 8760):
+        problems.append(f"{origin}: counting.annual_hours={hours!r}: allowed range (0, 8760] "
+                        "h with rule annual_hours_cap")
     if problems:
         raise InvalidInputError(problems, "invalid subsidy policy")
     return SubsidyPolicy(
@@ -82,7 +103,25 @@ def parse_policy(data: dict, origin: str = "policy") -> SubsidyPolicy:
         rate_yuan_per_kwh=float(rate),
         max_rate_yuan_per_kwh=float(mx),
         duration_months=dur,
+        rule=rule,
+        annual_hours=float(hours) if isinstance(hours, int | float) else None,
+        rule_source=str(counting.get("source", "")),
     )
+
+
+def model_rule(policy: SubsidyPolicy) -> str:
+    """The counting form the dispatch model uses for ``policy``'s rule
+    (:mod:`models.components.subsidy`): per-kWh rates carry ``all`` and ``peak_flat``."""
+    return "net_of_grid_charging" if policy.rule == "net_of_grid_charging" else "discharge"
+
+
+def annual_budget_kwh(policy: SubsidyPolicy, power_kw: float,
+                      paid_this_year_kwh: float = 0.0) -> float | None:
+    """What is left of the year's rewarded discharge under ``annual_hours_cap`` [kWh]
+    (``annual_hours`` x rated power, less what was paid this year); None for other rules."""
+    if policy.rule != "annual_hours_cap":
+        return None
+    return max(0.0, policy.annual_hours * power_kw - paid_this_year_kwh)
 
 
 def load_policy(path: Path) -> SubsidyPolicy:
@@ -115,6 +154,7 @@ def subsidy_rate_series(
     grid_connection: dt.date,
     index: pd.DatetimeIndex,
     rate_yuan_per_kwh: float | None = None,
+    periods: np.ndarray | None = None,
 ) -> pd.Series:
     """Subsidy per kWh discharged for each interval of ``index`` [yuan/kWh], 0 outside.
 
@@ -128,6 +168,9 @@ def subsidy_rate_series(
         Interval-start labels, timezone-aware; an interval counts on its local start date.
     rate_yuan_per_kwh : float, optional
         Rate to apply in [0, policy maximum]; defaults to the policy's rate.
+    periods : array of str, optional
+        The tariff period of each interval; under the ``peak_flat`` rule only peak, critical
+        peak and flat intervals are paid (required with that rule).
     """
     if index.tz is None:
         raise InvalidInputError("subsidy index must be timezone-aware (Asia/Shanghai)")
@@ -142,6 +185,11 @@ def subsidy_rate_series(
     if window is not None:
         days = np.array(index.tz_convert("Asia/Shanghai").date)
         values[(days >= window[0]) & (days <= window[1])] = rate
+    if policy.rule == "peak_flat":
+        if periods is None:
+            raise InvalidInputError("the peak_flat subsidy rule needs each interval's tariff "
+                                    "period")
+        values[~np.isin(np.asarray(periods, dtype=object), PAID_PERIODS)] = 0.0
     import pandas as pd
 
     return pd.Series(values, index=index, name="subsidy_yuan_per_kwh")
