@@ -78,14 +78,19 @@ HAND_SITE = {
     "storage": {"power_kw": 500.0, "energy_kwh": 100.0, "eta_charge": 1.0,
                 "eta_discharge": 1.0, "soc_min_frac": 0.0, "soc_max_frac": 1.0,
                 "soc_initial_frac": 0.5, "grid_connection_date": dt.date(2025, 1, 15),
-                "degradation_yuan_per_kwh": 0.01, "max_cycles_per_day": 1.0},
+                "degradation_yuan_per_kwh": 0.01, "max_cycles_per_day": 1.0,
+                "min_direction_hold_h": 0.0},
 }
 
 
 def _hand_catalog(storage: dict | None = None):
     site = dict(HAND_SITE, storage=dict(HAND_SITE["storage"], **(storage or {})))
     fleet = parse_fleet({"version": "t", "source": "test", "sites": [site]})
-    return dataclasses.replace(default_catalog(), fleet=fleet, feeders=None)
+    cat = default_catalog()
+    # the policy read literally (every discharged kWh), and no direction hold: the cases
+    # below are worked out for that
+    return dataclasses.replace(cat, fleet=fleet, feeders=None,
+                               policy=dataclasses.replace(cat.policy, rule="all"))
 
 
 def _hand_series(cat, opts: SimulationOptions) -> SiteSeries:
@@ -119,7 +124,7 @@ def test_three_days_by_hand(tmp_path):
     """
     cat = _hand_catalog()
     opts = SimulationOptions(start=dt.date(2025, 1, 31), days=3, foresight="perfect",
-                             mip_rel_gap=1e-6)
+                             mip_rel_gap=1e-6, control="day-ahead")
     months, days, _ = simulate_site(cat, "HAND-1", opts, series=_hand_series(cat, opts),
                                     out=tmp_path)
     jan, feb = months
@@ -151,7 +156,7 @@ def test_subsidy_window_edges_across_a_month_boundary(tmp_path):
     same day earns nothing (and discharges only the 83.33 kWh the peak shave needs); a
     station connected 2023-01-10 (window Feb 2023 - Jan 2025) earns on 31 Jan only."""
     opts = SimulationOptions(start=dt.date(2025, 1, 31), days=3, foresight="perfect",
-                             mip_rel_gap=1e-6)
+                             mip_rel_gap=1e-6, control="day-ahead")
 
     def run(**storage):
         cat = _hand_catalog(storage)
@@ -170,7 +175,8 @@ def test_subsidy_window_edges_across_a_month_boundary(tmp_path):
 def test_subsidy_rate_zero_and_blind_dispatch():
     """Rate 0 pays nothing; subsidy-blind plans on the hand case still earn 0.3 x their
     (smaller) discharge inside the window: 83.33 kWh a day -> 25 yuan a day in February."""
-    base = dict(start=dt.date(2025, 1, 31), days=3, foresight="perfect", mip_rel_gap=1e-6)
+    base = dict(start=dt.date(2025, 1, 31), days=3, foresight="perfect", mip_rel_gap=1e-6,
+                control="day-ahead")
     cat = _hand_catalog()
     zero = SimulationOptions(**base, subsidy_rate_yuan_per_kwh=0.0)
     months, _, _ = simulate_site(cat, "HAND-1", zero, series=_hand_series(cat, zero))

@@ -104,6 +104,18 @@ class SimulationOptions(SolverChoices):
         json_schema_extra={"cli": "--subsidy-blind", "invert": True})
     foresight: Literal["forecast", "perfect"] = Field("forecast", description=(
         "Plan on forecasts, or on the actual PV and load"))
+    control: Literal["mpc", "day-ahead"] = Field("mpc", description=(
+        "mpc: re-plan from the measured state through the day (vpp/control.py); "
+        "day-ahead: one plan a day, followed with the real-time rule"))
+    replan_minutes: int = Field(60, ge=15, le=60, multiple_of=15, description=(
+        "Re-plan cadence of mpc control [min]"))
+    horizon_hours: float = Field(24.0, ge=24, le=48, description=(
+        "Horizon of every mpc re-plan [h]"))
+    peak_z: float = Field(1.0, ge=0, le=4, description=(
+        "Forecast-error standard deviations the mpc peak margin provisions for [-]"))
+    replan_deviation_frac: float = Field(0.05, gt=0, le=1, description=(
+        "Re-plan early when the measured net load strays from the plan by more than this "
+        "share of the site's peak load [-]"))
     compare_perfect: bool = Field(False, description=(
         "Also cost every day with perfect foresight from the same morning state"))
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every random stream")

@@ -77,8 +77,10 @@ from vpp.accounting import (
     ratios,
 )
 from vpp.catalog import Catalog
+from vpp.closed_loop import ClosedLoop
+from vpp.control import ErrorStats
 from vpp.options import SimulationOptions
-from vpp.problem import grid_spec, site_problem, storage_spec
+from vpp.problem import demand_rate, grid_spec, site_problem, storage_spec
 from vpp.pv_inputs import site_pv_model
 from vpp.realtime import BatteryState, realise_day
 from vpp.sites import Site
@@ -100,6 +102,23 @@ def period(opts: SimulationOptions) -> pd.DatetimeIndex:
     return period_index(opts.start, opts.months, TZ, opts.days)
 
 
+def tail_days(opts: SimulationOptions) -> int:
+    """Days of forecasts needed beyond the period: a re-plan near its end looks a horizon
+    ahead."""
+    return 0 if opts.control == "day-ahead" else int(np.ceil(opts.horizon_hours / 24.0))
+
+
+def extended(opts: SimulationOptions) -> pd.DatetimeIndex:
+    """The period and the days of forecasts beyond it (:func:`tail_days`)."""
+    index = period(opts)
+    extra = tail_days(opts)
+    if not extra:
+        return index
+    more = pd.date_range(index[-1] + pd.Timedelta(minutes=INTERVAL_MINUTES),
+                         periods=extra * PER_DAY, freq=f"{INTERVAL_MINUTES}min")
+    return index.append(more)
+
+
 # --------------------------------------------------------------------------- inputs
 
 
@@ -116,6 +135,7 @@ class SiteSeries:
     load_forecast_kw: np.ndarray
     load_actual_kw: np.ndarray
     weather_source: str
+    pv_clear_kw: np.ndarray | None = None  # the site's PV under a clear sky [kW]
 
 
 def _location(lat: float, lon: float, alt: float):
@@ -126,13 +146,19 @@ def _location(lat: float, lon: float, alt: float):
 
 def actual_clearsky_index(index: pd.DatetimeIndex, opts: SimulationOptions,
                           errors: ErrorModel, weather: Weather | None) -> tuple[np.ndarray, str]:
-    """The period's actual clear-sky index [-] at the city centre and its description."""
+    """The period's actual clear-sky index [-] at the city centre and its description. With
+    a weather file, the days of forecasts beyond the period (:func:`tail_days`; never
+    realised) take the synthetic sky."""
     city = _location(*CITY)
     climate = load_climatology()
-    if weather is None:
+    n = len(period(opts))
+    if weather is None or len(index) > n:
         kc = synthetic_clearsky_index(climate, city, index, errors, DayStreams(opts.seed, "sky"))
-        return kc, (f"synthetic Changzhou weather, seed {opts.seed} ({climate.name} monthly "
-                    f"irradiance; {errors.source})")
+        if weather is None:
+            return kc, (f"synthetic Changzhou weather, seed {opts.seed} ({climate.name} "
+                        f"monthly irradiance; {errors.source})")
+        head, source = actual_clearsky_index(index[:n], opts, errors, weather)
+        return np.r_[head, kc[n:]], source
     frame = prepare(weather, city, index, "erbs", climate.temp_air(index))
     clear = interval_clearsky(city, index, pd.Timedelta(minutes=INTERVAL_MINUTES),
                               "start")["ghi"].to_numpy()
@@ -147,8 +173,11 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
 
     ``actuals`` (measured history, columns ``load_kw`` and/or ``pv_kw`` on a tz-aware
     15-minute index covering the period) replaces the synthetic actual values; forecasts stay
-    the model's (PV from the forecast weather, load from the archetype profile)."""
-    index = period(opts)
+    the model's (PV from the forecast weather, load from the archetype profile). The series
+    run a horizon beyond the period for the closed loop's last re-plans (:func:`extended`);
+    measured actuals are needed for the period only."""
+    index = extended(opts)
+    n_period = len(period(opts))
     version = TARIFF_POLICIES[opts.tariff_policy]
     prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva,
                           version)
@@ -156,7 +185,8 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
     rate = np.zeros(len(index))
     if st is not None:
         rate = subsidy_rate_series(catalog.policy, st.power_kw, st.grid_connection_date, index,
-                                   opts.subsidy_rate_yuan_per_kwh).to_numpy()
+                                   opts.subsidy_rate_yuan_per_kwh,
+                                   prices["period"].to_numpy()).to_numpy()
     kc, source = actual_clearsky_index(index, opts, errors, weather)
     kc_fc = kc if opts.foresight == "perfect" else forecast_clearsky_index(
         kc, index, errors, DayStreams(opts.seed, "pv-forecast"))
@@ -175,23 +205,32 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
         pv_fc = pv_act if kc_fc is kc else pv_ac_kw(
             model.system, weather_from_kc(kc_fc, loc, index, climate),
             model.transposition).to_numpy()
+        clear = None
+        if opts.control == "mpc":
+            clear = pv_ac_kw(model.system, weather_from_kc(np.ones(len(index)), loc, index,
+                                                           climate),
+                             model.transposition).to_numpy()
     else:
         pv_act = pv_fc = np.zeros(len(index))
+        clear = np.zeros(len(index))
     shape = catalog.archetypes[site.load.archetype]
     load_fc = archetype_profile(shape, site.load.peak_kw, index).to_numpy()
     load_act = load_fc * load_error_factors(index, errors,
                                             DayStreams(opts.seed, "load", site.id))
     if actuals is not None:
+        head = index[:n_period]
         if "pv_kw" in actuals:
-            pv_act = align_series(actuals["pv_kw"], index, f"{site.id} pv_kw")
+            pv_act = np.r_[align_series(actuals["pv_kw"], head, f"{site.id} pv_kw"),
+                           pv_fc[n_period:]]
         if "load_kw" in actuals:
-            load_act = align_series(actuals["load_kw"], index, f"{site.id} load_kw")
+            load_act = np.r_[align_series(actuals["load_kw"], head, f"{site.id} load_kw"),
+                             load_fc[n_period:]]
         source += "; measured actuals"
     if opts.foresight == "perfect":
         load_fc, pv_fc = load_act, pv_act
     return SiteSeries(index, prices["import_price_yuan_per_kwh"].to_numpy(),
                       prices["export_price_yuan_per_kwh"].to_numpy(), rate, pv_fc, pv_act,
-                      load_fc, load_act, source)
+                      load_fc, load_act, source, clear)
 
 
 def read_actuals(folder: str | Path, site_ids: list[str]) -> dict[str, pd.DataFrame]:
@@ -225,12 +264,12 @@ MONTH_COLUMNS = (
     "pv_curtailed_kwh", "pv_self_consumed_kwh", "pv_self_consumption_frac", "consumption_kwh",
     "import_kwh", "export_kwh", "renewable_share_frac", "peak_kw", "peak_without_storage_kw",
     "co2_avoided_t", "soc_end_kwh", "import_over_limit_kwh", "corrected_intervals",
-    "plans_lp", "plans_repair", "plans_milp", "plans_uncertified", "gap_max",
-    "terminal_relaxed_days", "perfect_net_cost_yuan",
+    "plans_lp", "plans_repair", "plans_milp", "plans_uncertified", "replans",
+    "replans_uncertified", "gap_max", "terminal_relaxed_days", "perfect_net_cost_yuan",
 )
 #: Month columns that count things (the rest after ``days`` are floats).
 COUNT_COLUMNS = ("days", "corrected_intervals", "plans_lp", "plans_repair", "plans_milp",
-                 "plans_uncertified", "terminal_relaxed_days")
+                 "plans_uncertified", "replans", "replans_uncertified", "terminal_relaxed_days")
 DAY_COLUMNS = ("site_id", "date", "method", "gap", "relative_gap", "plan_cost_yuan", "solves",
                "highs_ms", "update_ms", "soc_start_kwh", "soc_end_kwh", "month_peak_kw",
                "discharge_kwh", "subsidy_yuan")
@@ -258,6 +297,9 @@ class SiteTiming:
     total: float = 0.0
     solves: int = 0
     days: int = 0
+    replan: float = 0.0
+    replans: int = 0
+    replan_seconds: list[float] = field(default_factory=list)
 
 
 class _Files:
@@ -335,12 +377,13 @@ def simulate_site(
     t0 = time.perf_counter()
     ser = series if series is not None else site_series(catalog, site, opts, errors, weather,
                                                          actuals)
-    if not ser.index.equals(period(opts)):
+    if not ser.index.equals(extended(opts)):
         raise InvalidInputError(f"{site_id}: input series must cover the simulated period "
-                                f"from {opts.start} at 15-minute intervals")
+                                f"from {opts.start} at 15-minute intervals (and "
+                                f"{tail_days(opts)} day(s) beyond it for mpc control)")
     timing.inputs = time.perf_counter() - t0
 
-    n_days = len(ser.index) // PER_DAY
+    n_days = len(period(opts)) // PER_DAY
     day_index = ser.index[::PER_DAY]
     battery = storage_spec(site)
     nominal = battery.soc_initial_kwh if battery is not None else 0.0
@@ -352,6 +395,7 @@ def simulate_site(
     day_rows: list[dict] = list(done_days)
     level = float(done[-1]["soc_end_kwh"]) if done else nominal
     state = BatteryState(level)
+    loop = _closed_loop(catalog, site, ser, opts, errors) if opts.control == "mpc" else None
     skip_months = {r["month"] for r in done}
     acc: dict[str, float] = {}
     month_days: list[dict] = []
@@ -416,14 +460,28 @@ def simulate_site(
 
         t0 = time.perf_counter()
         load, pv = ser.load_actual_kw[sl], ser.pv_actual_kw[sl]
-        demand_rate = p.grid.demand_rate_yuan_per_kw_month
-        target = max(month_peak, float(plan.grid_import_kw.max())) if demand_rate > 0 else np.inf
-        real = realise_day(
-            dt_h=DT_H, load_kw=load, pv_kw=pv, flexible_kw=plan.flexible_load_kw,
-            charge_kw=plan.charge_kw, discharge_kw=plan.discharge_kw, storage=storage,
-            state=state if storage is not None else None,
-            import_limit_kw=site.grid.import_limit_kw,
-            export_limit_kw=site.grid.export_limit_kw, import_target_kw=target)
+        if loop is None:  # the day-ahead plan followed with the real-time rule
+            demand_rate = p.grid.demand_rate_yuan_per_kw_month
+            target = (max(month_peak, float(plan.grid_import_kw.max())) if demand_rate > 0
+                      else np.inf)
+            real = realise_day(
+                dt_h=DT_H, load_kw=load, pv_kw=pv, flexible_kw=plan.flexible_load_kw,
+                charge_kw=plan.charge_kw, discharge_kw=plan.discharge_kw, storage=storage,
+                state=state if storage is not None else None,
+                import_limit_kw=site.grid.import_limit_kw,
+                export_limit_kw=site.grid.export_limit_kw, import_target_kw=target)
+        else:  # re-planned through the day from the measured state
+            t1 = time.perf_counter()
+            real, _, loop_stats = loop.operate_day(
+                d * PER_DAY, storage, state if storage is not None else None, month_peak,
+                plan.flexible_load_kw)
+            timing.replan += time.perf_counter() - t1
+            timing.replans += loop_stats.replans
+            timing.replan_seconds += loop_stats.seconds
+            acc["replans"] += loop_stats.replans
+            acc["replans_uncertified"] += loop_stats.uncertified
+            acc["gap_max"] = max(acc["gap_max"], loop_stats.gap_max)
+            acc["terminal_relaxed_days"] += loop_stats.terminal_relaxed > 0
         actual = problem(load, pv, terminal)
         base = baseline(actual)
         got = day_account(actual, real, rate_day)
@@ -469,6 +527,25 @@ def simulate_site(
             files.append(_fmt(row), [_fmt(r) for r in month_days])
     timing.total = time.perf_counter() - t_start
     return month_rows, day_rows, timing
+
+
+def _closed_loop(catalog: Catalog, site: Site, ser: SiteSeries, opts: SimulationOptions,
+                 errors: ErrorModel) -> ClosedLoop:
+    """The site's closed loop over the period (:mod:`vpp.closed_loop`)."""
+    version = TARIFF_POLICIES[opts.tariff_policy]
+    local = ser.index.tz_convert(TZ)
+    month_key = np.asarray(local.year * 12 + local.month, dtype=np.int64)
+    days = ser.index[::PER_DAY]
+    by_day = [catalog.tariffs.select(site.tariff_id, d.date(), version) for d in days]
+    rates = np.repeat([demand_rate(site, t) for t in by_day], PER_DAY)
+    clear = ser.pv_clear_kw if ser.pv_clear_kw is not None else np.zeros(len(ser.index))
+    return ClosedLoop(
+        site, ser, rates, month_key, clear, lambda pos: by_day[pos // PER_DAY],
+        ErrorStats.from_error_model(errors), horizon=int(opts.horizon_hours * 60
+                                                         // INTERVAL_MINUTES),
+        cadence=opts.replan_minutes // INTERVAL_MINUTES,
+        deviation_frac=opts.replan_deviation_frac, peak_z=opts.peak_z,
+        subsidy_aware=opts.subsidy_aware, solve=opts.solve_options())
 
 
 def _perfect_day(solver: PersistentDispatch, p: DispatchProblem, realised_cost: float,
