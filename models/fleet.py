@@ -64,7 +64,9 @@ class EventOutcome:
 
 @dataclass
 class FleetResult:
-    """Per-site plans of the joint solve, the events' outcomes and the timing [s]."""
+    """Per-site plans of the joint solve, the events' outcomes and the timing [s];
+    ``status`` is ``"time_limit"`` when the budget ran out above the gap (every site's
+    result says so too)."""
 
     sites: dict[str, DispatchResult]
     events: list[EventOutcome]
@@ -76,6 +78,7 @@ class FleetResult:
     solve_seconds: float
     highs_seconds: float
     extract_seconds: float
+    status: str = "optimal"
 
 
 def validate_fleet(fp: FleetProblem) -> None:
@@ -256,4 +259,4 @@ def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None,
                                    e.shortfall_penalty_yuan_per_kwh * dt * float(short.sum())))
     t3 = time.perf_counter()
     return FleetResult(sites, events, cert.upper, cert.lower, cert.gap, cert.method, t1 - t0,
-                       t2 - t1, cert.highs_seconds, t3 - t2)
+                       t2 - t1, cert.highs_seconds, t3 - t2, cert.status)
