@@ -166,7 +166,7 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
                "without storage or flexibility, subsidy included\n")
     click.echo(format_table(table))
     if day.feeders:
-        click.echo("\nShared network limits (peak aggregate vs cap, kW):")
+        click.echo("\nShared network limits (peak net flow at the feeder head vs cap, kW):")
         click.echo(feeder_text(day.feeders))
     if day.events:
         click.echo("\nDemand-response events (change of aggregate import vs baseline):")
