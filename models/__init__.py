@@ -25,6 +25,7 @@ from models.errors import InfeasiblePlanError, InvalidInputError
 from models.specs import (
     GAP_FLOOR_YUAN,
     POWER_TOL_KW,
+    STATUSES,
     DispatchProblem,
     DispatchResult,
     DREvent,
@@ -56,6 +57,7 @@ _LAZY = {
 __all__ = [
     "GAP_FLOOR_YUAN",
     "POWER_TOL_KW",
+    "STATUSES",
     "DispatchProblem",
     "DispatchResult",
     "DREvent",

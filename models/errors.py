@@ -57,3 +57,10 @@ def gap_error(stage: str, gap: float, required: float, time_limit_s: float,
     return InfeasiblePlanError(
         [f"{stage}HiGHS reached a certified gap of {gap:.3%} within {time_limit_s:g} s, "
          f"above the required {required:.3%}; raise time_limit_s"], status=status)
+
+
+def time_limit_note(gap: float, required: float, time_limit_s: float) -> str:
+    """What a plan returned at the time limit says of itself."""
+    return (f"time limit: the {time_limit_s:g} s budget ran out with this plan proven within "
+            f"{gap:.3%} of the optimum, above the required {required:.3%}; raise the time "
+            "limit for a certified plan")

@@ -3,8 +3,18 @@
 Each site is the block of :func:`models.site.populate` (as arrays, :func:`models.site.site_lp`);
 the coupling constraints are
 
-* feeder ``f``, interval ``t``: ``sum_{s in f} imp_s[t] <= import_cap_f`` and
-  ``sum_{s in f} exp_s[t] <= export_cap_f``;
+* feeder ``f``, interval ``t``, on the *net* flow through the feeder head (the sites' net
+  meter readings added up, import positive)::
+
+      -export_cap_f <= sum_{s in f} (imp_s[t] - exp_s[t]) <= import_cap_f
+
+  A feeder or substation transformer is limited by the power that flows through it, and
+  what one site exports while another on the same feeder imports never reaches it: the
+  flow at the head is the sum of the sites' net flows. Capping gross imports and gross
+  exports separately would bind a 1,000 kW export cap while the feeder as a whole draws
+  11 MW (the Jingkai feeder, 2026-07-15), a limit no equipment has. The caps are thermal
+  limits [kW] of the head in each direction (reverse flow: the export cap); voltage limits
+  along the feeder are not modelled.
 * event ``e`` with direction ``d`` (+1 peak shaving: import goes *down*; -1 valley filling:
   import goes *up*), window ``W``, request ``R`` [kW] and each site's baseline net import
   ``b_s`` (its plan without the event)::
@@ -64,7 +74,9 @@ class EventOutcome:
 
 @dataclass
 class FleetResult:
-    """Per-site plans of the joint solve, the events' outcomes and the timing [s]."""
+    """Per-site plans of the joint solve, the events' outcomes and the timing [s];
+    ``status`` is ``"time_limit"`` when the budget ran out above the gap (every site's
+    result says so too)."""
 
     sites: dict[str, DispatchResult]
     events: list[EventOutcome]
@@ -76,6 +88,7 @@ class FleetResult:
     solve_seconds: float
     highs_seconds: float
     extract_seconds: float
+    status: str = "optimal"
 
 
 def validate_fleet(fp: FleetProblem) -> None:
@@ -109,8 +122,8 @@ def validate_fleet(fp: FleetProblem) -> None:
 
 def precheck_feeders(fp: FleetProblem) -> None:
     """Raise :class:`InfeasiblePlanError` naming the feeder and interval where even every
-    battery discharging at full power and every flexible load at its minimum leaves the
-    sites importing more than the feeder's cap."""
+    battery discharging at full power, every flexible load at its minimum and every site
+    exporting up to its limit leaves the sites' net import above the feeder's cap."""
     reasons = []
     for f in fp.feeders:
         if f.import_cap_kw is None:
@@ -120,14 +133,14 @@ def precheck_feeders(fp: FleetProblem) -> None:
             p = fp.sites[s]
             flex_min, _ = shiftable_range(p)
             dis = p.storage.power_kw if p.storage is not None else 0.0
-            need += np.clip(p.load_kw + flex_min - p.pv_kw - dis, 0.0, None)
+            need += np.maximum(p.load_kw + flex_min - p.pv_kw - dis, -p.grid.export_limit_kw)
         t = int(np.argmax(need))
         if need[t] > f.import_cap_kw + 1e-6:
             p0 = fp.sites[f.members[0]]
             reasons.append(
                 f"feeder {f.name}: at {p0.label(t)} its sites import at least {need[t]:.0f} kW "
-                f"(load minus PV minus every battery at full discharge), above the "
-                f"{f.import_cap_kw:.0f} kW cap")
+                f"net (load minus PV minus every battery at full discharge, exports up to "
+                f"each site's limit), above the {f.import_cap_kw:.0f} kW cap")
     if reasons:
         raise InfeasiblePlanError(reasons, status="precheck")
 
@@ -157,10 +170,12 @@ def add_coupling(model: BlockModel, fp: FleetProblem) -> list[dict[str, np.ndarr
         nrow += len(lo)
 
     for f in fp.feeders:
-        for cap, fam in ((f.import_cap_kw, "imp"), (f.export_cap_kw, "exp")):
-            if cap is not None:
-                rows(np.full(n, -INF), np.full(n, cap),
-                     [(t, cols[s][fam], 1.0) for s in f.members])
+        # -export_cap <= sum_s (imp_s - exp_s) <= import_cap: the net flow at the head
+        lo = -INF if f.export_cap_kw is None else -f.export_cap_kw
+        up = INF if f.import_cap_kw is None else f.import_cap_kw
+        rows(np.full(n, lo), np.full(n, up),
+             [term for s in f.members for term in ((t, cols[s]["imp"], 1.0),
+                                                   (t, cols[s]["exp"], -1.0))])
     event_cols = []
     for e in fp.events:
         w = np.arange(e.start, e.end)
@@ -256,4 +271,4 @@ def solve_fleet(fp: FleetProblem, opts: SolveOptions | None = None,
                                    e.shortfall_penalty_yuan_per_kwh * dt * float(short.sum())))
     t3 = time.perf_counter()
     return FleetResult(sites, events, cert.upper, cert.lower, cert.gap, cert.method, t1 - t0,
-                       t2 - t1, cert.highs_seconds, t3 - t2)
+                       t2 - t1, cert.highs_seconds, t3 - t2, cert.status)

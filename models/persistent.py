@@ -39,7 +39,8 @@ def block_result(model: BlockModel, k: int, cert: Certified, seconds: float,
         optimality_gap=cert.gap, method=cert.method, solver_name="HiGHS",
         solver_version=model.version, solve_seconds=seconds,
         highs_seconds=cert.highs_seconds, solves=cert.solves, binaries=cert.binaries,
-        log=list(cert.notes), relative_gap=cert.relative_gap, update_seconds=update_s)
+        log=list(cert.notes), relative_gap=cert.relative_gap, update_seconds=update_s,
+        status=cert.status)
 
 
 class PersistentDispatch:
@@ -64,26 +65,28 @@ class PersistentDispatch:
         self.build_seconds = time.perf_counter() - t0
         self._first = True
 
-    def solve(self, p: DispatchProblem, strict: bool = True,
+    def solve(self, p: DispatchProblem, strict: bool = False,
               gap_floor_yuan: float = GAP_FLOOR_YUAN, hint: Flows | None = None,
               shift: int = 0) -> DispatchResult:
-        """Plan ``p`` (same structure as the first problem) to the certified gap.
+        """Plan ``p`` (same structure as the first problem) to the certified gap within the
+        time budget.
 
         The gap is ``(plan - bound) / max(|plan|, gap_floor_yuan)``: the default floor
         (1 yuan) makes it the plain relative gap; a larger floor measures it against the
-        money at stake on days whose net cost is near zero. With ``strict=False`` a MILP that
-        hits the time limit with a plan returns that plan and its (larger) certified gap
-        instead of raising. ``hint``: a known plan whose integer decisions are tried as an
-        incumbent (e.g. the previous re-plan's, moved on); ``shift``: ``p`` starts that many
-        intervals after the previous problem, whose basis is moved along as a warm start.
-        Neither changes the certificate.
+        money at stake on days whose net cost is near zero. A solve whose budget runs out
+        holding a plan returns it with status ``"time_limit"`` and its (larger) proven gap;
+        ``strict=True`` raises instead. ``hint``: a known plan whose integer decisions are
+        tried as an incumbent (e.g. the previous re-plan's, moved on); ``shift``: ``p``
+        starts that many intervals after the previous problem, whose basis is moved along as
+        a warm start. Neither changes the certificate.
 
         Raises
         ------
         ValueError
             ``p`` differs from the first problem in structure.
         InfeasiblePlanError
-            No plan exists, or HiGHS stopped before certifying the gap.
+            No plan exists, the budget ran out before any plan, or (``strict``) before the
+            gap was certified.
         """
         t0 = time.perf_counter()
         if structure_key(p) != self.key:

@@ -18,7 +18,7 @@ from pyomo.contrib.solver.common.factory import SolverFactory
 from pyomo.contrib.solver.common.results import TerminationCondition
 
 from models.certified import relative_gap
-from models.errors import gap_error, no_plan_error
+from models.errors import InfeasiblePlanError, gap_error, no_plan_error, time_limit_note
 from models.site import build_model, extract, parts, site_lp
 from models.specs import DispatchProblem, DispatchResult, SolveOptions
 
@@ -42,25 +42,29 @@ class HighsRun:
         self.opts = opts
         self.solves = 0
         self.highs_seconds = 0.0
+        self.deadline = time.perf_counter() + opts.time_limit_s
         self.opt.set_instance(m)
 
     @property
     def version(self) -> str:
         return ".".join(str(v) for v in self.opt.version())
 
-    def run(self, mip_gap: float | None = None):
+    def run(self, mip_gap: float | None = None, mip: bool = True):
         """Solve; return ``(termination, objective, bound)``, loading primals if any.
 
-        HiGHS keeps one run clock per instance: the time limit is set on it (the limit of
-        this call plus what earlier calls used), and this call's HiGHS time is its increase
-        (Pyomo reports the clock's total, which summed over calls counts early ones again).
+        Every call gets what is left of the solve's budget (``opts.time_limit_s`` from the
+        instance's creation). HiGHS keeps one run clock per instance: an LP's time limit is
+        set on it (what is left plus what earlier calls used), a MIP's counts from the MIP's
+        start; this call's HiGHS time is the clock's increase (Pyomo reports the clock's
+        total, which summed over calls counts early ones again).
         """
         clock = self.opt._solver_model.getRunTime()
+        left = max(self.deadline - time.perf_counter(), 1e-3)
         res = self.opt.solve(
             self.m,
             load_solutions=False,
             raise_exception_on_nonoptimal_result=False,
-            time_limit=clock + self.opts.time_limit_s,
+            time_limit=left if mip else clock + left,
             threads=self.opts.threads,
             rel_gap=mip_gap,
             solver_options={"mip_abs_gap": 1e-9, "output_flag": False},
@@ -76,9 +80,12 @@ class HighsRun:
         return tc, res.incumbent_objective, res.objective_bound
 
 
-def solve_milp(p: DispatchProblem, opts: SolveOptions) -> DispatchResult:
+def solve_milp(p: DispatchProblem, opts: SolveOptions, strict: bool = False,
+               ) -> DispatchResult:
     """Solve ``p`` as the MILP on its Pyomo model to the certified gap (see the module
-    docstring); raises :class:`models.errors.InfeasiblePlanError` without a plan."""
+    docstring) within the budget ``opts.time_limit_s``; a plan the budget stops above the
+    gap comes back with status ``"time_limit"`` (``strict``: an error). Raises
+    :class:`models.errors.InfeasiblePlanError` without a plan."""
     t0 = time.perf_counter()
     m = build_model(p)
     lp = site_lp(p)
@@ -91,8 +98,12 @@ def solve_milp(p: DispatchProblem, opts: SolveOptions) -> DispatchResult:
     for _ in range(len(names) + 1):
         for j in binary:
             columns[j].domain = pyo.Binary
-        tc, obj, bound = hs.run(mip_gap=opts.mip_rel_gap)
+        tc, obj, bound = hs.run(mip_gap=opts.mip_rel_gap, mip=bool(binary))
         if obj is None:
+            if tc == TerminationCondition.maxTimeLimit:
+                raise InfeasiblePlanError(
+                    [f"MILP: the {opts.time_limit_s:g} s time budget ran out before any plan "
+                     "was found; raise the time limit"], status="time_limit")
             infeasible = tc in (TerminationCondition.provenInfeasible,
                                 TerminationCondition.infeasibleOrUnbounded)
             raise no_plan_error("MILP", str(tc.name), infeasible,
@@ -102,14 +113,22 @@ def solve_milp(p: DispatchProblem, opts: SolveOptions) -> DispatchResult:
         more = set(np.concatenate([c.repairs(p, lp.cols, x)[0] for c in active]).tolist())
         if more <= binary:
             break
+        if hs.deadline <= time.perf_counter():
+            raise InfeasiblePlanError(
+                [f"the {opts.time_limit_s:g} s time budget ran out before any plan was found "
+                 "(the MILP's plan still needs integer decisions); raise the time limit"],
+                status="time_limit")
         binary |= more
     upper = float(obj)
     lower = float(bound) if bound is not None else -np.inf
     gap = relative_gap(upper, lower)
+    status, log = "optimal", []
     if gap > opts.mip_rel_gap + 1e-9:
-        raise gap_error("", gap, opts.mip_rel_gap, opts.time_limit_s, str(tc.name))
+        if strict:
+            raise gap_error("", gap, opts.mip_rel_gap, opts.time_limit_s, str(tc.name))
+        status, log = "time_limit", [time_limit_note(gap, opts.mip_rel_gap, opts.time_limit_s)]
     return DispatchResult(
         **extract(p, lp.cols, x), objective_yuan=upper, objective_bound_yuan=lower,
         optimality_gap=gap, method="milp", solver_name="HiGHS", solver_version=hs.version,
         solve_seconds=time.perf_counter() - t0, highs_seconds=hs.highs_seconds,
-        solves=hs.solves, binaries=len(binary), relative_gap=gap)
+        solves=hs.solves, binaries=len(binary), log=log, relative_gap=gap, status=status)

@@ -13,15 +13,20 @@ from models.specs import DispatchProblem, DispatchResult, SolveOptions
 
 
 def solve_dispatch(p: DispatchProblem, opts: SolveOptions | None = None) -> DispatchResult:
-    """Solve a dispatch problem to a certified relative gap of at most ``opts.mip_rel_gap``.
+    """Solve a dispatch problem to a certified relative gap of at most ``opts.mip_rel_gap``
+    within the time budget ``opts.time_limit_s``.
+
+    When the budget runs out holding a plan, that plan comes back with ``status`` set to
+    ``"time_limit"``, its proven gap (above the required one) and a note in ``log`` (also
+    logged as a warning): a feasible plan, never passed off as a certified one.
 
     Raises
     ------
     InvalidInputError
         Inputs outside their ranges (all listed).
     InfeasiblePlanError
-        No plan exists (the reason names the blocking constraint group), or HiGHS stopped
-        without a certified plan. A non-optimal result never becomes a plan.
+        No plan exists (the reason names the blocking constraint group), or the budget ran
+        out before any plan was found.
     """
     opts = opts or SolveOptions()
     opts.validate()

@@ -281,7 +281,9 @@ class SolveOptions:
     mip_rel_gap : float
         Largest certified relative optimality gap a plan may have, in [0, 0.05] [-].
     time_limit_s : float
-        Wall-clock limit of each HiGHS call, in (0, 3600] [s].
+        Wall-clock budget of one solve, every HiGHS call of it together, in (0, 3600] [s].
+        A solve that runs out of it holding a plan returns that plan with status
+        ``"time_limit"`` and its proven gap.
     method : {"auto", "milp"}
         ``auto``: LP relaxation, direction repair, MILP only if the gap demands it.
         ``milp``: straight to the MILP (the Pyomo reference path).
@@ -309,14 +311,21 @@ class SolveOptions:
             raise InvalidInputError(problems, "invalid solver options")
 
 
+#: What a result is: certified within the required gap, or the best plan the time budget
+#: allowed (its gap proven, but above the required one).
+STATUSES = ("optimal", "time_limit")
+
+
 @dataclass
 class DispatchResult:
-    """A plan certified within its gap; arrays have the problem's length.
+    """A plan and its certificate; arrays have the problem's length.
 
     Powers [kW] are interval averages; ``soc_kwh`` is the state at the end of each interval.
     ``optimality_gap`` is ``(objective - bound) / max(|objective|, floor)`` with the floor of
     the solve (1 yuan unless a larger one was asked for), ``relative_gap`` the same with the
-    1-yuan floor.
+    1-yuan floor. ``status`` is ``"optimal"`` when the gap is within the required one and
+    ``"time_limit"`` when the time budget ran out first (the plan is feasible, its gap proven
+    but larger; ``log`` says so).
     """
 
     pv_used_kw: np.ndarray
@@ -342,3 +351,4 @@ class DispatchResult:
     log: list[str] = field(default_factory=list)
     relative_gap: float = 0.0
     update_seconds: float = 0.0
+    status: str = "optimal"

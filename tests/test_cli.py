@@ -125,3 +125,36 @@ def test_sites_and_tariff():
     r = run("tariff", "--date", "2025-10-02")
     assert r.exit_code == 0
     assert "10:00-14:00  deep_valley   0.3120 yuan/kWh" in r.stdout
+
+
+def test_time_limited_plan_says_so_everywhere(tmp_path):
+    """Two days of CZ-MG-24 cannot be proven 0 % from the optimum in 3 s: the plan comes
+    back (exit 0) marked time_limit in the document, on the terminal and in the audit, which
+    accepts it only as such and refuses it relabelled optimal or with a gap it does not
+    have."""
+    path = tmp_path / "p.json"
+    r = run("plan", "--site", "CZ-MG-24", "--date", "2026-07-13", "--days", "2", "--gap", "0",
+            "--time-limit", "3", "--format", "json", "--out", str(path))
+    assert r.exit_code == 0, r.output
+    assert "warning: CZ-MG-24: status: TIME_LIMIT - the best plan the time budget allowed, " \
+           "proven within" in r.stderr
+    plan = read_plan(path)
+    assert plan["status"] == "time_limit"
+    assert plan["solver"]["optimality_gap"] > 0
+    assert any(n.startswith("time limit: the 3 s budget ran out") for n in
+               plan["solver"]["notes"])
+    assert_valid_plan(plan)
+    r = run("audit", str(path))
+    assert r.exit_code == 0
+    assert f"{path}: ok as time_limit: gap " in r.stdout and "not certified" in r.stdout
+    for change, problem in [({"status": "optimal"}, "in a plan whose status is optimal"),
+                            ({"status": "done"}, "status 'done': allowed optimal, time_limit")]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**plan, **change}))
+        r = run("audit", str(bad))
+        assert r.exit_code == 1 and problem in r.stdout
+    plan["solver"]["optimality_gap"] = 0.0
+    bad.write_text(json.dumps(plan))
+    r = run("audit", str(bad))
+    assert r.exit_code == 1
+    assert "status time_limit with optimality gap 0.000%" in r.stdout

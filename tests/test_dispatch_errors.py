@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
 from test_dispatch_micro import battery, problem
 
-from models import GridSpec, ShiftableLoad, SolveOptions, solve_dispatch
+from models import (
+    DispatchProblem,
+    GridSpec,
+    PersistentDispatch,
+    ShiftableLoad,
+    SolveOptions,
+    audit,
+    costs,
+    solve_dispatch,
+)
 from models.errors import InfeasiblePlanError, InvalidInputError
 
 
@@ -160,19 +170,56 @@ def test_empty_horizon():
         solve_dispatch(p)
 
 
-def test_time_limit_never_becomes_a_plan():
-    """A 4-day subsidy-cycling problem cannot be certified in 10 ms: an error, not a plan."""
+def cycling_week() -> DispatchProblem:
+    """4 days of subsidy cycling: a plan within 0 % of the optimum cannot be proven in
+    seconds (the LP relaxation charges and discharges at once)."""
     n = 384
-    p = dataclasses.replace(
+    return dataclasses.replace(
         problem([100 + (t % 7) * 10 for t in range(n)], [0.3 + 0.1 * (t % 5) for t in range(n)],
                 subsidy=[0.3] * n, storage=battery(soc_initial_kwh=50.0), dt_h=0.25,
                 grid=GridSpec(1000.0, demand_rate_yuan_per_kw_month=40.0)),
         day_of_interval=np.arange(n) // 96,
     )
+
+
+@pytest.mark.parametrize("method", ["auto", "milp"])
+def test_time_limit_returns_the_plan_as_such(method, caplog):
+    """The budget runs out before a 0 % gap is proven: the best plan comes back, feasible
+    (every equation holds), marked time_limit, with its proven gap above the required one,
+    a note and a warning - on the array path and on the Pyomo reference path."""
+    p = cycling_week()
+    with caplog.at_level(logging.WARNING):
+        r = solve_dispatch(p, SolveOptions(mip_rel_gap=0.0, time_limit_s=2.0, method=method))
+    assert r.status == "time_limit"
+    assert 0.0 < r.optimality_gap < 0.5
+    assert r.objective_bound_yuan < r.objective_yuan
+    assert r.optimality_gap == pytest.approx(
+        (r.objective_yuan - r.objective_bound_yuan) / abs(r.objective_yuan))
+    assert audit(p, r) == []
+    assert costs(p, r)["objective_yuan"] == pytest.approx(r.objective_yuan, abs=1e-3)
+    assert any(n.startswith("time limit: the 2 s budget ran out") for n in r.log)
+    if method == "auto":
+        assert "time limit: the 2 s budget" in caplog.text
+
+
+def test_time_limit_strict_raises():
+    """The same solve asked to be strict: an error naming the gap reached."""
+    p = cycling_week()
+    solver = PersistentDispatch(p, SolveOptions(mip_rel_gap=0.0, time_limit_s=2.0))
     with pytest.raises(InfeasiblePlanError,
-                       match=r"HiGHS stopped with maxTimeLimit|certified gap of .* above the "
-                             r"required 0.000%"):
-        solve_dispatch(p, SolveOptions(mip_rel_gap=0.0, time_limit_s=0.01, method="milp"))
+                       match=r"HiGHS reached a certified gap of .* above the required 0.000%") \
+            as info:
+        solver.solve(p, strict=True)
+    assert info.value.status == "time_limit"
+
+
+@pytest.mark.parametrize("method", ["auto", "milp"])
+def test_time_limit_before_any_plan_is_an_error(method):
+    """A budget too short for the LP relaxation: no plan exists to return."""
+    with pytest.raises(InfeasiblePlanError,
+                       match=r"time budget ran out before any plan was found") as info:
+        solve_dispatch(cycling_week(), SolveOptions(time_limit_s=1e-4, method=method))
+    assert info.value.status == "time_limit"
 
 
 @pytest.mark.parametrize("method", ["auto", "milp"])

@@ -3,16 +3,27 @@ solves uncoupled sites independently, settlement, and the flexibility envelope."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import assert_valid
 from test_dispatch_micro import EXACT, battery, problem
 
-from models import Directions, DREvent, FeederCap, FleetProblem, solve_dispatch, solve_fleet
+from models import (
+    Directions,
+    DREvent,
+    FeederCap,
+    FleetProblem,
+    GridSpec,
+    solve_dispatch,
+    solve_fleet,
+)
 from models.errors import InfeasiblePlanError, InvalidInputError
-from vpp.flexibility import site_envelope
+from vpp.coupled import coupling_document
+from vpp.flexibility import fleet_envelope, site_envelope
 from vpp.planning import PlanOptions, build_inputs
 
 
@@ -56,6 +67,32 @@ def test_binding_feeder_cap_by_hand():
     assert total.max() <= 250.0 + 1e-6
 
 
+def test_coupled_plan_says_what_the_coupling_cost_the_site():
+    """Under the 250 kW cap A costs 95 yuan against 60 on its own: 35 yuan (58.33 %) above
+    its stand-alone plan, B nothing; the group's certificate and the cap come along."""
+    sites = two_sites()
+    feeder = FeederCap("f", ("A", "B"), 250.0)
+    joint = solve_fleet(FleetProblem(sites, (feeder,)), EXACT)
+    alone = {s: {"solver": {"objective_yuan": solve_dispatch(p, EXACT).objective_yuan,
+                            "optimality_gap": 0.0}} for s, p in sites.items()}
+    index = pd.date_range("2026-07-15", periods=2, freq="1h", tz="Asia/Shanghai")
+    doc = coupling_document("A", ["A", "B"], (feeder,), (), index, "shared limit of f", joint,
+                            alone["A"])
+    assert doc["solved_with"] == ["B"] and doc["events"] == []
+    assert doc["feeders"] == [{"name": "f", "sites": ["A", "B"], "flows": "net",
+                               "import_cap_kw": 250.0, "export_cap_kw": None}]
+    assert doc["group_status"] == "optimal"
+    assert doc["group_objective_yuan"] == pytest.approx(225.0, abs=1e-6)
+    assert doc["group_optimality_gap"] == pytest.approx(0.0, abs=1e-9)
+    assert doc["standalone_objective_yuan"] == pytest.approx(60.0, abs=1e-9)
+    assert doc["cost_above_standalone_yuan"] == pytest.approx(35.0, abs=1e-6)
+    assert doc["cost_above_standalone_share"] == pytest.approx(35.0 / 60.0, abs=1e-8)
+    b = coupling_document("B", ["A", "B"], (feeder,), (), index, "x", joint, alone["B"])
+    assert b["cost_above_standalone_yuan"] == pytest.approx(0.0, abs=1e-6)
+    lost = coupling_document("B", ["A", "B"], (feeder,), (), index, "x", joint, None)
+    assert lost["cost_above_standalone_yuan"] is None  # no stand-alone plan to compare with
+
+
 def test_an_impossible_hint_changes_nothing():
     """Hints that fix B to export in both hours (B has no PV or battery, so no plan can) make
     the hinted LP infeasible; the solve falls back and still certifies the 225 yuan optimum."""
@@ -68,10 +105,10 @@ def test_an_impossible_hint_changes_nothing():
 
 
 def test_hinted_joint_plan_is_certified_like_the_unhinted_one(catalog):
-    """The Jingkai feeder on 2026-07-15 (its independent plans break the 12,800 kW import
-    cap): the joint plan with the independent plans' directions as hints and the one
-    without are both within 0.1 % of the optimum, so each one's proven bound is below the
-    other's cost and the costs differ by <= 0.1 %: hints change the speed, never the
+    """The Jingkai feeder on 2026-07-15 (its independent plans draw more than the 12,800 kW
+    net import cap): the joint plan with the independent plans' directions as hints and the
+    one without are both within 0.1 % of the optimum, so each one's proven bound is below
+    the other's cost and the costs differ by <= 0.1 %: hints change the speed, never the
     certificate (tests/test_dispatch_micro.py shows a hint closing a gap by itself)."""
     day = dt.date(2026, 7, 15)
     opts = PlanOptions()
@@ -79,28 +116,73 @@ def test_hinted_joint_plan_is_certified_like_the_unhinted_one(catalog):
     ins = {s: build_inputs(catalog, catalog.fleet.site(s), day, opts) for s in feeder.members}
     fp = FleetProblem({s: si.problem for s, si in ins.items()}, (feeder,))
     own = {s: solve_dispatch(si.problem, opts.solve_options()) for s, si in ins.items()}
-    imp = sum(r.grid_import_kw for r in own.values())
-    assert imp.max() > feeder.import_cap_kw  # the coupling binds
+    net = sum(r.grid_import_kw - r.grid_export_kw for r in own.values())
+    assert net.max() > feeder.import_cap_kw  # the coupling binds
     hints = {s: Directions(r.grid_import_kw, r.grid_export_kw, r.charge_kw, r.discharge_kw)
              for s, r in own.items()}
     hinted = solve_fleet(fp, opts.solve_options(), hints)
     plain = solve_fleet(fp, opts.solve_options())
-    assert plain.method == "milp"  # the coupling needs more than the relaxation
+    assert {hinted.method, plain.method} <= {"lp+hint", "lp+repair", "milp"}
     for a, b in ((hinted, plain), (plain, hinted)):
         assert a.optimality_gap <= 1e-3
         assert a.objective_bound_yuan <= b.objective_yuan + 1e-6
     assert abs(hinted.objective_yuan - plain.objective_yuan) <= 1e-3 * plain.objective_yuan
     for s, p in fp.sites.items():
         assert_valid(p, hinted.sites[s], 1.0)  # feasible, one direction per interval
-    total = sum(hinted.sites[s].grid_import_kw for s in fp.sites)
+    total = sum(hinted.sites[s].grid_import_kw - hinted.sites[s].grid_export_kw
+                for s in fp.sites)
     assert total.max() <= feeder.import_cap_kw + 1e-6
 
 
 def test_impossible_feeder_cap_names_the_feeder_and_interval():
     sites = two_sites()
     with pytest.raises(InfeasiblePlanError, match=r"feeder f: at interval 0 its sites import at "
-                                                  r"least 100 kW .* above the 50 kW cap"):
+                                                  r"least 100 kW net .* above the 50 kW cap"):
         solve_fleet(FleetProblem(sites, (FeederCap("f", ("A", "B"), 50.0),)), EXACT)
+
+
+def pv_and_load():
+    """P: no load, 300 kW of PV, may export 300 kW at 0.4 yuan/kWh; L: 200 kW of load at
+    1.0 yuan/kWh. One hour."""
+    p = problem([0], [1.0], pv=[300.0], export_price=[0.4],
+                grid=GridSpec(import_limit_kw=500.0, export_limit_kw=300.0))
+    ld = problem([200], [1.0])
+    return {"P": p, "L": ld}
+
+
+def test_feeder_caps_hold_the_net_flow_at_the_head():
+    """P exports 300 kW while L imports 200 kW: the feeder head carries 100 kW of reverse
+    flow. A 150 kW import cap does not bind (the head imports nothing; capping L's gross
+    200 kW import would make the day impossible); a 50 kW export cap does: P curtails 50 kW
+    and exports 250 kW, so P earns 0.4 x 250 = 100 yuan (not 120) and L pays 200 yuan;
+    fleet 100 yuan."""
+    sites = pv_and_load()
+    free = solve_fleet(FleetProblem(sites, (FeederCap("f", ("P", "L"), 150.0),)), EXACT)
+    assert free.objective_yuan == pytest.approx(200.0 - 120.0, abs=1e-6)
+    np.testing.assert_allclose(free.sites["P"].grid_export_kw, [300.0], atol=1e-6)
+    capped = solve_fleet(FleetProblem(sites, (FeederCap("f", ("P", "L"), 150.0, 50.0),)),
+                         EXACT)
+    assert capped.objective_yuan == pytest.approx(100.0, abs=1e-6)
+    assert capped.sites["P"].objective_yuan == pytest.approx(-100.0, abs=1e-6)
+    assert capped.sites["L"].objective_yuan == pytest.approx(200.0, abs=1e-6)
+    np.testing.assert_allclose(capped.sites["P"].pv_curtailed_kw, [50.0], atol=1e-6)
+    for s, p in sites.items():
+        assert_valid(p, capped.sites[s], 0.0)
+
+
+def test_feeder_import_cap_counts_the_neighbours_export():
+    """An import cap of 90 kW: L's 200 kW less P's 300 kW of export would leave the head
+    exporting, so the cap is met - unless P may not export, when the head must carry L's
+    200 kW: infeasible, and the precheck names it (at least 200 kW net above 90)."""
+    sites = pv_and_load()
+    r = solve_fleet(FleetProblem(sites, (FeederCap("f", ("P", "L"), 90.0),)), EXACT)
+    net = sum(r.sites[s].grid_import_kw - r.sites[s].grid_export_kw for s in sites)
+    assert net.max() <= 90.0 + 1e-6
+    assert r.objective_yuan == pytest.approx(200.0 - 120.0, abs=1e-6)
+    sites["P"] = dataclasses.replace(sites["P"], grid=GridSpec(500.0, export_limit_kw=0.0))
+    with pytest.raises(InfeasiblePlanError, match=r"its sites import at least 200 kW net .* "
+                                                  r"above the 90 kW cap"):
+        solve_fleet(FleetProblem(sites, (FeederCap("f", ("P", "L"), 90.0),)), EXACT)
 
 
 def flat_site():
@@ -194,3 +276,23 @@ def test_envelope_by_hand():
     assert one["up_kw"].iloc[1] == pytest.approx(180.0)
     bare = site_envelope(_plan([0], [0], [0], [10], [0], [0], [0], storage=False), 1.0)
     assert bare["down_kw"].iloc[0] == 0 and bare["up_kw"].iloc[0] == 0  # nothing to move with
+
+
+def test_fleet_envelope_feeder_headroom_is_net():
+    """Two sites behind one feeder, import cap 300 kW, export cap 50 kW: S1 imports 200 kW
+    and can move 100 kW either way, S2 exports 80 kW and can move 40 kW either way. The head
+    carries 200 - 80 = 120 kW: up to 300 leaves 180 (>= 140, no cut); down to -50 leaves 170
+    (>= 140, no cut). With S2 exporting 250 kW instead the head carries -50 kW: up 350
+    (no cut), down 0 - the export cap is reached."""
+    def site(imp, exp, room):
+        p = _plan(ch=[0], dis=[0], soc=[100], imp=[imp], exp=[exp], pv_used=[room],
+                  pv_curt=[room], storage=False)
+        p["parameters"]["grid"] = {"import_limit_kw": 1000.0, "export_limit_kw": 1000.0}
+        return p
+    feeder = (FeederCap("f", ("S1", "S2"), 300.0, 50.0),)
+    env = fleet_envelope({"S1": site(200, 0, 100), "S2": site(0, 80, 40)}, 1.0, feeder)
+    assert env["fleet_up_kw"].iloc[0] == pytest.approx(140.0)
+    assert env["fleet_down_kw"].iloc[0] == pytest.approx(140.0)
+    env = fleet_envelope({"S1": site(200, 0, 100), "S2": site(0, 250, 40)}, 1.0, feeder)
+    assert env["fleet_up_kw"].iloc[0] == pytest.approx(140.0)
+    assert env["fleet_down_kw"].iloc[0] == pytest.approx(0.0)

@@ -121,6 +121,37 @@ def test_holiday_deep_valley_426(catalog):
     assert "deep_valley" not in set(day(catalog, "2025-10-02", version=V555)["period"])
 
 
+# Spring Festival 2026 (15-23 Feb) under 426号, winter periods: valley 00-06 and 11-13, flat
+# 06-11 and 13-14, peak 14-22 (no critical peak in February). The holiday window 10-14 is
+# deep valley at 0.39 x 0.8 = 0.312 for users of 315 kVA or more, over the flat hours 10-11
+# and 13-14 as well as the valley 11-13; below 315 kVA the day keeps its ordinary periods.
+SPRING_FESTIVAL_426 = [
+    ("09:45", "flat", 0.65, "flat", 0.65), ("10:00", "deep_valley", 0.312, "flat", 0.65),
+    ("10:45", "deep_valley", 0.312, "flat", 0.65), ("11:00", "deep_valley", 0.312, "valley", 0.39),
+    ("12:45", "deep_valley", 0.312, "valley", 0.39), ("13:00", "deep_valley", 0.312, "flat", 0.65),
+    ("13:45", "deep_valley", 0.312, "flat", 0.65), ("14:00", "peak", 0.97, "peak", 0.97),
+    ("18:00", "peak", 0.97, "peak", 0.97),
+]
+
+
+@pytest.mark.parametrize(("hhmm", "period", "price", "small_period", "small_price"),
+                         SPRING_FESTIVAL_426)
+def test_spring_festival_deep_valley_from_315_kva(catalog, hhmm, period, price, small_period,
+                                                   small_price):
+    assert at(day(catalog, "2026-02-17", kva=1000.0), hhmm) == (period, price)
+    assert at(day(catalog, "2026-02-17", kva=200.0), hhmm) == (small_period, small_price)
+
+
+def test_critical_peak_in_a_flat_hour_555(catalog):
+    """555号's July critical peak 14:00-15:00 lies in its flat hours 11-17 and is priced on
+    the peak price, 1.1275 x 1.2 = 1.353 yuan/kWh, between flat quarters at 0.6557."""
+    df = day(catalog, "2026-07-15", version=V555)
+    assert [at(df, h) for h in ("13:45", "14:00", "14:45", "15:00")] == [
+        ("flat", 0.6557), ("critical_peak", 1.353), ("critical_peak", 1.353),
+        ("flat", 0.6557)]
+    assert at(day(catalog, "2026-07-15", kva=200.0, version=V555), "14:00") == ("flat", 0.6557)
+
+
 def test_labour_day_deep_valley(catalog):
     assert at(day(catalog, "2026-05-01"), "12:00") == ("deep_valley", 0.312)
 
@@ -181,6 +212,10 @@ def test_shipped_tariff_parses():
         (lambda d: d.pop("effective_from"), r"effective_from missing"),
         (lambda d: d["seasons"][0].update(valley=["00:00-06:00", "11:00-1300"]),
          r"'11:00-1300' is not 'HH:MM-HH:MM'"),
+        (lambda d: d["holiday_deep_valley"].update(min_transformer_kva=-1),
+         r"holiday_deep_valley.min_transformer_kva=-1: need a number >= 0 \[kVA\]"),
+        (lambda d: d["critical_peak"].update(min_transformer_kva="315"),
+         r"critical_peak.min_transformer_kva='315': need a number >= 0"),
     ],
 )
 def test_tariff_file_errors(mutate, match):

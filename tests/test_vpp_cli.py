@@ -3,6 +3,7 @@ the flexibility envelope, and clear errors for bad event files."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_valid_plan
 
-from vpp.catalog import DEFAULT_FLEET, data_dir
+from vpp.catalog import DEFAULT_FLEET, Catalog, data_dir
 from vpp.cli import main
+from vpp.planning import plan_site
 
 DATE = "2026-07-15"
 
@@ -72,7 +74,19 @@ def test_events_feeders_settlement_and_plots(small):
         plan = json.loads((out / f"{sid}_{DATE}.json").read_text())
         base = json.loads((out / f"{sid}_{DATE}_baseline.json").read_text())
         assert_valid_plan(base)
-        assert plan["solver"]["coupling"]["fleet_optimality_gap"] <= 1e-3
+        c = plan["coupling"]
+        assert c["group_optimality_gap"] <= 1e-3 and c["group_status"] == "optimal"
+        assert c["events"] == [{
+            "id": "evening", "type": "peak_shaving", "start": f"{DATE}T17:00:00+08:00",
+            "end": f"{DATE}T18:00:00+08:00", "requested_kw": 2000.0,
+            "compensation_yuan_per_kwh": 4.0, "compensation_yuan_per_kw": 0.0,
+            "shortfall_penalty_yuan_per_kwh": 2.0,
+            "participants": ["CZ-MG-01", "CZ-MG-02", "CZ-MG-03", "CZ-MG-04"]}]
+        assert c["feeders"][0]["flows"] == "net"
+        # the stand-alone plan is the baseline here (the loose feeder binds nothing)
+        assert c["standalone_objective_yuan"] == base["solver"]["objective_yuan"]
+        assert c["cost_above_standalone_yuan"] == pytest.approx(
+            plan["solver"]["objective_yuan"] - base["solver"]["objective_yuan"], abs=1e-9)
         extra = plan["kpis"]["net_cost_yuan"] - base["kpis"]["net_cost_yuan"]
         assert settle.loc[sid, "extra cost [yuan]"] == pytest.approx(extra, abs=1e-3)
         # the event changed what the site imports by what the settlement says it delivered
@@ -103,9 +117,22 @@ def test_binding_feeder_is_solved_jointly(small):
             "plan", "--all", "--date", DATE, "--jobs", "1", "--out", str(out))
     assert r.exit_code == 0, r.output
     rep = json.loads((out / f"vpp_{DATE}.json").read_text())["feeders"][0]
-    assert rep["solved_jointly"] and rep["peak_import_kw"] <= 4950.0 + 1e-3
+    assert rep["solved_jointly"] and rep["peak_net_import_kw"] <= 4950.0 + 1e-3
+    assert rep["flows"] == "net"
     p1 = json.loads((out / f"CZ-MG-01_{DATE}.json").read_text())
-    assert p1["solver"]["coupling"]["solved_with"] == ["CZ-MG-03"]
+    c = p1["coupling"]
+    assert c["solved_with"] == ["CZ-MG-03"] and c["events"] == []
+    assert c["feeders"] == [{"name": "F1", "sites": ["CZ-MG-01", "CZ-MG-03"], "flows": "net",
+                             "import_cap_kw": 4950.0, "export_cap_kw": None}]
+    alone = plan_site(Catalog.load(fleet=small / "fleet.toml"), "CZ-MG-01",
+                      dt.date(2026, 7, 15))
+    assert c["standalone_objective_yuan"] == pytest.approx(alone["solver"]["objective_yuan"],
+                                                           rel=1e-9)
+    above = p1["solver"]["objective_yuan"] - alone["solver"]["objective_yuan"]
+    assert c["cost_above_standalone_yuan"] == pytest.approx(above, abs=1e-6)
+    assert c["cost_above_standalone_share"] == pytest.approx(
+        above / alone["solver"]["objective_yuan"], rel=1e-6)
+    assert any("against its stand-alone plan" in n for n in p1["solver"]["notes"])
     assert_valid_plan(p1)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from models import Tolerances, audit
+from models import STATUSES, Tolerances, audit
 from vpp.accounting import kpis
 from vpp.plan_io import problem_from_plan
 
@@ -25,6 +25,11 @@ CHECKED = ("energy_cost_yuan", "export_revenue_yuan", "discharge_kwh", "subsidy_
 
 def audit_plan(plan: dict[str, Any], tol: Tolerances | None = None) -> list[str]:
     """Every violation found in ``plan``; an empty list means the plan is consistent.
+
+    A plan says whether it is certified (``status`` ``optimal``: gap within the required
+    one) or the best plan a time budget allowed (``time_limit``: a finite gap above it); a
+    gap that contradicts the status is a violation, and :func:`verdict` names how a
+    consistent plan is accepted.
 
     Raises
     ------
@@ -42,9 +47,16 @@ def audit_plan(plan: dict[str, Any], tol: Tolerances | None = None) -> list[str]
         if key in k and abs(k[key] - again[key]) > tol.yuan + 1e-6 * abs(again[key]):
             out.append(f"kpis.{key}={k[key]:.6f} but recomputed {again[key]:.6f}")
     solver = plan["solver"]
-    if solver["optimality_gap"] > solver["mip_rel_gap_required"] + 1e-9:
-        out.append(f"optimality gap {solver['optimality_gap']:.3%} above the required "
-                   f"{solver['mip_rel_gap_required']:.3%}")
+    status, gap, required = plan["status"], solver["optimality_gap"], solver[
+        "mip_rel_gap_required"]
+    if status not in STATUSES:
+        out.append(f"status {status!r}: allowed {', '.join(STATUSES)}")
+    elif status == "optimal" and gap > required + 1e-9:
+        out.append(f"optimality gap {gap:.3%} above the required {required:.3%} in a plan "
+                   "whose status is optimal")
+    elif status == "time_limit" and not (required + 1e-9 < gap < float("inf")):
+        out.append(f"status time_limit with optimality gap {gap:.3%}: a plan stopped by "
+                   f"the time limit proves a finite gap above the required {required:.3%}")
     if solver["objective_bound_yuan"] > solver["objective_yuan"] + tol.yuan:
         out.append("objective bound above the objective")
     net = again["net_cost_yuan"]
@@ -62,3 +74,11 @@ def audit_plan(plan: dict[str, Any], tol: Tolerances | None = None) -> list[str]
     return out
 
 
+def verdict(plan: dict[str, Any]) -> str:
+    """How an audited plan without problems is accepted: certified within its gap, or as
+    the time-limited plan it says it is."""
+    if plan["status"] == "optimal":
+        return "ok"
+    solver = plan["solver"]
+    return (f"ok as {plan['status']}: gap {solver['optimality_gap']:.3%} above the required "
+            f"{solver['mip_rel_gap_required']:.3%}, not certified")

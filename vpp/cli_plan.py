@@ -94,7 +94,7 @@ def _plan_one(catalog: Any, site_id: str, start: dt.date, options: PlanOptions, 
               out: str | None, plot: str | None, load_csv: str | None, pv_csv: str | None,
               weather: Any) -> None:
     from forecasts.load import read_meter_csv
-    from vpp.plan_io import plan_csv, plan_json, plot_plan, site_table
+    from vpp.plan_io import plan_csv, plan_json, plot_plan, site_table, status_line
     from vpp.planning import plan_site
 
     def series(path: str | None, column: str) -> Any:
@@ -102,6 +102,8 @@ def _plan_one(catalog: Any, site_id: str, start: dt.date, options: PlanOptions, 
 
     p = plan_site(catalog, site_id, start, options, pv_kw=series(pv_csv, "pv_kw"),
                   load_kw=series(load_csv, "load_kw"), weather=weather)
+    if p["status"] != "optimal":
+        click.echo(f"warning: {site_id}: {status_line(p)}", err=True)
     text = {"json": plan_json, "csv": plan_csv, "table": site_table}[fmt](p)
     if out:
         Path(out).write_text(text if fmt != "table" else plan_json(p), "utf-8")
@@ -137,9 +139,10 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
             failed.append(site_id)
             click.echo(f"[{done[0]:>2}/{total}] {site_id} FAILED: {err}", err=True)
             return
+        flag = "" if p["status"] == "optimal" else f" {p['status'].upper()}"
         click.echo(f"[{done[0]:>2}/{total}] {site_id} {p['solver']['method']:<9} "
-                   f"gap {p['solver']['optimality_gap']:.3%} {p['solver']['seconds']:.2f} s",
-                   err=True)
+                   f"gap {p['solver']['optimality_gap']:.3%} {p['solver']['seconds']:.2f} s"
+                   f"{flag}", err=True)
 
     specs = load_events(events) if events else None
     feeders = catalog.feeder_caps if use_feeders else ()
@@ -163,7 +166,7 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
                "without storage or flexibility, subsidy included\n")
     click.echo(format_table(table))
     if day.feeders:
-        click.echo("\nShared network limits (peak aggregate vs cap, kW):")
+        click.echo("\nShared network limits (peak net flow at the feeder head vs cap, kW):")
         click.echo(feeder_text(day.feeders))
     if day.events:
         click.echo("\nDemand-response events (change of aggregate import vs baseline):")
@@ -192,6 +195,10 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
 
         plot_event_delivery(day.events, plot_events)
         click.echo(f"wrote {plot_events}", err=True)
+    limited = [sid for sid, p in plans.items() if p["status"] != "optimal"]
+    if limited:
+        click.echo(f"\n{len(limited)} plan(s) stopped by the time limit above the required "
+                   f"gap (status time_limit): {', '.join(limited)}", err=True)
     if failed:
         click.echo(f"\n{len(failed)} site(s) failed: {', '.join(failed)}", err=True)
         sys.exit(1)
@@ -205,13 +212,14 @@ def audit(files: tuple[str, ...]) -> None:
     Files that are not plans (a fleet run's summary, say) are named and skipped.
     """
     from models import InvalidInputError
-    from vpp.audit import audit_plan
+    from vpp.audit import audit_plan, verdict
     from vpp.plan_io import read_plan
 
     bad = checked = 0
     for f in files:
         try:
-            problems = audit_plan(read_plan(f))
+            plan = read_plan(f)
+            problems = audit_plan(plan)
         except (InvalidInputError, json.JSONDecodeError, UnicodeDecodeError, TypeError,
                 KeyError) as exc:
             click.echo(f"{f}: skipped, not a plan document ({_reason(exc)})")
@@ -223,7 +231,7 @@ def audit(files: tuple[str, ...]) -> None:
             for p in problems:
                 click.echo(f"  - {p}")
         else:
-            click.echo(f"{f}: ok")
+            click.echo(f"{f}: {verdict(plan)}")
     click.echo(f"{checked} plan(s) checked, {bad} with problems, "
                f"{len(files) - checked} other file(s) skipped", err=True)
     if bad or not checked:

@@ -1,13 +1,19 @@
 """The VPP day: every site's plan, shared feeder limits, demand-response events, settlement.
 
 1. Every site is planned on its own (in parallel processes).
-2. A feeder whose cap those plans break has its sites re-planned jointly. Where no cap
-   binds the independent plans are the joint optimum: dropping the coupling constraints can
-   only lower the cost, and the independent plans already satisfy them.
+2. A feeder whose cap those plans break (on the net flow at the feeder head,
+   :mod:`models.fleet`) has its sites re-planned jointly. Where no cap binds the independent
+   plans are the joint optimum: dropping the coupling constraints can only lower the cost,
+   and the independent plans already satisfy them.
 3. With events, each participant's plan from 1-2 is its *baseline*; the participants are then
    planned jointly with the events (and their feeders), delivering the requested change of
    aggregate import at least cost or reporting the shortfall. The settlement compares each
    site's event plan with its baseline.
+
+Every plan solved jointly carries its ``coupling`` (:func:`coupling_document`): the feeders
+and events it was solved under, the group's certificate, and its cost above its own
+stand-alone plan from step 1 - a plan can be certified for the group and still cost its
+site more than planning alone would.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from forecasts.weather import Weather
-from models import Directions, DREvent, FeederCap, FleetProblem, solve_fleet
+from models import GAP_FLOOR_YUAN, Directions, DREvent, FeederCap, FleetProblem, solve_fleet
 from vpp.catalog import Catalog
 from vpp.network import EventSpec, to_events
 from vpp.planning import (
@@ -60,27 +66,72 @@ def net_import(plan: dict) -> np.ndarray:
 
 
 def feeder_report(plans: dict[str, dict], feeders: tuple[FeederCap, ...]) -> list[dict]:
-    """Peak aggregate import/export of each feeder against its caps [kW]."""
+    """Peak net import and net export of each feeder against its caps [kW]: the flow at the
+    feeder head, the sites' net meter readings added up (see :mod:`models.fleet`)."""
     out = []
     for f in feeders:
         members = [s for s in f.members if s in plans]
         if not members:
             continue
-        imp = sum(_series(plans[s], "grid_import_kw") for s in members)
-        exp = sum(_series(plans[s], "grid_export_kw") for s in members)
-        over_i = f.import_cap_kw is not None and imp.max() > f.import_cap_kw + TOL_KW
-        over_e = f.export_cap_kw is not None and exp.max() > f.export_cap_kw + TOL_KW
-        out.append({"feeder": f.name, "sites": members, "import_cap_kw": f.import_cap_kw,
-                    "peak_import_kw": float(imp.max()), "export_cap_kw": f.export_cap_kw,
-                    "peak_export_kw": float(exp.max()), "violated": bool(over_i or over_e)})
+        net = sum(net_import(plans[s]) for s in members)
+        over_i = f.import_cap_kw is not None and net.max() > f.import_cap_kw + TOL_KW
+        over_e = f.export_cap_kw is not None and -net.min() > f.export_cap_kw + TOL_KW
+        out.append({"feeder": f.name, "sites": members, "flows": "net",
+                    "import_cap_kw": f.import_cap_kw,
+                    "peak_net_import_kw": max(0.0, float(net.max())),
+                    "export_cap_kw": f.export_cap_kw,
+                    "peak_net_export_kw": max(0.0, float(-net.min())),
+                    "violated": bool(over_i or over_e)})
     return out
+
+
+def coupling_document(site_id: str, site_ids: list[str], feeders: tuple[FeederCap, ...],
+                      events: tuple[DREvent, ...], index: pd.DatetimeIndex, why: str,
+                      res: Any, standalone: dict | None) -> dict[str, Any]:
+    """What a plan solved jointly was solved under, and what that cost the site (see
+    docs/plan-format.md): the feeders and events of the joint model, the group's certificate,
+    and the site's cost above its own stand-alone plan [yuan]."""
+    step = pd.Timedelta(minutes=INTERVAL_MINUTES)
+    own = res.sites[site_id].objective_yuan
+    doc: dict[str, Any] = {
+        "reason": why,
+        "solved_with": [x for x in site_ids if x != site_id],
+        "feeders": [{"name": f.name, "sites": list(f.members), "flows": "net",
+                     "import_cap_kw": f.import_cap_kw, "export_cap_kw": f.export_cap_kw}
+                    for f in feeders],
+        "events": [{"id": e.name, "type": e.kind, "start": index[e.start].isoformat(),
+                    "end": (index[e.end - 1] + step).isoformat(),
+                    "requested_kw": e.requested_kw,
+                    "compensation_yuan_per_kwh": e.compensation_yuan_per_kwh,
+                    "compensation_yuan_per_kw": e.compensation_yuan_per_kw,
+                    "shortfall_penalty_yuan_per_kwh": e.shortfall_penalty_yuan_per_kwh,
+                    "participants": list(e.participants or site_ids)}
+                   for e in events],
+        "group_status": res.status,
+        "group_objective_yuan": res.objective_yuan,
+        "group_objective_bound_yuan": res.objective_bound_yuan,
+        "group_optimality_gap": res.optimality_gap,
+        "site_objective_yuan": own,
+        "standalone_objective_yuan": None,
+        "standalone_optimality_gap": None,
+        "cost_above_standalone_yuan": None,
+        "cost_above_standalone_share": None,
+    }
+    if standalone is not None:
+        alone = standalone["solver"]["objective_yuan"]
+        doc.update(standalone_objective_yuan=alone,
+                   standalone_optimality_gap=standalone["solver"]["optimality_gap"],
+                   cost_above_standalone_yuan=own - alone,
+                   cost_above_standalone_share=(own - alone) / max(abs(alone),
+                                                                   GAP_FLOOR_YUAN))
+    return doc
 
 
 def _joint(catalog: Catalog, start: dt.date, options: PlanOptions, site_ids: list[str],
            feeders: tuple[FeederCap, ...], events: tuple[DREvent, ...],
            baselines: dict[str, np.ndarray], weather: Weather | None, why: str,
            plans_now: dict[str, dict], known: dict[str, SiteInputs],
-           ) -> tuple[dict[str, dict], Any]:
+           standalone: dict[str, dict]) -> tuple[dict[str, dict], Any]:
     inputs = {s: known.get(s) or build_inputs(catalog, catalog.fleet.site(s), start, options,
                                               weather=weather) for s in site_ids}
     fp = FleetProblem({s: si.problem for s, si in inputs.items()}, feeders, events, baselines)
@@ -93,14 +144,15 @@ def _joint(catalog: Catalog, start: dt.date, options: PlanOptions, site_ids: lis
     plans = {}
     for s, si in inputs.items():
         p = describe_plan(catalog, si, res.sites[s], options)
-        p["solver"]["coupling"] = {
-            "solved_with": [x for x in site_ids if x != s], "reason": why,
-            "fleet_objective_yuan": res.objective_yuan,
-            "fleet_objective_bound_yuan": res.objective_bound_yuan,
-            "fleet_optimality_gap": res.optimality_gap,
-        }
-        p["solver"]["notes"] = [*p["solver"]["notes"],
-                                f"solved jointly with {len(site_ids) - 1} other site(s): {why}"]
+        c = coupling_document(s, site_ids, feeders, events, si.index, why, res,
+                              standalone.get(s))
+        p["coupling"] = c
+        note = f"solved jointly with {len(site_ids) - 1} other site(s): {why}; group gap " \
+               f"{res.optimality_gap:.3%}"
+        if c["cost_above_standalone_yuan"] is not None:
+            note += (f"; the site's cost {c['cost_above_standalone_yuan']:+.2f} yuan "
+                     f"({c['cost_above_standalone_share']:+.3%}) against its stand-alone plan")
+        p["solver"]["notes"] = [*p["solver"]["notes"], note]
         plans[s] = p
     res.extract_seconds += time.perf_counter() - t0  # the plan documents too
     return plans, res
@@ -124,6 +176,7 @@ def plan_vpp(
     known: dict[str, SiteInputs] = {}
     plans = plan_independent(catalog, start, options, on_plan=on_plan, jobs=jobs,
                              weather=weather, inputs=known)
+    standalone = dict(plans)  # each site's own optimum, what coupled plans are measured by
     t1 = time.perf_counter()
     day = VppDay(plans=dict(plans))
     day.timings["independent_s"] = t1 - t0
@@ -132,7 +185,7 @@ def plan_vpp(
         if rep["violated"]:
             f = next(x for x in feeders if x.name == rep["feeder"])
             joint, _ = _joint(catalog, start, options, rep["sites"], (f,), (), {}, weather,
-                              f"shared limit of {f.name}", day.plans, known)
+                              f"shared limit of {f.name}", day.plans, known, standalone)
             day.plans.update(joint)
             jointly.add(f.name)
     day.timings["feeders_s"] = time.perf_counter() - t1
@@ -148,7 +201,7 @@ def plan_vpp(
         base_net = {s: net_import(day.plans[s]) for s in participants}
         joint, res = _joint(catalog, start, options, participants, fs, dr, base_net, weather,
                             "demand-response event(s) " + ", ".join(e.name for e in dr),
-                            day.plans, known)
+                            day.plans, known, standalone)
         day.plans.update(joint)
         day.events = [_event_report(o, index) for o in res.events]
         day.settlement = settlement(day.baselines, joint, res.events)

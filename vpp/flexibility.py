@@ -17,7 +17,8 @@ Windows that run past the plan's horizon are left empty (NaN).
 ``Δ = min over the window of each part, summed`` - a conservative (never optimistic) figure,
 because each part takes its own worst interval. Shiftable loads are not counted (their energy
 is due within their window), nor is what it costs to restore the SOC afterwards. The fleet's
-envelope is the sum over sites, cut by each feeder's headroom to its caps.
+envelope is the sum over sites, cut by each feeder's headroom to its caps on the net flow at
+the feeder head (``import_cap - Σ net`` up, ``Σ net + export_cap`` down, the window's least).
 """
 
 from __future__ import annotations
@@ -99,16 +100,13 @@ def fleet_envelope(plans: dict[str, dict[str, Any]], duration_h: float,
             continue
         f_up = sum(sites[s]["up_kw"].to_numpy() for s in members)
         f_down = sum(sites[s]["down_kw"].to_numpy() for s in members)
+        # the caps hold the net flow at the feeder head (models.fleet)
+        net = sum(sites[s]["planned_net_import_kw"].to_numpy() for s in members)
         if f.import_cap_kw is not None:
-            imp = sum(_arr(plans[s], "intervals", "grid_import_kw") for s in members)
-            room = np.clip(_window_min(f.import_cap_kw - imp, k), 0.0, None)
+            room = np.clip(_window_min(f.import_cap_kw - net, k), 0.0, None)
             up = up - f_up + np.minimum(f_up, room)
         if f.export_cap_kw is not None:
-            exp = sum(_arr(plans[s], "intervals", "grid_export_kw") for s in members)
-            net = sum(sites[s]["planned_net_import_kw"].to_numpy() for s in members)
-            # lowering net import first removes imports, then adds exports up to the cap
-            room = np.clip(_window_min(np.clip(net, 0.0, None) + f.export_cap_kw - exp, k),
-                           0.0, None)
+            room = np.clip(_window_min(net + f.export_cap_kw, k), 0.0, None)
             down = down - f_down + np.minimum(f_down, room)
     out = pd.DataFrame({"fleet_up_kw": up, "fleet_down_kw": down,
                         "fleet_net_import_kw": sum(e["planned_net_import_kw"].to_numpy()

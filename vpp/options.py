@@ -50,7 +50,8 @@ class SolverChoices(Options):
         "Certified relative optimality gap every plan must reach [-]"),
         json_schema_extra={"cli": "--gap"})
     time_limit_s: float = Field(60.0, gt=0, le=3600, description=(
-        "HiGHS time limit per call [s]"), json_schema_extra={"cli": "--time-limit"})
+        "Time budget of each plan's solve [s]; a plan it stops above the gap comes back "
+        "with status time_limit"), json_schema_extra={"cli": "--time-limit"})
 
     def solve_options(self, method: Literal["auto", "milp"] = "auto") -> SolveOptions:
         return SolveOptions(mip_rel_gap=self.mip_rel_gap, time_limit_s=self.time_limit_s,
@@ -123,7 +124,7 @@ class SimulationOptions(SolverChoices):
         "Certified relative gap of every plan [-], against the money at stake"),
         json_schema_extra={"cli": "--gap"})
     time_limit_s: float = Field(10.0, gt=0, le=3600, description=(
-        "HiGHS time limit per call [s]; a plan stopped by it is kept and counted"),
+        "Time budget of each day's solve [s]; a plan stopped by it is kept and counted"),
         json_schema_extra={"cli": "--time-limit"})
     emission_factor_t_per_mwh: float = Field(0.5703, ge=0, le=2, description=(
         "Grid emission factor [tCO2/MWh]"), json_schema_extra={"cli": "--emission-factor"})

@@ -101,12 +101,21 @@ SUMMARY_COLUMNS = {
 }
 
 
+def status_line(plan: dict[str, Any]) -> str:
+    """What a plan that is not certified within its gap must say wherever it is shown."""
+    solver = plan["solver"]
+    return (f"status: {plan['status'].upper()} - the best plan the time budget allowed, "
+            f"proven within {solver['optimality_gap']:.3%} of the optimum, above the "
+            f"required {solver['mip_rel_gap_required']:.3%}")
+
+
 def summary_row(plan: dict[str, Any]) -> dict[str, Any]:
     """One line of a fleet summary: KPIs and solver facts of a plan."""
     k = plan["kpis"]
     row = {"site": plan["site_id"]}
     row.update({label: k[key] for key, label in SUMMARY_COLUMNS.items()})
     row["gap [%]"] = 100 * plan["solver"]["optimality_gap"]
+    row["status"] = plan.get("status", "optimal")
     row["method"] = plan["solver"]["method"]
     row["solve [s]"] = plan["solver"]["seconds"]
     return row
@@ -139,6 +148,8 @@ def site_table(plan: dict[str, Any]) -> str:
              f"solver: {plan['solver']['name']} {plan['solver']['version']}, "
              f"{plan['solver']['method']}, gap {plan['solver']['optimality_gap']:.4%}, "
              f"{plan['solver']['seconds']:.2f} s"]
+    if plan.get("status", "optimal") != "optimal":
+        lines.append(status_line(plan))
     for key, value in plan["kpis"].items():
         lines.append(f"  {key:<28} {value:>14,.3f}")
     df = intervals_frame(plan)

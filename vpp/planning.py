@@ -167,7 +167,7 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
         "start": si.index[0].isoformat(),
         "end": end.isoformat(),
         "interval_minutes": INTERVAL_MINUTES,
-        "status": "optimal",
+        "status": r.status,
         "solver": {
             "name": r.solver_name,
             "version": r.solver_version,

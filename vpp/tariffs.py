@@ -60,6 +60,7 @@ class Tariff:
     deep_valley_multiplier: float
     deep_valley_holidays: frozenset[str]
     deep_valley_minutes: tuple[tuple[int, int], ...]
+    deep_valley_min_kva: float = 0.0
 
     def describe(self) -> dict:
         """The tariff as plain data, for plans and the CLI."""
@@ -78,6 +79,7 @@ class Tariff:
             "critical_peak_multiplier": self.critical_multiplier,
             "critical_peak_min_transformer_kva": self.critical_min_kva,
             "holiday_deep_valley_multiplier": self.deep_valley_multiplier,
+            "holiday_deep_valley_min_transformer_kva": self.deep_valley_min_kva,
         }
 
 
@@ -147,6 +149,11 @@ def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
                 except InvalidInputError as exc:
                     problems += exc.problems
     deep = data.get("holiday_deep_valley", {})
+    for section, table in (("critical_peak", crit), ("holiday_deep_valley", deep)):
+        kva = table.get("min_transformer_kva", 0.0)
+        if not isinstance(kva, int | float) or kva < 0:
+            problems.append(f"{origin}: {section}.min_transformer_kva={kva!r}: need a number "
+                            ">= 0 [kVA]")
     deep_minutes = []
     for text in deep.get("hours", []):
         try:
@@ -174,6 +181,7 @@ def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
         deep_valley_multiplier=float(deep.get("multiplier", 1.0)),
         deep_valley_holidays=frozenset(deep.get("holidays", [])),
         deep_valley_minutes=tuple(deep_minutes),
+        deep_valley_min_kva=float(deep.get("min_transformer_kva", 0.0)),
     )
 
 
@@ -251,7 +259,7 @@ def price_series(
     Parameters
     ----------
     transformer_kva : float
-        Decides whether critical-peak pricing applies [kVA].
+        Decides whether critical-peak and holiday deep-valley pricing apply [kVA].
     version : str, optional
         Force one tariff version for the whole range.
 
@@ -306,7 +314,8 @@ def price_series(
         critical = t.critical_by_month.get(date.month, ()) if (
             transformer_kva >= t.critical_min_kva) else ()
         _, holiday = day_kind(date)
-        deep = t.deep_valley_minutes if holiday in t.deep_valley_holidays else ()
+        deep = t.deep_valley_minutes if (holiday in t.deep_valley_holidays and transformer_kva
+                                         >= t.deep_valley_min_kva) else ()
         for a, b in (*critical, *deep):
             inside = [x for x in (a, b) if np.any((mins < x) & (x < mins + step))]
             if inside:

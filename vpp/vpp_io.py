@@ -11,13 +11,14 @@ from vpp.plan_io import format_table
 
 
 def feeder_text(feeders: list[dict[str, Any]]) -> str:
+    """The feeders' peak net flows at their heads against their caps [kW]."""
     rows = {}
     for f in feeders:
         rows[f["feeder"]] = {
             "sites": len(f["sites"]),
-            "peak import [kW]": f["peak_import_kw"],
+            "peak net import [kW]": f["peak_net_import_kw"],
             "import cap [kW]": f["import_cap_kw"] if f["import_cap_kw"] is not None else np.nan,
-            "peak export [kW]": f["peak_export_kw"],
+            "peak net export [kW]": f["peak_net_export_kw"],
             "export cap [kW]": f["export_cap_kw"] if f["export_cap_kw"] is not None else np.nan,
             "solved": "jointly" if f.get("solved_jointly") else "independently",
         }
