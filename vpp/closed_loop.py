@@ -92,11 +92,15 @@ class ClosedLoop:
         return self.controllers[battery]
 
     def operate_day(self, start: int, storage: StorageSpec | None, state: BatteryState | None,
-                    month_peak_kw: float, flexible_kw: np.ndarray,
+                    month_peak_kw: float, flexible_kw: np.ndarray, fresh: bool = False,
                     ) -> tuple[RealisedDay, float, LoopStats]:
         """Run the day from position ``start``; the realised day, the month-to-date peak at
-        its end [kW] and the re-plans' statistics. ``state`` advances in place."""
+        its end [kW] and the re-plans' statistics. ``state`` advances in place. ``fresh``
+        starts the controllers anew (the first day of a month: a month's operation then
+        depends only on the state it starts from, so a resumed run repeats it exactly)."""
         ser, n, h = self.ser, PER_DAY, self.horizon
+        if fresh:
+            self.controllers.clear()
         battery = storage is not None and storage_in_service(
             self.site, ser.index[start].date())
         ctl = self.controller(start, battery)

@@ -254,9 +254,23 @@ class SiteController:
         except InfeasiblePlanError:
             if p.storage is None:
                 raise
-            p = dataclasses.replace(p, storage=dataclasses.replace(
-                p.storage, soc_terminal_min_kwh=p.storage.soc_min_kwh))
-            r = self.solver.solve(p, strict=False, gap_floor_yuan=gap_floor_yuan)
+            # what the measured state cannot honour, in turn: the end state, then the day's
+            # cycles already used and the hold carried in (the real-time rule still keeps
+            # them: a plan that asks for more is corrected, and the correction counted)
+            r = None
+            s = p.storage
+            for change in ({"soc_terminal_min_kwh": s.soc_min_kwh},
+                           {"soc_terminal_min_kwh": s.soc_min_kwh,
+                            "cycles_used_first_day_kwh": 0.0, "direction_initial": None,
+                            "direction_held_h": None}):
+                p = dataclasses.replace(p, storage=dataclasses.replace(s, **change))
+                try:
+                    r = self.solver.solve(p, strict=False, gap_floor_yuan=gap_floor_yuan)
+                    break
+                except InfeasiblePlanError:
+                    continue
+            if r is None:
+                raise
             relaxed = True
         self.replans += 1
         # the real-time rule holds the imports at the plan's own peak: the margin is the

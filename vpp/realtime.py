@@ -113,7 +113,9 @@ def realise_interval(
         state.rested_h = 0.0 if abs(b) > 1e-9 else state.rested_h + dt_h
         if b > 0:
             state.discharged_today_kwh += b * dt_h
-        state.soc_kwh = soc_after(s, state.soc_kwh, b, dt_h)
+        # kept inside the window: rounding must not carry a level just outside it onwards
+        state.soc_kwh = min(max(soc_after(s, state.soc_kwh, b, dt_h), s.soc_min_kwh),
+                            s.soc_max_kwh)
     net = demand - pv_kw - b
     imp = exp = curt = over = 0.0
     if net >= 0:

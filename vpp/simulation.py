@@ -263,7 +263,8 @@ MONTH_COLUMNS = (
     "net_cost_without_storage_yuan", "savings_yuan", "equivalent_full_cycles", "pv_kwh",
     "pv_curtailed_kwh", "pv_self_consumed_kwh", "pv_self_consumption_frac", "consumption_kwh",
     "import_kwh", "export_kwh", "renewable_share_frac", "peak_kw", "peak_without_storage_kw",
-    "co2_avoided_t", "soc_end_kwh", "import_over_limit_kwh", "corrected_intervals",
+    "co2_avoided_t", "soc_end_kwh", "side_end", "held_end_h", "rested_end_h",
+    "import_over_limit_kwh", "corrected_intervals",
     "plans_lp", "plans_repair", "plans_milp", "plans_uncertified", "replans",
     "replans_uncertified", "gap_max", "terminal_relaxed_days", "perfect_net_cost_yuan",
 )
@@ -395,6 +396,11 @@ def simulate_site(
     day_rows: list[dict] = list(done_days)
     level = float(done[-1]["soc_end_kwh"]) if done else nominal
     state = BatteryState(level)
+    if done:  # the battery as the last completed month left it
+        side = done[-1].get("side_end", "")
+        state.side = int(float(side)) if side not in ("", "nan", None) else None
+        state.held_h = float(done[-1].get("held_end_h") or "inf")
+        state.rested_h = float(done[-1].get("rested_end_h") or "inf")
     loop = _closed_loop(catalog, site, ser, opts, errors) if opts.control == "mpc" else None
     skip_months = {r["month"] for r in done}
     acc: dict[str, float] = {}
@@ -406,7 +412,11 @@ def simulate_site(
         month = f"{day.year:04d}-{day.month:02d}"
         if month in skip_months:
             continue
-        if day.day == 1 or not acc:
+        fresh = day.day == 1 or not acc
+        if fresh:
+            # a month starts from its state alone: new solver models (no warm start from
+            # the month before), so a resumed run repeats it exactly
+            solver = perfect = None
             acc = dict.fromkeys(MONTH_COLUMNS[2:], 0.0)
             month_peak = base_peak = 0.0
             month_days = []
@@ -474,7 +484,7 @@ def simulate_site(
             t1 = time.perf_counter()
             real, _, loop_stats = loop.operate_day(
                 d * PER_DAY, storage, state if storage is not None else None, month_peak,
-                plan.flexible_load_kw)
+                plan.flexible_load_kw, fresh=fresh)
             timing.replan += time.perf_counter() - t1
             timing.replans += loop_stats.replans
             timing.replan_seconds += loop_stats.seconds
@@ -522,6 +532,8 @@ def simulate_site(
         last_of_month = d == n_days - 1 or day_index[d + 1].day == 1
         if last_of_month:
             row = _month_row(site, tariff, month, acc, month_peak, base_peak, level, opts)
+            row["side_end"] = float("nan") if state.side is None else float(state.side)
+            row["held_end_h"], row["rested_end_h"] = state.held_h, state.rested_h
             month_rows.append(row)
             day_rows.extend(month_days)
             files.append(_fmt(row), [_fmt(r) for r in month_days])
@@ -586,6 +598,7 @@ def _month_row(site: Site, tariff: Tariff, month: str, acc: dict[str, float], pe
                                          acc["import_kwh"] - acc["export_kwh"],
                                          opts.emission_factor_t_per_mwh)
     row["soc_end_kwh"] = level
+    row["side_end"] = row["held_end_h"] = row["rested_end_h"] = float("nan")  # set by the run
     if not (opts.compare_perfect and opts.foresight == "forecast"):
         row["perfect_net_cost_yuan"] = float("nan")
     for k in COUNT_COLUMNS:

@@ -255,14 +255,15 @@ class Grid(Component):
         return cols, offset
 
     def cap(self, p: DispatchProblem, slack_yuan: float) -> DispatchProblem | None:
-        """Every interval's import at most ``peak_so_far + slack / rate - margin`` of its
-        billing month [kW]: a plan whose demand charges add up to at most ``slack_yuan``
-        cannot import more (every month's charge is >= 0)."""
+        """Every interval's import at most ``peak_so_far + slack / rate`` of its billing
+        month [kW]: a plan whose demand charges add up to at most ``slack_yuan`` cannot
+        import more (every month's charge is >= 0, and a peak is never below an import,
+        margin or not)."""
         g, months = p.grid, p.n_months
         rates, so_far = g.rates(months), g.month_peaks(months)
         with np.errstate(divide="ignore"):
             top = np.where(rates > 0, so_far + max(slack_yuan, 0.0) / rates, np.inf)
-        cap = np.maximum(top[p.months] - margin(p), 0.0)
+        cap = top[p.months]
         lim = import_limit(p)
         new = np.minimum(lim, cap)
         if np.all(new >= lim - POWER_TOL_KW):
