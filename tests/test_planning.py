@@ -325,3 +325,16 @@ def test_demand_charge_ranges_keep_the_certified_optimum(catalog):
     assert a["objective_bound_yuan"] <= m["objective_yuan"] + 1e-6
     assert m["objective_bound_yuan"] <= a["objective_yuan"] + 1e-6
     assert abs(a["objective_yuan"] - m["objective_yuan"]) <= 1e-3 * m["objective_yuan"]
+
+
+def test_plan_reports_the_subsidy_only_discharge(catalog, plan01):
+    """The discharge the subsidy alone causes is this plan's minus the same day planned
+    subsidy-blind (each certified within 0.1 %), and the plan names it among its flags."""
+    blind = plan_site(catalog, "CZ-MG-01", DAY, PlanOptions(subsidy_aware=False))
+    k = plan01["kpis"]
+    assert k["subsidy_only_discharge_kwh"] == pytest.approx(
+        k["discharge_kwh"] - blind["kpis"]["discharge_kwh"], abs=1.0)
+    assert k["subsidy_only_discharge_kwh"] > 0
+    assert any("only because of the subsidy" in f for f in plan01["flags"])
+    assert blind["kpis"]["subsidy_only_discharge_kwh"] == 0.0  # nothing to compare blind with
+    assert k["valley_cycling_kwh"] == 0.0  # valley discharge earns nothing under peak_flat

@@ -528,3 +528,37 @@ def test_a_calendar_day_is_the_same_whatever_day_the_run_starts():
         np.testing.assert_allclose(getattr(b, name)[sel], getattr(a, name), rtol=0, atol=1e-9,
                                    err_msg=name)
     assert a.load_actual_kw.max() == pytest.approx(b.load_actual_kw[sel].max())
+
+
+def test_short_runs_warn_that_finance_is_annualised(tmp_path):
+    """Finance from 3 months is annualised with a loud warning, in the report and on the
+    command line; 12 months carry none."""
+    from click.testing import CliRunner
+
+    from vpp.cli import main
+    from vpp.finance import annualisation_warning
+
+    assert "from 3 simulated month(s) annualised" in annualisation_warning(3)
+    assert annualisation_warning(12) is None
+    out = tmp_path / "sim"
+    r = CliRunner().invoke(main, ["simulate", "--sites", "CZ-MG-09", "--start", "2025-07-01",
+                                  "--days", "2", "--jobs", "1", "--control", "day-ahead",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "WARNING: NPV, IRR and payback come from 1 simulated month(s)" in r.output
+    assert "**WARNING: NPV, IRR and payback" in (out / "report.md").read_text()
+
+
+def test_subsidy_only_discharge_per_month():
+    """Planned subsidy-blind each morning too, the month reports the discharge only the
+    subsidy causes; with a zero rate there is none."""
+    cat = default_catalog()
+    base = dict(start=dt.date(2025, 7, 1), days=2, compare_blind=True, control="day-ahead")
+    paid = simulate(cat, SimulationOptions(**base), ["CZ-MG-01"]).months.iloc[0]
+    zero = simulate(cat, SimulationOptions(**base, subsidy_rate_yuan_per_kwh=0.0),
+                    ["CZ-MG-01"]).months.iloc[0]
+    assert paid["subsidy_only_discharge_kwh"] > 0
+    assert zero["subsidy_only_discharge_kwh"] == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(simulate(cat, SimulationOptions(start=dt.date(2025, 7, 1), days=1,
+                                                    control="day-ahead"),
+                             ["CZ-MG-01"]).months.iloc[0]["subsidy_only_discharge_kwh"])

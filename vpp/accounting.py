@@ -123,6 +123,27 @@ def kpis(p: DispatchProblem, f: FlowArrays, subsidy_rate: np.ndarray) -> dict[st
     }
 
 
+#: Tariff periods in which charging is cheap and discharge is not rewarded.
+VALLEY_PERIODS = ("valley", "deep_valley")
+
+
+def valley_cycling_kwh(periods: np.ndarray, charge_kw: np.ndarray, discharge_kw: np.ndarray,
+                       dt_h: float) -> float:
+    """Energy the battery both charged and discharged inside one stretch of valley
+    intervals [kWh] (``min(charge, discharge)`` of each stretch): cycling that buys and
+    sells at the same price, worth doing only for a reward on discharge."""
+    valley = np.isin(np.asarray(periods, dtype=object), VALLEY_PERIODS)
+    total, ch, dis = 0.0, 0.0, 0.0
+    for t in range(len(valley)):
+        if valley[t]:
+            ch += float(charge_kw[t]) * dt_h
+            dis += float(discharge_kw[t]) * dt_h
+        if not valley[t] or t == len(valley) - 1:
+            total += min(ch, dis)
+            ch = dis = 0.0
+    return total
+
+
 def month_demand_charge_yuan(grid: GridSpec, peak_kw: float) -> float:
     """A billing month's whole demand charge [yuan] on its highest 15-minute import
     ``peak_kw`` (the contract excess billed once more)."""

@@ -119,6 +119,12 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
                             on_scenario=lambda r, p, _res: click.echo(
                                 f"sensitivity: rate {r:g}, tariff {p} done", err=True))
     files = write_report(result, catalog, out, finance, table)
+    from vpp.finance import annualisation_warning
+
+    if len(result.months):
+        warning = annualisation_warning(int(result.months.groupby("site_id").size().min()))
+        if warning:
+            click.echo(warning, err=True)
     tot = result.fleet_totals()
     click.echo(f"simulated {len(result.timing)} sites in {time.perf_counter() - t0:.1f} s: "
                f"subsidy {tot['subsidy_yuan']:,.0f} yuan, savings {tot['savings_yuan']:,.0f} "

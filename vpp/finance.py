@@ -133,9 +133,21 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
     return flows
 
 
+def annualisation_warning(months_simulated: int) -> str | None:
+    """The warning finance from fewer than 12 simulated months must carry (a season's
+    savings taken for a year's), or None."""
+    if months_simulated >= 12:
+        return None
+    return (f"WARNING: NPV, IRR and payback come from {months_simulated} simulated month(s) "
+            "annualised: the season simulated stands for the whole year, so they can be far "
+            "off (a summer is not a year). Simulate 12 months or more for finance.")
+
+
 def site_finance(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs) -> dict:
-    """NPV [yuan], IRR [-] and payback [years] of one site with and without the subsidy."""
-    out: dict[str, float | None] = {"capex_yuan": fi.capex_yuan_per_wh * energy_kwh * 1000.0}
+    """NPV [yuan], IRR [-] and payback [years] of one site with and without the subsidy, and
+    from how many simulated months they are annualised."""
+    out: dict[str, float | None] = {"capex_yuan": fi.capex_yuan_per_wh * energy_kwh * 1000.0,
+                                    "finance_months": float(len(months))}
     for label, with_sub in (("with_subsidy", True), ("without_subsidy", False)):
         flows = annual_flows(months, energy_kwh, fi, with_sub)
         out[f"npv_{label}_yuan"] = npv(fi.discount_rate, flows)

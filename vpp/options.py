@@ -119,6 +119,9 @@ class SimulationOptions(SolverChoices):
         "share of the site's peak load [-]"))
     compare_perfect: bool = Field(False, description=(
         "Also cost every day with perfect foresight from the same morning state"))
+    compare_blind: bool = Field(False, description=(
+        "Also plan every day subsidy-blind from the same morning state: the discharge that "
+        "exists only because of the subsidy"))
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every random stream")
     mip_rel_gap: float = Field(5e-3, ge=0, le=0.05, description=(
         "Certified relative gap of every plan [-], against the money at stake"),

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from forecasts.load import archetype_profile
 from forecasts.pv_forecast import forecast_pv
 from forecasts.weather import Weather
 from models import DispatchProblem, DispatchResult, InvalidInputError, solve_dispatch
-from vpp.accounting import kpis
+from vpp.accounting import kpis, valley_cycling_kwh
 from vpp.catalog import Catalog
 from vpp.options import PlanOptions
 from vpp.problem import site_problem
@@ -262,7 +262,32 @@ def _plan_with_inputs(
         site = catalog.fleet.site(site)
     si = build_inputs(catalog, site, start, options, pv_kw, load_kw, weather)
     result = solve_dispatch(si.problem, options.solve_options())
-    return describe_plan(catalog, si, result, options), si
+    plan = describe_plan(catalog, si, result, options)
+    add_subsidy_effect(plan, si, result, options)
+    return plan, si
+
+
+def add_subsidy_effect(plan: dict[str, Any], si: SiteInputs, result: DispatchResult,
+                       options: PlanOptions) -> None:
+    """What the subsidy does to a subsidy-aware plan: the discharge that exists only because
+    of it (this plan's minus the same problem planned subsidy-blind [kWh]) and the energy
+    cycled inside one valley stretch [kWh]; both in ``kpis``, named in ``flags``."""
+    p, k = si.problem, plan["kpis"]
+    k["valley_cycling_kwh"] = valley_cycling_kwh(si.periods, result.charge_kw,
+                                                 result.discharge_kw, p.dt_h)
+    k["subsidy_only_discharge_kwh"] = 0.0
+    if options.subsidy_aware and p.storage is not None and np.any(p.subsidy_yuan_per_kwh > 0):
+        blind = solve_dispatch(replace(p, subsidy_yuan_per_kwh=np.zeros(p.n)),
+                               options.solve_options())
+        k["subsidy_only_discharge_kwh"] = float(
+            p.dt_h * (result.discharge_kw.sum() - blind.discharge_kw.sum()))
+    flags = plan.setdefault("flags", [])
+    if k["subsidy_only_discharge_kwh"] > 1.0:
+        flags.append(f"{k['subsidy_only_discharge_kwh']:,.0f} kWh discharged only because of "
+                     "the subsidy (this plan against the same day planned subsidy-blind)")
+    if k["valley_cycling_kwh"] > 1.0:
+        flags.append(f"valley-to-valley cycling: {k['valley_cycling_kwh']:,.0f} kWh charged "
+                     "and discharged inside one valley stretch")
 
 
 _worker_catalog: Catalog | None = None

@@ -17,7 +17,7 @@ import pandas as pd
 
 from models import InvalidInputError
 from vpp.catalog import Catalog
-from vpp.finance import FinanceInputs, site_finance
+from vpp.finance import FinanceInputs, annualisation_warning, site_finance
 from vpp.simulation import SimulationResult
 
 INDICATORS_FILE = "policies/changzhou-pilot-indicators.toml"
@@ -251,7 +251,9 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
             "equivalent_full_cycles", "co2_avoided_t"]
     lines.append(_md_table(summary[cols]))
     if finance is not None and "npv_with_subsidy_yuan" in summary:
-        lines += ["", "## Storage finance", "",
+        n_months = int(result.months.groupby("site_id").size().min())
+        warning = annualisation_warning(n_months)
+        lines += ["", "## Storage finance", ""] + ([f"**{warning}**", ""] if warning else []) + [
                   f"Capex {finance.capex_yuan_per_wh} yuan/Wh, life {finance.life_years} years, "
                   f"discount rate {finance.discount_rate:.1%}, O&M "
                   f"{finance.om_frac_per_year:.1%} of capex a year ({finance.source}). Years "

@@ -75,6 +75,7 @@ from vpp.accounting import (
     money_yuan,
     month_demand_charge_yuan,
     ratios,
+    valley_cycling_kwh,
 )
 from vpp.catalog import Catalog
 from vpp.closed_loop import ClosedLoop
@@ -136,6 +137,7 @@ class SiteSeries:
     load_actual_kw: np.ndarray
     weather_source: str
     pv_clear_kw: np.ndarray | None = None  # the site's PV under a clear sky [kW]
+    periods: np.ndarray | None = None  # tariff period of each interval
 
 
 def _location(lat: float, lon: float, alt: float):
@@ -230,7 +232,7 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
         load_fc, pv_fc = load_act, pv_act
     return SiteSeries(index, prices["import_price_yuan_per_kwh"].to_numpy(),
                       prices["export_price_yuan_per_kwh"].to_numpy(), rate, pv_fc, pv_act,
-                      load_fc, load_act, source, clear)
+                      load_fc, load_act, source, clear, prices["period"].to_numpy())
 
 
 def read_actuals(folder: str | Path, site_ids: list[str]) -> dict[str, pd.DataFrame]:
@@ -267,6 +269,7 @@ MONTH_COLUMNS = (
     "import_over_limit_kwh", "corrected_intervals",
     "plans_lp", "plans_repair", "plans_milp", "plans_uncertified", "replans",
     "replans_uncertified", "gap_max", "terminal_relaxed_days", "perfect_net_cost_yuan",
+    "valley_cycling_kwh", "subsidy_only_discharge_kwh",
 )
 #: Month columns that count things (the rest after ``days`` are floats).
 COUNT_COLUMNS = ("days", "corrected_intervals", "plans_lp", "plans_repair", "plans_milp",
@@ -391,6 +394,7 @@ def simulate_site(
     version = TARIFF_POLICIES[opts.tariff_policy]
     solver: PersistentDispatch | None = None
     perfect: PersistentDispatch | None = None
+    blind: PersistentDispatch | None = None
 
     month_rows: list[dict] = list(done)
     day_rows: list[dict] = list(done_days)
@@ -416,7 +420,7 @@ def simulate_site(
         if fresh:
             # a month starts from its state alone: new solver models (no warm start from
             # the month before), so a resumed run repeats it exactly
-            solver = perfect = None
+            solver = perfect = blind = None
             acc = dict.fromkeys(MONTH_COLUMNS[2:], 0.0)
             month_peak = base_peak = 0.0
             month_days = []
@@ -463,6 +467,14 @@ def simulate_site(
             acc["terminal_relaxed_days"] += 1
         if plan.optimality_gap > opts.mip_rel_gap + 1e-9:  # out of time: kept, and counted
             acc["plans_uncertified"] += 1
+        if opts.compare_blind and opts.subsidy_aware and storage is not None:
+            # the same morning planned subsidy-blind, on a model of its own
+            p_blind = dataclasses.replace(p, subsidy_yuan_per_kwh=np.zeros(PER_DAY))
+            if blind is None or structure_key(p_blind) != blind.key:
+                blind = PersistentDispatch(p_blind, opts.solve_options())
+            without = blind.solve(p_blind, strict=False, gap_floor_yuan=at_stake)
+            acc["subsidy_only_discharge_kwh"] += float(
+                DT_H * (plan.discharge_kw.sum() - without.discharge_kw.sum()))
         timing.update += plan.update_seconds
         timing.highs += plan.highs_seconds
         timing.solves += plan.solves
@@ -501,6 +513,9 @@ def simulate_site(
         for col, key in _WITHOUT.items():
             acc[col] += without[key]
         acc["import_over_limit_kwh"] += real.import_over_limit_kwh
+        if ser.periods is not None:
+            acc["valley_cycling_kwh"] += valley_cycling_kwh(ser.periods[sl], real.charge_kw,
+                                                            real.discharge_kw, DT_H)
         acc["corrected_intervals"] += real.corrected_intervals
         acc["plans_" + {"lp": "lp", "lp+repair": "repair", "milp": "milp"}[plan.method]] += 1
         acc["gap_max"] = max(acc["gap_max"], plan.optimality_gap)
@@ -601,6 +616,8 @@ def _month_row(site: Site, tariff: Tariff, month: str, acc: dict[str, float], pe
     row["side_end"] = row["held_end_h"] = row["rested_end_h"] = float("nan")  # set by the run
     if not (opts.compare_perfect and opts.foresight == "forecast"):
         row["perfect_net_cost_yuan"] = float("nan")
+    if not opts.compare_blind:
+        row["subsidy_only_discharge_kwh"] = float("nan")
     for k in COUNT_COLUMNS:
         row[k] = int(acc[k])
     return {k: row[k] for k in MONTH_COLUMNS}
