@@ -233,9 +233,33 @@ class SiteController:
         m = self.peak_z * np.sqrt(now.load_sigma_kw ** 2 + now.pv_sigma_kw ** 2)
         return np.where(lead_of == 0, 0.0, m)
 
+    def _relaxed(self, p: DispatchProblem, gap_floor_yuan: float,
+                 ) -> tuple[DispatchResult, DispatchProblem]:
+        """Solve ``p`` without what the measured state cannot honour, in turn: the end state;
+        then the day's cycles already used and the hold carried in; then the import limit
+        (a nowcast above what the connection can carry). The real-time rule still keeps all
+        of them: a plan that asks for more is corrected, and the correction counted."""
+        changes: list[tuple[dict, dict]] = [({}, {"import_limit_kw": _limit_for(p)})]
+        if p.storage is not None:
+            s = p.storage
+            end = {"soc_terminal_min_kwh": s.soc_min_kwh}
+            state = {**end, "cycles_used_first_day_kwh": 0.0, "direction_initial": None,
+                     "direction_held_h": None}
+            changes = [(end, {}), (state, {}), (state, changes[0][1])]
+        for storage, grid in changes:
+            q = dataclasses.replace(
+                p, storage=dataclasses.replace(p.storage, **storage) if storage else p.storage,
+                grid=dataclasses.replace(p.grid, **grid) if grid else p.grid)
+            try:
+                return self.solver.solve(q, strict=False, gap_floor_yuan=gap_floor_yuan), q
+            except InfeasiblePlanError:
+                continue
+        raise InfeasiblePlanError("no plan even without the end state, the day's cycles "
+                                  "used, the hold carried in and the import limit")
+
     def replan(self, start: int, p: DispatchProblem, gap_floor_yuan: float) -> ControlPlan:
         """Solve ``p`` (the horizon from position ``start``) within its certified gap; if
-        the end state cannot be reached, plan to end at the lowest level instead."""
+        the measured state cannot be honoured, without it (:meth:`_relaxed`)."""
         relaxed = False
         shift, hint = 0, None
         if self.solver is None or structure_key(p) != self.solver.key:
@@ -252,25 +276,7 @@ class SiteController:
             r = self.solver.solve(p, strict=False, gap_floor_yuan=gap_floor_yuan, hint=hint,
                                   shift=shift)
         except InfeasiblePlanError:
-            if p.storage is None:
-                raise
-            # what the measured state cannot honour, in turn: the end state, then the day's
-            # cycles already used and the hold carried in (the real-time rule still keeps
-            # them: a plan that asks for more is corrected, and the correction counted)
-            r = None
-            s = p.storage
-            for change in ({"soc_terminal_min_kwh": s.soc_min_kwh},
-                           {"soc_terminal_min_kwh": s.soc_min_kwh,
-                            "cycles_used_first_day_kwh": 0.0, "direction_initial": None,
-                            "direction_held_h": None}):
-                p = dataclasses.replace(p, storage=dataclasses.replace(s, **change))
-                try:
-                    r = self.solver.solve(p, strict=False, gap_floor_yuan=gap_floor_yuan)
-                    break
-                except InfeasiblePlanError:
-                    continue
-            if r is None:
-                raise
+            r, p = self._relaxed(p, gap_floor_yuan)
             relaxed = True
         self.replans += 1
         # the real-time rule holds the imports at the plan's own peak: the margin is the
@@ -280,6 +286,12 @@ class SiteController:
         self.last = ControlPlan(start, r.discharge_kw - r.charge_kw, peak, p.load_kw - p.pv_kw,
                                 r, relaxed)
         return self.last
+
+
+def _limit_for(p: DispatchProblem) -> float | np.ndarray:
+    """An import limit [kW] that carries the whole load of ``p`` (same shape as its own)."""
+    limit = np.maximum(p.grid.import_limit_kw, p.load_kw.max(initial=0.0))
+    return float(limit) if np.ndim(limit) == 0 else limit
 
 
 @dataclass(frozen=True)
