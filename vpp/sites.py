@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from models.errors import InvalidInputError
 
 DISTRICTS = ("新北", "武进", "天宁", "钟楼", "经开区", "金坛", "溧阳")
-SiteId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+SITE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
 
 
