@@ -182,31 +182,7 @@ def test_tariffs_and_subsidy(svc):
     assert r.status_code == 422 and "must not be before" in r.text
 
 
-def _wait(client, url, headers, seconds=180.0):
-    import time
-
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        job = client.get(url, headers=headers).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {url} still running after {seconds} s")
-
-
-@pytest.fixture(scope="module")
-def small_fleet(tmp_path_factory):
-    from vpp.catalog import DEFAULT_FLEET, data_dir
-
-    d = tmp_path_factory.mktemp("fleet")
-    text = (data_dir() / DEFAULT_FLEET).read_text(encoding="utf-8")
-    head, *blocks = text.split("\n[[sites]]\n")
-    path = d / "fleet.toml"
-    path.write_text(head + "".join("\n[[sites]]\n" + b for b in blocks[:3]), encoding="utf-8")
-    return d, path
-
-
-def test_fleet_plan_job_with_an_event(small_fleet):
+def test_fleet_plan_job_with_an_event(small_fleet, wait_job):
     d, fleet = small_fleet
     app = create_app(f"sqlite:///{d / 'jobs.sqlite3'}", fleet=str(fleet))
     with session_factory(app.state.engine)() as s:
@@ -222,7 +198,7 @@ def test_fleet_plan_job_with_an_event(small_fleet):
     assert r.status_code == 422 and "outside the planned horizon" in r.text
     r = client.post("/v1/fleet-plans", headers=h(ev), json=body)
     assert r.status_code == 202, r.text
-    job = _wait(client, r.json()["url"], h(ev))
+    job = wait_job(client, r.json()["url"], h(ev))
     assert job["status"] == "done", job
     result = job["result"]
     assert set(result["plans"]) == {"CZ-MG-01", "CZ-MG-02", "CZ-MG-03"}
@@ -233,7 +209,7 @@ def test_fleet_plan_job_with_an_event(small_fleet):
     assert client.get(r.json()["url"], headers=h(park)).status_code == 404  # not its job
 
 
-def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path):
+def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path, wait_job):
     """POST /v1/simulations -> 202 job; the job's months equal the Python API's for the
     same options; report and tables download; park keys may not run simulations; bad
     ranges and an unknown site are 422 before any job starts."""
@@ -262,7 +238,7 @@ def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path):
     assert r.status_code == 202, r.text
     url = r.json()["url"]
     assert url.startswith("/v1/simulations/")
-    job = _wait(client, url, h(ev))
+    job = wait_job(client, url, h(ev))
     assert job["status"] == "done", job
     assert job["progress"] == "done" and not job["result"]["failures"]
     months = pd.read_csv(io.StringIO(client.get(f"{url}/months.csv", headers=h(ev)).text))
