@@ -3,16 +3,13 @@
 ``create_app(settings)`` builds the app: the database migrated, the data loaded, one router
 per resource (:mod:`service.routes`), the dependencies of :mod:`service.deps`, every error
 turned into a JSON response by :mod:`service.errors`, jobs run by :class:`service.jobs.
-JobRunner`. ``vpp serve`` runs it with uvicorn; ``service.app:create_app`` is also the
-factory each ``--workers`` process calls, configured from the environment
-(:class:`service.config.Settings`).
+JobRunner`. ``vpp serve`` runs it with uvicorn (each ``--workers`` process builds it from
+the environment, see :mod:`service.serve`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +21,6 @@ from service.compute import Workers
 from service.config import Settings
 from service.db import make_engine, migrate, session_factory
 from service.jobs import JobRunner
-from service.procs import die_with_parent
 from service.routes import ROUTERS
 from service.routes.health import API_VERSION
 from service.schemas import ERROR_RESPONSES
@@ -32,9 +28,6 @@ from service.store import catalog_with_sites
 from vpp.catalog import Catalog
 
 log = logging.getLogger(__name__)
-#: Set by ``vpp serve --workers N`` to its own pid: a worker process started by it stops
-#: when it dies, instead of keeping the listening socket.
-SUPERVISOR_ENV = "VPP_SERVE_SUPERVISOR_PID"
 
 
 def create_app(settings: Settings | str | None = None, **overrides: Any) -> FastAPI:
@@ -44,8 +37,6 @@ def create_app(settings: Settings | str | None = None, **overrides: Any) -> Fast
         overrides = {"database_url": settings, **overrides}
         settings = None
     settings = Settings(**{**(settings.model_dump() if settings else {}), **overrides})
-    if os.environ.get(SUPERVISOR_ENV) == str(os.getppid()):
-        die_with_parent(signal.SIGTERM, int(os.environ[SUPERVISOR_ENV]))
 
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                          max_overflow=settings.db_max_overflow,

@@ -8,6 +8,7 @@ uvicorn, SQLAlchemy and the app are imported inside the commands that use them: 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
@@ -50,7 +51,7 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
     """Run the HTTP service (OpenAPI docs at /docs) on a SQLite file by default."""
     import uvicorn
 
-    from service.app import SUPERVISOR_ENV, create_app
+    from service.app import create_app
 
     settings = _settings(database_url, ctx.find_root().obj)
     click.echo(f"serving on http://{host}:{port} (docs at /docs), database "
@@ -58,17 +59,17 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
         return
-    # several processes: migrate here once, then each worker builds the app from the
-    # environment and stops when this process dies
+    # several processes: migrate here once, then become uvicorn's supervisor (a small
+    # main module, see service.serve); each worker builds the app from the environment
     create_app(settings)
-    os.environ.update({"VPP_DATABASE_URL": settings.database_url,
-                       SUPERVISOR_ENV: str(os.getpid())})
+    os.environ["VPP_DATABASE_URL"] = settings.database_url
     for name in ("data_dir", "fleet"):
         value = getattr(settings, name)
         if value:
             os.environ[f"VPP_{name.upper()}"] = str(value)
-    uvicorn.run("service.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="warning")
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "service.serve", host, str(port),
+                              str(workers)])
 
 
 @main.group()

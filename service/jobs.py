@@ -31,6 +31,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -69,6 +70,10 @@ def _job_process(kind: str, params: dict[str, Any], catalog: Catalog, conn: Conn
                  nice: int, parent_pid: int) -> None:
     """Entry point of a job's process: compute, report through ``conn``, exit."""
     die_with_parent(signal.SIGKILL, parent_pid)
+    if sys.platform.startswith("linux"):
+        # this process is single-threaded: its own pools (a simulation's sites) fork, so
+        # that their workers inherit the death signal too (spawned ones would not)
+        mp.set_start_method("fork", force=True)
     if nice:
         os.nice(nice)
     from service.tasks import TASKS

@@ -18,6 +18,9 @@ import socket
 import sys
 
 PR_SET_PDEATHSIG = 1
+#: Set by ``vpp serve --workers N`` to its supervisor's pid: a worker process started by it
+#: stops when it dies, instead of keeping the listening socket.
+SUPERVISOR_ENV = "VPP_SERVE_SUPERVISOR_PID"
 
 
 def _prctl_pdeathsig(sig: int) -> bool:
