@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     identical = (months[["site_id", "month"]].values.tolist()
                  == ref.months[["site_id", "month"]].values.tolist()
                  and np.array_equal(months[cols].to_numpy(float),
-                                    ref.months[cols].to_numpy(float)))
+                                    ref.months[cols].to_numpy(float), equal_nan=True))
     print(f"{args.db}: kill -9 of vpp serve during a {len(sites)}-site x {args.sim_months}-month "
           f"simulation at {before_kill}")
     print(f"  job processes gone {t_gone - t_kill:.2f} s after the kill; same port answering "

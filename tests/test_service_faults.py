@@ -151,6 +151,14 @@ def descendants(pid: int) -> set[int]:
     return out
 
 
+def survivors(pids: set[int], seconds: float) -> list[int]:
+    """The processes of ``pids`` still alive after waiting up to ``seconds`` for them."""
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -239,10 +247,7 @@ def test_kill_9_mid_job_restart_at_once_nothing_lost_job_resumable(tmp_path, sma
         t_kill = time.monotonic()
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
-        deadline = time.monotonic() + 5
-        while any(alive(p) for p in below) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [p for p in below if alive(p)], "job processes outlived the server"
+        assert not survivors(below, 5), "job processes outlived the server"
         server.start()  # same port: nothing holds the socket
         assert time.monotonic() - t_kill < 5.0 + 60.0  # start-up itself, see bench
         again = server.call("GET", f"/v1/plans/{plan.json()['id']}")
@@ -281,10 +286,7 @@ def test_workers_2_a_killed_worker_s_job_is_interrupted_and_workers_die_with_the
         below = descendants(server.proc.pid)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
-        deadline = time.monotonic() + 10
-        while any(alive(p) for p in below) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [p for p in below if alive(p)], "workers outlived the server"
+        assert not survivors(below, 10), "workers outlived the server"
         server.start()
         assert server.call("GET", url).json()["status"] == "interrupted"
     finally:
