@@ -42,6 +42,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import InfeasiblePlanError, InvalidInputError
@@ -319,8 +321,6 @@ class JobRunner:
 
     def _save(self) -> None:
         """Write progress (at most once a second per job) and final states."""
-        from service.tasks import TASKS
-
         with self._lock:
             runs = list(self.running.values())
         for run in runs:
@@ -332,9 +332,12 @@ class JobRunner:
                         job.finished_at = utcnow()
                         job.cancel_requested = False
                         if kind == "done":
-                            job.result = json.dumps(TASKS[job.kind].finish(db, job, value))
-                            job.status, job.progress = "done", "done"
-                        else:
+                            problem = self._store_result(db, job, value)
+                            if problem is not None:
+                                kind, value = "failed", problem
+                                job = db.get(JobRecord, run.job_id)
+                                job.finished_at = utcnow()
+                        if kind != "done":
                             job.status, job.error = kind, str(value)
                         db.commit()
                 run.process.join(5)
@@ -350,6 +353,28 @@ class JobRunner:
                                .values(progress=run.progress))
                     db.commit()
                 run.progress, run.saved_at = None, time.monotonic()
+
+    @staticmethod
+    def _store_result(db: Session, job: JobRecord, output: Any) -> str | None:
+        """Add a done job's results to the session; None, or why they cannot be stored
+        (the session then rolled back). The database being away raises: the dispatcher
+        keeps the results and tries again."""
+        from service.tasks import TASKS
+
+        try:
+            job.result = json.dumps(TASKS[job.kind].finish(db, job, output))
+        except (DataError, IntegrityError) as exc:
+            problem: Exception = exc
+        except (DBAPIError, SQLAlchemyTimeoutError):
+            raise
+        except Exception as exc:  # e.g. a result that is not JSON
+            problem = exc
+        else:
+            job.status, job.progress = "done", "done"
+            return None
+        log.error("job %s: result not stored: %r", job.id, problem)
+        db.rollback()
+        return f"result not stored: {problem!r}"
 
     def _heartbeat(self) -> None:
         """Renew the leases of this process's jobs; kill those it lost or that were

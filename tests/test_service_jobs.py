@@ -119,8 +119,8 @@ def test_a_dead_owners_job_becomes_interrupted(service, database_url):
 def test_an_interrupted_simulation_resumes_from_its_last_completed_month(
         service, small_fleet, wait_job, tmp_path):
     """The job's process is killed after its first site-month; the job is interrupted;
-    resumed, it keeps the completed months and ends with the numbers of an undisturbed
-    run."""
+    resumed, it keeps the completed months and ends with the months of an undisturbed run
+    (the same costs within the certified gap)."""
     client, keys, app = service()
     ev = h(keys["ev"])
     body = {"start": "2025-06-01", "months": 3, "sites": ["CZ-MG-01", "CZ-MG-02"], "seed": 5}
@@ -146,8 +146,10 @@ def test_an_interrupted_simulation_resumes_from_its_last_completed_month(
         start=dt.date(2025, 6, 1), months=3, seed=5), ["CZ-MG-01", "CZ-MG-02"])
     assert months[["site_id", "month"]].values.tolist() == \
         ref.months[["site_id", "month"]].values.tolist()
-    for col in ("subsidy_yuan", "net_cost_yuan", "discharge_kwh", "soc_end_kwh"):
-        assert months[col].to_numpy() == pytest.approx(ref.months[col].to_numpy(), rel=1e-9)
+    # a resumed site starts a fresh model: where a day has several optimal plans it may pick
+    # another, so later months agree within the plans' certified gap (docs/simulation.md)
+    assert months["net_cost_yuan"].to_numpy() == pytest.approx(
+        ref.months["net_cost_yuan"].to_numpy(), rel=5e-3)
 
 
 def test_a_simulation_whose_every_site_fails_names_each_reason(service, wait_job):
@@ -182,3 +184,18 @@ def test_plans_never_wait_behind_a_running_simulation(service, wait_job):
     assert client.get(url, headers=ev).json()["status"] == "running"
     assert client.post(f"/v1/jobs/{r.json()['id']}/cancel", headers=ev).status_code == 202
     assert wait_job(client, url, ev)["status"] == "cancelled"
+
+
+def test_a_result_that_cannot_be_stored_fails_the_job(service, wait_job, monkeypatch):
+    from service import tasks
+
+    def broken(db, job, output):  # stores the plans, then a result that is not JSON
+        return {**tasks.finish_fleet_plan(db, job, output), "not json": object()}
+
+    monkeypatch.setitem(tasks.TASKS, "fleet-plan",
+                        tasks.Task(tasks.compute_fleet_plan, broken))
+    client, keys, _ = service()
+    r = client.post("/v1/fleet-plans", headers=h(keys["ev"]), json={"date": DATE})
+    job = wait_job(client, r.json()["url"], h(keys["ev"]))
+    assert job["status"] == "failed" and "result not stored" in job["error"], job
+    assert client.get("/v1/plans", headers=h(keys["admin"])).json() == []  # nothing half-done
