@@ -11,6 +11,7 @@ in processes of their own (:mod:`service.jobs`) and never delay these.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ import pandas as pd
 from models.errors import InvalidInputError
 from service.schemas import PlanRequest, SimulationRequest
 from vpp.catalog import Catalog
+from vpp.network import EventSpec, to_events
 from vpp.plan_io import plot_plan
 from vpp.planning import PlanOptions, horizon, plan_site
 from vpp.simulation import SimulationOptions, check_simulation
@@ -98,10 +100,9 @@ def check_simulation_request(catalog: Catalog, req: SimulationRequest, cap: int)
             f"runs at most {cap} site-months per simulation", "simulation too large")
 
 
-def check_fleet_plan_request(catalog: Catalog, date: Any, events: Any) -> None:
+def check_fleet_plan_request(catalog: Catalog, date: dt.date,
+                             events: list[EventSpec] | None) -> None:
     """Bad events and a day without a tariff in force are 422s now, not a failed job."""
-    from vpp.network import to_events
-
     if events:
         to_events(events, horizon(date), catalog.fleet)
     for tariff_id in sorted({s.tariff_id for s in catalog.fleet.sites}):

@@ -287,3 +287,37 @@ def test_concurrent_plan_requests_all_succeed(svc):
             range(6)))
     assert [r.status_code for r in rs] == [201] * 6
     assert len({r.json()["kpis"]["net_cost_yuan"] for r in rs}) == 1  # the same plan
+
+
+def test_vpp_help_imports_no_web_or_database_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, service.cli; heavy = {'fastapi', 'uvicorn', 'sqlalchemy', "
+            "'service.app'} & set(sys.modules); assert not heavy, heavy")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_keys_create_refuses_unknown_sites_and_sites_on_other_roles(tmp_path):
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    db = ["--db", f"sqlite:///{tmp_path / 'keys.sqlite3'}"]
+    r = CliRunner().invoke(main, ["keys", "create", *db, "--role", "park",
+                                  "--sites", "CZ-MG-01,CZ-MG-99"])
+    assert r.exit_code == 2 and "unknown site id(s): CZ-MG-99" in r.output
+    r = CliRunner().invoke(main, ["keys", "create", *db, "--role", "admin",
+                                  "--sites", "CZ-MG-01"])
+    assert r.exit_code == 2 and "--sites is for park keys" in r.output
+    r = CliRunner().invoke(main, ["keys", "create", *db, "--role", "park",
+                                  "--sites", "CZ-MG-01"])
+    assert r.exit_code == 0 and r.output.startswith("vpp_")
+    with pytest.raises(ValueError, match="site ids are for park keys"):
+        from service.db import make_engine, migrate
+
+        engine = make_engine(db[1])
+        migrate(engine)
+        with session_factory(engine)() as s:
+            create_key(s, "evaluator", ["CZ-MG-01"])

@@ -6,8 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from service.auth import Principal
+from service.db import JobRecord
 from service.deps import CurrentKey, RunnerDep
 from service.errors import Conflict
+from service.jobs import JobRunner
 from service.routing import CheckedRoute
 from service.schemas import JobStatus
 from service.store import Forbidden, job_status, readable_job
@@ -22,7 +25,8 @@ def read_job(job_id: JobId, who: CurrentKey, runner: RunnerDep) -> JobStatus:
     return job_status(readable_job(runner.get(job_id), who, job_id))
 
 
-def _owned(job_id: str, who, runner) -> None:
+def _owned(job_id: str, who: Principal, runner: JobRunner) -> JobRecord:
+    """The job if this key submitted it or is an admin key (404 / 403 otherwise)."""
     rec = readable_job(runner.get(job_id), who, job_id)
     if who.role != "admin" and rec.created_by != who.key_id:
         raise Forbidden("only the key that submitted a job, or an admin key, may change it")
