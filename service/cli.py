@@ -1,27 +1,40 @@
 """The ``vpp`` command with the service's commands added: ``vpp serve`` and ``vpp keys``.
 
-The console script points here so that ``vpp/`` never imports ``service/``.
+The console script points here so that ``vpp/`` never imports ``service/``. FastAPI,
+uvicorn, SQLAlchemy and the app are imported inside the commands that use them: ``vpp
+--help`` and every other command start without them.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
 
 import click
-from sqlalchemy import select
 
-from service.app import DEFAULT_DB, create_app
-from service.auth import ROLES, create_key, revoke_key
-from service.db import ApiKey, make_engine, migrate, session_factory
 from vpp.cli import main
 
 DB_OPTION = click.option(
     "--db", "database_url", default=None, envvar="DATABASE_URL", show_envvar=True,
-    help=f"SQLAlchemy URL (default {DEFAULT_DB}; PostgreSQL: postgresql+psycopg://...).")
+    help="SQLAlchemy URL (default sqlite:///vpp-service.sqlite3; PostgreSQL: "
+         "postgresql+psycopg://...).")
 
 
-def _sessions(database_url: str | None):
-    engine = make_engine(database_url or DEFAULT_DB)
+def _settings(database_url: str | None, obj: dict[str, Any] | None = None) -> Any:
+    """The service's settings from the environment, with the command line's choices."""
+    from service.config import Settings
+
+    obj = obj or {}
+    given = {"database_url": database_url, "data_dir": obj.get("data_dir"),
+             "fleet": obj.get("fleet")}
+    return Settings(**{k: v for k, v in given.items() if v})
+
+
+def _sessions(database_url: str | None) -> Any:
+    from service.db import make_engine, migrate, session_factory
+
+    engine = make_engine(_settings(database_url).database_url)
     migrate(engine)
     return session_factory(engine)
 
@@ -30,32 +43,33 @@ def _sessions(database_url: str | None):
 @DB_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes: each solves one plan at a time and runs jobs.")
 @click.pass_context
 def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
           workers: int) -> None:
     """Run the HTTP service (OpenAPI docs at /docs) on a SQLite file by default."""
     import uvicorn
 
-    obj = ctx.find_root().obj
-    url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DB
-    click.echo(f"serving on http://{host}:{port} (docs at /docs), database {url}, "
-               f"{workers} worker process(es)", err=True)
+    from service.app import create_app
+
+    settings = _settings(database_url, ctx.find_root().obj)
+    click.echo(f"serving on http://{host}:{port} (docs at /docs), database "
+               f"{settings.database_url}, {workers} worker process(es)", err=True)
     if workers == 1:
-        app = create_app(url, obj.get("data_dir"), obj.get("fleet"))
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
         return
-    # several processes: migrate and recover jobs once here, then let each worker build
-    # the app from the environment
-    create_app(url, obj.get("data_dir"), obj.get("fleet"), recover_jobs=True)
-    os.environ["DATABASE_URL"] = url
-    os.environ["VPP_NO_JOB_RECOVERY"] = "1"
-    if obj.get("data_dir"):
-        os.environ["VPP_DATA_DIR"] = obj["data_dir"]
-    if obj.get("fleet"):
-        os.environ["VPP_FLEET"] = obj["fleet"]
-    uvicorn.run("service.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level="warning")
+    # several processes: migrate here once, then become uvicorn's supervisor (a small
+    # main module, see service.serve); each worker builds the app from the environment
+    create_app(settings)
+    os.environ["VPP_DATABASE_URL"] = settings.database_url
+    for name in ("data_dir", "fleet"):
+        value = getattr(settings, name)
+        if value:
+            os.environ[f"VPP_{name.upper()}"] = str(value)
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "service.serve", host, str(port),
+                              str(workers)])
 
 
 @main.group()
@@ -65,13 +79,32 @@ def keys() -> None:
 
 @keys.command("create")
 @DB_OPTION
-@click.option("--role", type=click.Choice(ROLES), required=True)
-@click.option("--sites", default="", help="Comma-separated site ids (park keys).")
+@click.option("--role", type=click.Choice(("park", "evaluator", "admin")), required=True)
+@click.option("--sites", default="", help="Comma-separated site ids (park keys only).")
 @click.option("--label", default="", help="Who the key is for.")
-def keys_create(database_url: str | None, role: str, sites: str, label: str) -> None:
+@click.pass_context
+def keys_create(ctx: click.Context, database_url: str | None, role: str, sites: str,
+                label: str) -> None:
     """Print a new key (shown once; only its hash is stored)."""
+    from service.auth import create_key
+    from service.store import catalog_with_sites
+    from vpp.catalog import Catalog
+
+    site_ids = [x.strip() for x in sites.split(",") if x.strip()]
+    if site_ids and role != "park":
+        raise click.UsageError(f"--sites is for park keys; a {role} key reads every site")
+    obj = ctx.find_root().obj or {}
     with _sessions(database_url)() as s:
-        key = create_key(s, role, [x.strip() for x in sites.split(",") if x.strip()], label)
+        known = {x.id for x in catalog_with_sites(
+            s, Catalog.load(obj.get("data_dir"), obj.get("fleet"))).fleet.sites}
+        unknown = sorted(set(site_ids) - known)
+        if unknown:
+            raise click.UsageError(f"unknown site id(s): {', '.join(unknown)} (see vpp "
+                                   "sites, or register them with PUT /v1/sites/{id})")
+        try:
+            key = create_key(s, role, site_ids, label)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     click.echo(key)
 
 
@@ -79,6 +112,10 @@ def keys_create(database_url: str | None, role: str, sites: str, label: str) -> 
 @DB_OPTION
 def keys_list(database_url: str | None) -> None:
     """Keys by prefix, role, sites and state (never the secret)."""
+    from sqlalchemy import select
+
+    from service.db import ApiKey
+
     with _sessions(database_url)() as s:
         for k in s.scalars(select(ApiKey).order_by(ApiKey.id)).all():
             state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
@@ -90,6 +127,8 @@ def keys_list(database_url: str | None) -> None:
 @click.argument("prefix")
 def keys_revoke(database_url: str | None, prefix: str) -> None:
     """Revoke the key whose prefix (the part after ``vpp_``) is PREFIX."""
+    from service.auth import revoke_key
+
     with _sessions(database_url)() as s:
         if not revoke_key(s, prefix):
             raise click.ClickException(f"no active key with prefix {prefix}")

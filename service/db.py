@@ -8,9 +8,14 @@ migrations in ``service/migrations`` (never by ``create_all``), at start-up.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import stat
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Engine,
     ForeignKey,
@@ -18,16 +23,41 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     create_engine,
     event,
+    make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+log = logging.getLogger(__name__)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every database: PostgreSQL keeps the zone, SQLite
+    stores the UTC wall time and this type gives the zone back when reading."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> Any:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -44,8 +74,8 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16))
     site_ids: Mapped[str] = mapped_column(Text, default="")  # comma-separated, park keys
     label: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime,
                                                            nullable=True)
 
 
@@ -55,7 +85,7 @@ class SiteRecord(Base):
     __tablename__ = "sites"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     body: Mapped[str] = mapped_column(Text)  # the site document as JSON
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class PlanRecord(Base):
@@ -65,27 +95,55 @@ class PlanRecord(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     site_id: Mapped[str] = mapped_column(String(64), index=True)
     start_date: Mapped[str] = mapped_column(String(10), index=True)  # local YYYY-MM-DD
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
     body: Mapped[str] = mapped_column(Text)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file readable and writable by its owner only (0600; SQLite gives
+    its -wal and -shm files the same mode); an existing file is left as it is, with a
+    warning when others may read it."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("database file %s is readable by other users (mode %o); "
+                        "chmod 600 it", path, stat.S_IMODE(path.stat().st_mode))
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL and a busy timeout."""
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 35,
+                pool_timeout_s: float = 10.0, busy_timeout_s: float = 5.0) -> Engine:
+    """An engine for ``url``. SQLite files get WAL, a busy timeout and mode 0600; every
+    connection is checked before use, so the engine recovers by itself when the database
+    comes back after an outage. ``pool_timeout_s`` bounds the wait for a connection."""
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow,
+            "pool_timeout": pool_timeout_s, "pool_pre_ping": True}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            pool = {}  # one in-memory database per connection: SQLAlchemy's own pool
+        _private_sqlite_file(url)
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": busy_timeout_s}, **pool)
+        busy_ms = round(busy_timeout_s * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cur.close()
+
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, **pool)
 
 
 def migrate(engine: Engine) -> None:
@@ -117,9 +175,15 @@ class JobRecord(Base):
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True),
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime,
                                                             nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    #: The server process running the job (``host:pid:start``) and when it last renewed
+    #: its lease; a lease older than the service's ``job_lease_s`` means the owner died.
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class JobFile(Base):

@@ -60,3 +60,35 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'vpp.sqlite3'}"
     return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture(scope="session")
+def small_fleet(tmp_path_factory):
+    """A fleet file of the shipped fleet's first three sites: (its folder, its path)."""
+    from vpp.catalog import DEFAULT_FLEET, data_dir
+
+    d = tmp_path_factory.mktemp("fleet")
+    text = (data_dir() / DEFAULT_FLEET).read_text(encoding="utf-8")
+    head, *blocks = text.split("\n[[sites]]\n")
+    path = d / "fleet.toml"
+    path.write_text(head + "".join("\n[[sites]]\n" + b for b in blocks[:3]), encoding="utf-8")
+    return d, path
+
+
+@pytest.fixture
+def wait_job():
+    """``wait_job(client, url, headers, seconds=180, until=final)``: poll a job's URL until
+    ``until(job)`` (default: it has ended); the last answer."""
+    import time
+
+    def wait(client, url, headers, seconds=180.0, until=None):
+        until = until or (lambda job: job["status"] not in ("queued", "running"))
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            job = client.get(url, headers=headers).json()
+            if until(job):
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {url} not there after {seconds} s: {job}")
+
+    return wait

@@ -26,6 +26,7 @@ class Server:
     data: Path
     bindir: Path
     prefix: list[str]
+    options: str = ""
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -35,6 +36,15 @@ class Server:
         name = "vpp_" + uuid.uuid4().hex[:12]
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
         return self.url(name)
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (a database outage)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the paused server again on the same port."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-l",
+                  str(self.data.parent / "server.log"), "-o", self.options, "start")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)
@@ -94,13 +104,13 @@ def start() -> Server | str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = Server(port, data, bindir, prefix)
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    server = Server(port, data, bindir, prefix, options)
     try:
         server._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                     "--no-sync")
         server._run("pg_ctl", "-D", str(data), "-w", "-l", str(root / "server.log"), "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    "start")
+                    options, "start")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         out = getattr(exc, "stderr", b"") or b""
         shutil.rmtree(root, ignore_errors=True)

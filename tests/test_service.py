@@ -182,31 +182,7 @@ def test_tariffs_and_subsidy(svc):
     assert r.status_code == 422 and "must not be before" in r.text
 
 
-def _wait(client, url, headers, seconds=180.0):
-    import time
-
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        job = client.get(url, headers=headers).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {url} still running after {seconds} s")
-
-
-@pytest.fixture(scope="module")
-def small_fleet(tmp_path_factory):
-    from vpp.catalog import DEFAULT_FLEET, data_dir
-
-    d = tmp_path_factory.mktemp("fleet")
-    text = (data_dir() / DEFAULT_FLEET).read_text(encoding="utf-8")
-    head, *blocks = text.split("\n[[sites]]\n")
-    path = d / "fleet.toml"
-    path.write_text(head + "".join("\n[[sites]]\n" + b for b in blocks[:3]), encoding="utf-8")
-    return d, path
-
-
-def test_fleet_plan_job_with_an_event(small_fleet):
+def test_fleet_plan_job_with_an_event(small_fleet, wait_job):
     d, fleet = small_fleet
     app = create_app(f"sqlite:///{d / 'jobs.sqlite3'}", fleet=str(fleet))
     with session_factory(app.state.engine)() as s:
@@ -222,7 +198,7 @@ def test_fleet_plan_job_with_an_event(small_fleet):
     assert r.status_code == 422 and "outside the planned horizon" in r.text
     r = client.post("/v1/fleet-plans", headers=h(ev), json=body)
     assert r.status_code == 202, r.text
-    job = _wait(client, r.json()["url"], h(ev))
+    job = wait_job(client, r.json()["url"], h(ev))
     assert job["status"] == "done", job
     result = job["result"]
     assert set(result["plans"]) == {"CZ-MG-01", "CZ-MG-02", "CZ-MG-03"}
@@ -233,7 +209,7 @@ def test_fleet_plan_job_with_an_event(small_fleet):
     assert client.get(r.json()["url"], headers=h(park)).status_code == 404  # not its job
 
 
-def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path):
+def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path, wait_job):
     """POST /v1/simulations -> 202 job; the job's months equal the Python API's for the
     same options; report and tables download; park keys may not run simulations; bad
     ranges and an unknown site are 422 before any job starts."""
@@ -262,7 +238,7 @@ def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path):
     assert r.status_code == 202, r.text
     url = r.json()["url"]
     assert url.startswith("/v1/simulations/")
-    job = _wait(client, url, h(ev))
+    job = wait_job(client, url, h(ev))
     assert job["status"] == "done", job
     assert job["progress"] == "done" and not job["result"]["failures"]
     months = pd.read_csv(io.StringIO(client.get(f"{url}/months.csv", headers=h(ev)).text))
@@ -311,3 +287,37 @@ def test_concurrent_plan_requests_all_succeed(svc):
             range(6)))
     assert [r.status_code for r in rs] == [201] * 6
     assert len({r.json()["kpis"]["net_cost_yuan"] for r in rs}) == 1  # the same plan
+
+
+def test_vpp_help_imports_no_web_or_database_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, service.cli; heavy = {'fastapi', 'uvicorn', 'sqlalchemy', "
+            "'service.app'} & set(sys.modules); assert not heavy, heavy")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_keys_create_refuses_unknown_sites_and_sites_on_other_roles(tmp_path):
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    db = ["--db", f"sqlite:///{tmp_path / 'keys.sqlite3'}"]
+    r = CliRunner().invoke(main, ["keys", "create", *db, "--role", "park",
+                                  "--sites", "CZ-MG-01,CZ-MG-99"])
+    assert r.exit_code == 2 and "unknown site id(s): CZ-MG-99" in r.output
+    r = CliRunner().invoke(main, ["keys", "create", *db, "--role", "admin",
+                                  "--sites", "CZ-MG-01"])
+    assert r.exit_code == 2 and "--sites is for park keys" in r.output
+    r = CliRunner().invoke(main, ["keys", "create", *db, "--role", "park",
+                                  "--sites", "CZ-MG-01"])
+    assert r.exit_code == 0 and r.output.startswith("vpp_")
+    with pytest.raises(ValueError, match="site ids are for park keys"):
+        from service.db import make_engine, migrate
+
+        engine = make_engine(db[1])
+        migrate(engine)
+        with session_factory(engine)() as s:
+            create_key(s, "evaluator", ["CZ-MG-01"])

@@ -566,10 +566,12 @@ def _closed_loop(catalog: Catalog, site: Site, ser: SiteSeries, opts: Simulation
     by_day = [catalog.tariffs.select(site.tariff_id, d.date(), version) for d in days]
     rates = np.repeat([demand_rate(site, t) for t in by_day], PER_DAY)
     clear = ser.pv_clear_kw if ser.pv_clear_kw is not None else np.zeros(len(ser.index))
+    # perfect foresight: forecasts without error, no margin against it
+    stats = (ErrorStats.from_error_model(errors) if opts.foresight == "forecast" else
+             ErrorStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
     return ClosedLoop(
         site, ser, rates, month_key, clear, lambda pos: by_day[pos // PER_DAY],
-        ErrorStats.from_error_model(errors), horizon=int(opts.horizon_hours * 60
-                                                         // INTERVAL_MINUTES),
+        stats, horizon=int(opts.horizon_hours * 60 // INTERVAL_MINUTES),
         cadence=opts.replan_minutes // INTERVAL_MINUTES,
         deviation_frac=opts.replan_deviation_frac, peak_z=opts.peak_z,
         subsidy_aware=opts.subsidy_aware, solve=opts.solve_options())

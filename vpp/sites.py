@@ -18,12 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from models import InvalidInputError
 
 DISTRICTS = ("新北", "武进", "天宁", "钟楼", "经开区", "金坛", "溧阳")
-SiteId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+SITE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN)]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every field of a site has a physical (or length) upper bound: the fleet file and the
+    API validate with this one schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -54,7 +58,7 @@ class Storage(StrictModel):
     soc_min_frac: float = Field(default=0.05, ge=0, le=1, description="[-] of energy_kwh")
     soc_max_frac: float = Field(default=0.95, ge=0, le=1, description="[-] of energy_kwh")
     soc_initial_frac: float = Field(default=0.5, ge=0, le=1, description="[-] of energy_kwh")
-    grid_connection_date: dt.date
+    grid_connection_date: dt.date = Field(ge=dt.date(1990, 1, 1), le=dt.date(2099, 12, 31))
     degradation_yuan_per_kwh: float = Field(default=0.05, ge=0, le=10, description="[yuan/kWh]")
     max_cycles_per_day: float = Field(default=2.0, gt=0, le=24, description="[cycles/day]")
     export_allowed: bool = Field(
@@ -72,37 +76,39 @@ class Grid(StrictModel):
     transformer_kva: float = Field(gt=0, le=10_000_000, description="[kVA]")
     import_limit_kw: float = Field(gt=0, le=10_000_000, description="[kW]")
     export_limit_kw: float = Field(ge=0, le=10_000_000, description="[kW]; 0 = anti-backflow")
-    contract_demand_kw: float | None = Field(default=None, gt=0, description="[kW]")
+    contract_demand_kw: float | None = Field(default=None, gt=0, le=10_000_000,
+                                             description="[kW]")
 
 
 class LoadSpec(StrictModel):
-    archetype: str
+    archetype: str = Field(min_length=1, max_length=64)
     peak_kw: float = Field(gt=0, le=10_000_000, description="[kW]")
 
 
 class FlexibleLoad(StrictModel):
     name: str = Field(min_length=1, max_length=64)
-    energy_kwh: float = Field(ge=0, description="energy per day inside the window [kWh]")
+    energy_kwh: float = Field(ge=0, le=240_000_000,
+                              description="energy per day inside the window [kWh]")
     window_start: ClockTime = Field(description="local time HH:MM")
     window_end: ClockTime = Field(description="local time HH:MM, after window_start; 24:00 ok")
-    p_min_kw: float = Field(default=0.0, ge=0, description="[kW]")
-    p_max_kw: float = Field(gt=0, description="[kW]")
+    p_min_kw: float = Field(default=0.0, ge=0, le=10_000_000, description="[kW]")
+    p_max_kw: float = Field(gt=0, le=10_000_000, description="[kW]")
 
 
 class Site(StrictModel):
     id: SiteId
     name: str = Field(min_length=1, max_length=200)
-    name_zh: str | None = None
+    name_zh: str | None = Field(default=None, max_length=200)
     district: Literal["新北", "武进", "天宁", "钟楼", "经开区", "金坛", "溧阳"]
     park_type: str = Field(min_length=1, max_length=100)
     location: Location
-    pv_arrays: list[PVArray] = Field(default_factory=list)
+    pv_arrays: list[PVArray] = Field(default_factory=list, max_length=100)
     storage: Storage | None = None
     grid: Grid
-    tariff_id: str
+    tariff_id: str = Field(min_length=1, max_length=100)
     billing_basis: Literal["demand", "capacity"]
     load: LoadSpec
-    flexible_loads: list[FlexibleLoad] = Field(default_factory=list)
+    flexible_loads: list[FlexibleLoad] = Field(default_factory=list, max_length=50)
 
     @property
     def pv_dc_kwp(self) -> float:

@@ -1,0 +1,51 @@
+"""The service's configuration: one :class:`Settings` object, read from the environment.
+
+Every variable is ``VPP_<FIELD>`` (``VPP_SIMULATIONS_DIR``, ``VPP_MAX_QUEUED_JOBS``, ...);
+the database URL is also read from ``DATABASE_URL``. ``vpp serve`` options override the
+environment; ``create_app(settings)`` takes the object directly (tests, embedding).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB = "sqlite:///vpp-service.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Everything an operator may configure, with its unit and default."""
+
+    model_config = SettingsConfigDict(env_prefix="VPP_", extra="ignore", frozen=True,
+                                      populate_by_name=True)
+
+    database_url: str = Field(
+        DEFAULT_DB, validation_alias=AliasChoices("VPP_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL: a SQLite file or postgresql+psycopg://...")
+    data_dir: str | None = Field(None, description="data folder laid out like vpp/data")
+    fleet: str | None = Field(None, description="fleet file instead of the shipped one")
+    simulations_dir: Path = Field(
+        Path("vpp-simulations"),
+        description="where simulation jobs work; an interrupted run's months stay here")
+    max_simulation_site_months: int = Field(1800, ge=1, description="per simulation")
+    job_slots: int = Field(
+        1, ge=0, le=64, description="jobs this server process runs at once (0: none, an "
+                                    "API-only process)")
+    max_queued_jobs: int = Field(
+        20, ge=1, description="jobs waiting across the service; more is a 503")
+    job_lease_s: float = Field(
+        30.0, gt=0, description="a running job whose owner has not renewed its lease for "
+                                "this long is marked interrupted [s]")
+    job_heartbeat_s: float = Field(5.0, gt=0, description="lease renewal period [s]")
+    job_nice: int = Field(
+        19, ge=0, le=19, description="CPU niceness of job processes: plans come first")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After of every 503 [s]")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="request body limit [bytes]")
+    db_pool_size: int = Field(5, ge=1, description="pooled connections kept per process")
+    db_max_overflow: int = Field(35, ge=0, description="extra connections under load")
+    db_pool_timeout_s: float = Field(
+        10.0, gt=0, description="wait for a pooled connection before a 503 [s]")
+    sqlite_busy_timeout_s: float = Field(
+        5.0, ge=0, description="wait for SQLite's write lock before a 503 [s]")

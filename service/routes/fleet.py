@@ -1,0 +1,24 @@
+"""``/v1/fleet-plans``: the VPP day of every site, as a job."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.compute import check_fleet_plan_request
+from service.deps import CatalogDep, CurrentKey, RunnerDep
+from service.routing import CheckedRoute
+from service.schemas import FleetPlanRequest, JobStatus
+from service.store import Forbidden, job_status
+
+router = APIRouter(prefix="/fleet-plans", tags=["fleet"], route_class=CheckedRoute)
+
+
+@router.post("", status_code=202, response_model=JobStatus)
+def create_fleet_plan(req: FleetPlanRequest, cat: CatalogDep, who: CurrentKey,
+                      runner: RunnerDep) -> JobStatus:
+    """Plan every site (feeders, events) as a job; poll ``/v1/jobs/{id}``. Evaluator and
+    admin keys (a fleet plan covers every park). 503 when the job queue is full."""
+    if who.role not in ("evaluator", "admin"):
+        raise Forbidden("fleet plans cover every park: evaluator or admin keys")
+    check_fleet_plan_request(cat, req.date, req.events)
+    return job_status(runner.submit("fleet-plan", req.model_dump(mode="json"), who.key_id))

@@ -1,0 +1,220 @@
+"""Every request and response body of the API, and the dates it accepts.
+
+The request schemas of plans and simulations *are* the option schemas of ``vpp plan`` and
+``vpp simulate`` (:mod:`vpp.options`: every field, range and description declared once),
+extended with what only a request carries (the site, the day, forecast overrides, the sites
+to simulate) and made strict for JSON (no text read as a number, dates only as
+``YYYY-MM-DD`` text inside :data:`SUPPORTED_DATES`). The subsidy rate's maximum is policy data:
+the options are parsed again against the loaded policy (:func:`vpp.options.with_policy`) before
+anything is computed, so a replaced policy file needs no code change.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from vpp.network import EventSpec
+from vpp.options import (
+    DATE_MAX,
+    DATE_MIN,
+    MAX_DAYS,
+    FinanceChoices,
+    PlanOptions,
+    SimulationOptions,
+    SolverChoices,
+)
+from vpp.sites import SiteId
+
+#: The dates the service plans and simulates: every day of a request (a plan's horizon, a
+#: simulation's period, a tariff or subsidy query) lies in [first, last]. Inside it a day
+#: without a tariff version in force is a 422 that names the tariff's first day.
+SUPPORTED_DATES = (DATE_MIN, DATE_MAX)
+SUPPORTED_RANGE_TEXT = f"{SUPPORTED_DATES[0]} to {SUPPORTED_DATES[1]}"
+
+
+def _iso_date(value: Any) -> Any:
+    """Dates only as ``YYYY-MM-DD`` text (no numbers read as epoch days), inside
+    :data:`SUPPORTED_DATES`."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        day = value
+    elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("a date as YYYY-MM-DD") from None
+    else:
+        raise ValueError("a date as YYYY-MM-DD")
+    if not SUPPORTED_DATES[0] <= day <= SUPPORTED_DATES[1]:
+        raise ValueError(f"a date from {SUPPORTED_RANGE_TEXT} (the supported range)")
+    return day
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date),
+                    Field(description=f"YYYY-MM-DD, from {SUPPORTED_RANGE_TEXT}")]
+Kw = Annotated[float, Field(ge=0, le=1e7)]
+
+
+def _last_day_supported(first: dt.date, last: dt.date, what: str) -> None:
+    if last > SUPPORTED_DATES[1]:
+        raise ValueError(f"{what} ends on {last}, after {SUPPORTED_DATES[1]}: every day must "
+                         f"lie from {SUPPORTED_RANGE_TEXT}")
+
+
+#: What a request schema adds to an options schema: strict JSON types, finite numbers.
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class PlanRequest(PlanOptions):
+    """A day-ahead plan request: the options of ``vpp plan`` (:class:`vpp.options.
+    PlanOptions`), the site, the day and optional forecast overrides."""
+
+    model_config = STRICT
+    site_id: SiteId
+    date: IsoDate = Field(description="first day, local time (Asia/Shanghai)")
+    pv_kw: list[Kw] | None = Field(
+        default=None, max_length=MAX_DAYS * 96,
+        description="PV forecast override, one value per 15 minutes [kW]")
+    load_kw: list[Kw] | None = Field(
+        default=None, max_length=MAX_DAYS * 96,
+        description="load override, one value per 15 minutes [kW]")
+
+    def options(self) -> dict[str, Any]:
+        """The fields of :class:`vpp.options.PlanOptions`, for :func:`vpp.options.parse`."""
+        return self.model_dump(include=set(PlanOptions.model_fields))
+
+    @model_validator(mode="after")
+    def _horizon_supported(self) -> PlanRequest:
+        _last_day_supported(self.date, self.date + dt.timedelta(days=self.days - 1),
+                            "the plan's horizon")
+        return self
+
+
+class FleetPlanRequest(SolverChoices):
+    """Plans for every site of the fleet for ``date``, with the feeder limits and, given
+    ``events``, demand-response events (the event file's fields, see docs/vpp.md)."""
+
+    model_config = STRICT
+    date: IsoDate
+    events: list[EventSpec] | None = Field(default=None, max_length=20)
+    use_feeders: bool = True
+
+    @model_validator(mode="after")
+    def _events_in_supported_dates(self) -> FleetPlanRequest:
+        for e in self.events or ():
+            for t in (e.start, e.end):
+                if not SUPPORTED_DATES[0] <= t.date() <= SUPPORTED_DATES[1]:
+                    raise ValueError(f"event {e.id}: {t.isoformat()} outside the supported "
+                                     f"dates {SUPPORTED_RANGE_TEXT}")
+            if len(e.sites or ()) > 1000:
+                raise ValueError(f"event {e.id}: at most 1000 sites")
+        return self
+
+
+class SimulationRequest(SimulationOptions, FinanceChoices):
+    """A simulation of months of operation (see docs/simulation.md): the options of
+    ``vpp simulate`` (:class:`vpp.options.SimulationOptions`, :class:`vpp.options.
+    FinanceChoices`) and the sites; ``sites`` empty or omitted: every site of the fleet."""
+
+    model_config = STRICT
+    sites: list[SiteId] | None = Field(default=None, max_length=500)
+    start: IsoDate = Field(description="first simulated day, local time (Asia/Shanghai)")
+
+    def options(self) -> dict[str, Any]:
+        """The fields of :class:`vpp.options.SimulationOptions`."""
+        return self.model_dump(include=set(SimulationOptions.model_fields))
+
+    def finance(self) -> dict[str, Any]:
+        """The fields of :class:`vpp.options.FinanceChoices`."""
+        return self.model_dump(include=set(FinanceChoices.model_fields))
+
+    def last_day(self) -> dt.date:
+        """The period's last day: ``days`` days, or ``months`` calendar months, from
+        ``start`` (as :func:`forecasts.synthetic.period_index` counts them)."""
+        if self.days is not None:
+            return self.start + dt.timedelta(days=self.days - 1)
+        month = self.start.month - 1 + self.months
+        year, month = self.start.year + month // 12, month % 12 + 1
+        day = min(self.start.day, calendar.monthrange(year, month)[1])
+        return dt.date(year, month, day) - dt.timedelta(days=1)
+
+    @model_validator(mode="after")
+    def _period_supported(self) -> SimulationRequest:
+        _last_day_supported(self.start, self.last_day(), "the simulated period")
+        return self
+
+
+JobState = Literal["queued", "running", "done", "failed", "interrupted", "cancelled"]
+
+
+class JobStatus(BaseModel):
+    """A fleet plan or simulation run outside the request."""
+
+    id: str
+    kind: str
+    status: JobState
+    progress: str
+    error: str | None
+    result: dict[str, Any] | None
+    url: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    cancel_requested: bool = False
+
+
+class PlanSummary(BaseModel):
+    id: str
+    site_id: str
+    date: str
+    created_at: dt.datetime
+    url: str
+
+
+class SiteSummary(BaseModel):
+    id: str
+    name: str
+    district: str
+    pv_kwp: float
+    storage_kw: float | None
+    storage_kwh: float | None
+    source: Literal["fleet file", "api"]
+
+
+class Health(BaseModel):
+    """Whether the service and each dependency it needs are usable."""
+
+    status: Literal["ok", "unavailable"]
+    api_version: str
+    database: str = Field(description="'ok' or why the database cannot be used")
+    jobs: dict[str, int] = Field(default_factory=dict,
+                                 description="jobs by state (when the database answers)")
+
+
+class ErrorBody(BaseModel):
+    """Every error: a readable ``detail``, and where it applies the failing ``errors``
+    (field, message, value, allowed range), ``problems`` or the solver's ``reasons``."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+    problems: list[str] | None = None
+    reasons: list[str] | None = None
+    solver_status: str | None = None
+    dependency: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "a body that is not JSON"},
+    401: {"model": ErrorBody, "description": "missing or invalid API key"},
+    403: {"model": ErrorBody, "description": "outside this key's scope"},
+    404: {"model": ErrorBody, "description": "no such site, plan or job"},
+    413: {"model": ErrorBody, "description": "request body too large"},
+    422: {"model": ErrorBody, "description": "invalid input: field, value, allowed range"},
+    503: {"model": ErrorBody,
+          "description": "the database (named in `dependency`) or the job queue is "
+                         "unavailable or full; retry after `Retry-After` seconds"},
+}
