@@ -68,13 +68,16 @@ def _period_weather(path: str, opts: SimulationOptions) -> Any:
 def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None,
                  actuals: str | None, errors: str | None, sens: bool, jobs: int,
                  executor: str, address: str | None, out: str, **choices: Any) -> None:
-    """Simulate months of operation: a day-ahead plan every day, realised with actual PV and
-    load, monthly bills, subsidy on realised discharge; then the pilot evaluation report
-    (report.md/.html, CSVs, charts) in --out.
+    """Simulate months of operation: the closed-loop controller re-planning through each
+    day from the measured state (--control mpc, the default) or one day-ahead plan a day
+    (--control day-ahead), realised with actual PV and load; monthly bills, subsidy on
+    realised discharge; then the pilot evaluation report (report.md/.html, CSVs, charts) in
+    --out.
 
     \b
     Example:
       vpp simulate --sites all --start 2025-01-01 --months 24 --out sim-2025
+      vpp simulate --sites CZ-MG-01 --months 12 --foresight perfect --out perfect
     """
     from forecasts.synthetic import load_error_model
     from vpp.finance import load_finance_inputs
