@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import DateTime, String, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from service.db import MeasurementRecord, OperateLease, SetpointRecord, utcnow
@@ -132,16 +132,21 @@ def read_measurements(db: Session, site_id: str, start: dt.datetime | pd.Timesta
                       end: dt.datetime | pd.Timestamp) -> pd.DataFrame:
     """The site's rows with ``start <= ts <= end`` as a measurement frame (UTC index,
     ``interval_minutes`` and :data:`vpp.measurements.FIELDS`; NaN: not measured)."""
-    cols = [TABLE.c.ts, TABLE.c.interval_minutes, *(TABLE.c[f] for f in FIELDS)]
+    # times without per-row conversion (the dashboard reads a month of rows per site):
+    # SQLite's stored UTC text parsed at once by pandas, PostgreSQL's aware datetimes as is
+    sqlite = db.get_bind().dialect.name == "sqlite"
+    ts = type_coerce(TABLE.c.ts, String if sqlite else DateTime(timezone=True))
+    cols = [ts, TABLE.c.interval_minutes, *(TABLE.c[f] for f in FIELDS)]
     rows = db.execute(select(*cols).where(
         TABLE.c.site_id == site_id, TABLE.c.ts >= pd.Timestamp(start).to_pydatetime(),
         TABLE.c.ts <= pd.Timestamp(end).to_pydatetime()).order_by(TABLE.c.ts)).all()
     if not rows:
         return empty_frame()
-    data = np.array([r[1:] for r in rows], dtype=float)
-    index = pd.DatetimeIndex([r[0] for r in rows]).tz_convert("UTC")
-    frame = pd.DataFrame(data, index=index, columns=["interval_minutes", *FIELDS])
-    return frame
+    times, *columns = zip(*rows, strict=True)
+    data = np.array(columns, dtype=float).T
+    index = (pd.DatetimeIndex(pd.to_datetime(list(times), format="ISO8601", utc=True))
+             if sqlite else pd.DatetimeIndex(list(times)).tz_convert("UTC"))
+    return pd.DataFrame(data, index=index, columns=["interval_minutes", *FIELDS])
 
 
 def month_rows(db: Session, site_id: str, now: dt.datetime | pd.Timestamp) -> pd.DataFrame:
