@@ -292,3 +292,9 @@ def test_planned_intervals_take_the_latest_decision():
     out = planned_intervals(idx, [b, a], None)
     assert out["battery_kw"].tolist() == [2.0, 30.0, 40.0]
     assert out["source"].tolist() == ["setpoints"] * 3
+
+
+def test_timestamps_outside_the_supported_dates_are_refused(site):
+    (e,) = errors_of(site, [{"timestamp": "0001-01-01T00:00:00+08:00", "pv_kw": 1.0}])
+    assert e["field"] == "timestamp" and "supported dates 2000-01-01 to 2099-12-31" in e[
+        "message"]

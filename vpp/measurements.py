@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models import InvalidInputError
+from vpp.options import DATE_MAX, DATE_MIN
 from vpp.sites import Site
 from vpp.timebase import INTERVAL_MINUTES, TZ
 
@@ -188,6 +189,8 @@ def _timestamp(raw: Any) -> tuple[dt.datetime | None, str | None]:
         hours = off.total_seconds() / 3600
         return None, (f"UTC offset {hours:+g} h is not Changzhou's: send +08:00 (local, no "
                       "daylight saving) or Z (UTC)")
+    if not DATE_MIN <= t.date() <= DATE_MAX:
+        return None, f"outside the supported dates {DATE_MIN} to {DATE_MAX}"
     return t.astimezone(dt.UTC), None
 
 

@@ -13,7 +13,12 @@ from service.db import utcnow
 from service.deps import CatalogDep, CurrentKey, SessionDep
 from service.operations import ingest, latest_setpoints, plan_vs_actual_of, state_of
 from service.routing import CheckedRoute
-from service.schemas import IsoDate, MeasurementBatchRequest
+from service.schemas import (
+    SUPPORTED_DATES,
+    SUPPORTED_RANGE_TEXT,
+    IsoDate,
+    MeasurementBatchRequest,
+)
 from service.store import Forbidden, NotFound, readable_site
 from vpp.catalog import Catalog
 from vpp.sites import SITE_ID_PATTERN, Site
@@ -51,6 +56,9 @@ def read_state(site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentK
     """The site's measured state: SOC now, month-to-date peak and its demand charge, energy
     cost, discharge and subsidy this month, freshness and gaps (units in the names)."""
     readable_site(cat, who, site_id)
+    if at is not None and not SUPPORTED_DATES[0] <= at.date() <= SUPPORTED_DATES[1]:
+        raise InvalidInputError(f"at={at.isoformat()}: outside the supported dates "
+                                f"{SUPPORTED_RANGE_TEXT}", "invalid state query")
     return state_of(db, cat, site_id, at or utcnow()).to_dict()
 
 
