@@ -298,3 +298,8 @@ def test_timestamps_outside_the_supported_dates_are_refused(site):
     (e,) = errors_of(site, [{"timestamp": "0001-01-01T00:00:00+08:00", "pv_kw": 1.0}])
     assert e["field"] == "timestamp" and "supported dates 2000-01-01 to 2099-12-31" in e[
         "message"]
+
+
+def test_an_integer_beyond_any_float_is_an_error_not_a_crash(site):
+    (e,) = errors_of(site, [{"timestamp": "2026-07-15T10:00:00+08:00", "pv_kw": 10**400}])
+    assert (e["field"], e["message"]) == ("pv_kw", "must be a finite number")

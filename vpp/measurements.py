@@ -200,15 +200,14 @@ def _number(raw: Any) -> tuple[float | None, str | None]:
         return None, None
     if isinstance(raw, bool):
         return None, "must be a number"
-    if isinstance(raw, int | float):
-        v = float(raw)
-    elif isinstance(raw, str):
-        try:
-            v = float(raw)
-        except ValueError:
-            return None, "must be a number"
-    else:
+    if not isinstance(raw, int | float | str):
         return None, "must be a number"
+    try:
+        v = float(raw)
+    except ValueError:
+        return None, "must be a number"
+    except OverflowError:  # an integer beyond any float
+        return None, "must be a finite number"
     if not math.isfinite(v):
         return None, "must be a finite number"
     return v, None

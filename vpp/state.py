@@ -117,7 +117,7 @@ def month_start(t: pd.Timestamp) -> pd.Timestamp:
     return local.normalize() - (local.day - 1) * _day()
 
 
-def _day():
+def _day() -> pd.Timedelta:
     import pandas as pd
 
     return pd.Timedelta(days=1)
@@ -376,7 +376,7 @@ def battery_state(site: Site, iv: pd.DataFrame, soc_kwh: float,
     return state
 
 
-def _interval():
+def _interval() -> pd.Timedelta:
     import pandas as pd
 
     return pd.Timedelta(minutes=INTERVAL_MINUTES)
