@@ -23,6 +23,7 @@ from service.db import make_engine, migrate, session_factory
 from service.jobs import JobRunner
 from service.routes import ROUTERS
 from service.routes.health import API_VERSION
+from service.scheduler import OperateScheduler
 from service.schemas import ERROR_RESPONSES
 from service.store import catalog_with_sites
 from vpp.catalog import Catalog
@@ -48,11 +49,15 @@ def create_app(settings: Settings | str | None = None, **overrides: Any) -> Fast
     runner = JobRunner(sessions, settings, lambda db: catalog_with_sites(db, base))
     runner.reap()  # jobs of server processes that are gone: interrupted, never lost
     workers = Workers()
+    operate = OperateScheduler(sessions, settings, lambda db: catalog_with_sites(db, base),
+                               workers.solver)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runner.start()
+        operate.start()
         yield
+        operate.stop()
         runner.stop()
         workers.shutdown()
 
@@ -65,6 +70,7 @@ def create_app(settings: Settings | str | None = None, **overrides: Any) -> Fast
     app.state.catalog = base
     app.state.jobs = runner
     app.state.workers = workers
+    app.state.operate = operate
     errors.install(app)
     api = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
     for router in ROUTERS:

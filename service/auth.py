@@ -40,6 +40,10 @@ class Principal:
     def can_plan(self, site_id: str) -> bool:
         return self.role == "admin" or (self.role == "park" and site_id in self.site_ids)
 
+    def can_write(self, site_id: str) -> bool:
+        """Send the site's measurements: its park key or an admin (as for plans)."""
+        return self.can_plan(site_id)
+
 
 def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,4 +1,6 @@
-"""The ``vpp`` command with the service's commands added: ``vpp serve`` and ``vpp keys``.
+"""The ``vpp`` command with the service's commands added: ``vpp serve`` and ``vpp keys``
+here, ``vpp measurements``, ``vpp state`` and ``vpp operate`` (:mod:`service.cli_ops`,
+loaded on first use), and the stored state ``vpp plan`` starts from.
 
 The console script points here so that ``vpp/`` never imports ``service/``. FastAPI,
 uvicorn, SQLAlchemy and the app are imported inside the commands that use them: ``vpp
@@ -13,7 +15,16 @@ from typing import Any
 
 import click
 
-from vpp.cli import main
+from vpp.cli import STATE_READERS, main
+
+#: The database commands (service/cli_ops.py), loaded on first use like vpp's own.
+main.lazy.update({
+    "measurements": ("service.cli_ops:measurements", "Import site measurements (CSV)."),
+    "state": ("service.cli_ops:state", "A site's measured state: SOC, month peak, costs."),
+    "operate": ("service.cli_ops:operate", "Control steps from stored measurements (MPC)."),
+})
+if "service.cli_ops:plan_state" not in STATE_READERS:
+    STATE_READERS.append("service.cli_ops:plan_state")
 
 DB_OPTION = click.option(
     "--db", "database_url", default=None, envvar="DATABASE_URL", show_envvar=True,
@@ -21,14 +32,15 @@ DB_OPTION = click.option(
          "postgresql+psycopg://...).")
 
 
-def _settings(database_url: str | None, obj: dict[str, Any] | None = None) -> Any:
+def _settings(database_url: str | None, obj: dict[str, Any] | None = None,
+              **fields: Any) -> Any:
     """The service's settings from the environment, with the command line's choices."""
     from service.config import Settings
 
     obj = obj or {}
     given = {"database_url": database_url, "data_dir": obj.get("data_dir"),
              "fleet": obj.get("fleet")}
-    return Settings(**{k: v for k, v in given.items() if v})
+    return Settings(**{k: v for k, v in given.items() if v}, **fields)
 
 
 def _sessions(database_url: str | None) -> Any:
@@ -45,15 +57,18 @@ def _sessions(database_url: str | None) -> Any:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Server processes: each solves one plan at a time and runs jobs.")
+@click.option("--operate/--no-operate", default=True, show_default=True,
+              help="Run control steps every 15 minutes for sites with fresh measurements "
+                   "(VPP_OPERATE_CADENCE_MINUTES etc.; see docs/operations.md).")
 @click.pass_context
 def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
-          workers: int) -> None:
+          workers: int, operate: bool) -> None:
     """Run the HTTP service (OpenAPI docs at /docs) on a SQLite file by default."""
     import uvicorn
 
     from service.app import create_app
 
-    settings = _settings(database_url, ctx.find_root().obj)
+    settings = _settings(database_url, ctx.find_root().obj, operate_enabled=operate)
     click.echo(f"serving on http://{host}:{port} (docs at /docs), database "
                f"{settings.database_url}, {workers} worker process(es)", err=True)
     if workers == 1:
@@ -63,6 +78,7 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
     # main module, see service.serve); each worker builds the app from the environment
     create_app(settings)
     os.environ["VPP_DATABASE_URL"] = settings.database_url
+    os.environ["VPP_OPERATE_ENABLED"] = "true" if settings.operate_enabled else "false"
     for name in ("data_dir", "fleet"):
         value = getattr(settings, name)
         if value:

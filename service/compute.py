@@ -27,7 +27,9 @@ from vpp.network import EventSpec, to_events
 from vpp.options import PlanOptions, SimulationOptions, parse, with_policy
 from vpp.plan_io import plot_plan
 from vpp.planning import plan_site
+from vpp.problem import demand_rate
 from vpp.simulation import check_simulation
+from vpp.state import API_REMEDY, InitialState, apply_initial_state, month_peak_warning
 from vpp.timebase import horizon
 
 T = TypeVar("T")
@@ -51,11 +53,16 @@ class Workers:
         self.plotter.shutdown(wait=False, cancel_futures=True)
 
 
-def plan_for_request(catalog: Catalog, req: PlanRequest) -> dict[str, Any]:
+def plan_for_request(catalog: Catalog, req: PlanRequest,
+                     state: InitialState | None = None) -> dict[str, Any]:
     """The plan document a :class:`PlanRequest` asks for (see :func:`vpp.planning.
-    plan_site`)."""
+    plan_site`), from the measured ``state`` where the request gives no month-to-date peak
+    or initial SOC (:func:`vpp.state.apply_initial_state`)."""
     options = parse(with_policy(PlanOptions, catalog.policy.max_rate_yuan_per_kwh),
                     req.options(), "invalid plan request")
+    site = catalog.fleet.site(req.site_id)
+    options, initial = apply_initial_state(options, set(req.model_fields_set), state, site,
+                                           req.date)
     index = horizon(req.date, req.days)
     overrides = {}
     for name in ("pv_kw", "load_kw"):
@@ -66,7 +73,16 @@ def plan_for_request(catalog: Catalog, req: PlanRequest) -> dict[str, Any]:
                     f"{name}: {len(values)} values given, the plan has {len(index)} "
                     "15-minute intervals", "invalid plan request")
             overrides[name] = pd.Series(values, index=index)
-    return plan_site(catalog, req.site_id, req.date, options, **overrides)
+    plan = plan_site(catalog, req.site_id, req.date, options, **overrides)
+    plan["initial_state"] = initial
+    if "month_peak_kw" not in req.model_fields_set:
+        warning = month_peak_warning(
+            req.date, options.month_peak_kw, site,
+            demand_rate(site, catalog.tariffs.select(site.tariff_id, req.date,
+                                                     options.tariff_version)), API_REMEDY)
+        if warning and initial["month_peak_source"].startswith("default"):
+            plan.setdefault("flags", []).append(warning)
+    return plan
 
 
 def plan_png(plan: dict[str, Any]) -> bytes:

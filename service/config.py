@@ -49,3 +49,19 @@ class Settings(BaseSettings):
         10.0, gt=0, description="wait for a pooled connection before a 503 [s]")
     sqlite_busy_timeout_s: float = Field(
         5.0, ge=0, description="wait for SQLite's write lock before a 503 [s]")
+    operate_enabled: bool = Field(
+        False, description="run a control step for every site with fresh measurements on "
+                           "a schedule (vpp serve turns it on unless --no-operate)")
+    operate_cadence_minutes: int = Field(
+        15, ge=15, le=60, multiple_of=15, description="time between control steps [min]")
+    operate_delay_s: float = Field(
+        30.0, ge=0, lt=900, description="steps start this long after each cadence boundary, "
+                                        "so that the interval just ended can arrive [s]")
+    operate_max_age_minutes: float = Field(
+        60.0, gt=0, le=1440, description="a site is operated only with a measurement this "
+                                         "recent [min]")
+    operate_lease_s: float = Field(
+        300.0, gt=0, description="a step's lease: another process may take the site after "
+                                 "it expires [s]")
+    operate_horizon_hours: float = Field(24.0, ge=24, le=48,
+                                         description="horizon of every re-plan [h]")

@@ -18,7 +18,9 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -195,3 +197,50 @@ class JobFile(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     media_type: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MeasurementRecord(Base):
+    """One measurement row of a site (:mod:`vpp.measurements`): averages over
+    ``[ts, ts + interval_minutes)`` [kW], readings at ``ts`` [kWh]; NULL: not measured. The
+    primary key (site, time) is the index of range reads; ``ts`` alone finds fresh sites."""
+
+    __tablename__ = "measurements"
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(UtcDateTime, primary_key=True)
+    interval_minutes: Mapped[int] = mapped_column(Integer)
+    grid_import_kw: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grid_export_kw: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pv_kw: Mapped[float | None] = mapped_column(Float, nullable=True)
+    load_kw: Mapped[float | None] = mapped_column(Float, nullable=True)
+    battery_kw: Mapped[float | None] = mapped_column(Float, nullable=True)
+    soc_kwh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    import_counter_kwh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    export_counter_kwh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_measurements_ts", "ts"),)
+
+
+class SetpointRecord(Base):
+    """A control step's set-points (:class:`vpp.operate.Setpoints` as JSON in ``body``)."""
+
+    __tablename__ = "setpoints"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    start: Mapped[dt.datetime] = mapped_column(UtcDateTime)  # first interval
+    decided_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(32))  # cli, scheduler
+    body: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_setpoints_site_start", "site_id", "start"),)
+
+
+class OperateLease(Base):
+    """Who runs a site's control step (``owner`` until ``lease_until``) and the last
+    decision interval done: across server processes a step runs once per site and slot."""
+
+    __tablename__ = "operate_leases"
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    done_slot: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -25,6 +25,7 @@ from models.errors import InfeasiblePlanError, InvalidInputError
 from service.jobs import QueueFull
 from service.routing import BodyNotJson, BodyTooLarge
 from service.store import Forbidden, NotFound
+from vpp.measurements import MeasurementError
 
 log = logging.getLogger(__name__)
 MAX_ECHO = 200
@@ -115,6 +116,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
         return error_response(409, str(exc))
+
+    @app.exception_handler(MeasurementError)
+    async def bad_measurements(_: Request, exc: MeasurementError) -> JSONResponse:
+        rows = [{k: safe_value(v) if k in ("value", "timestamp") else v
+                 for k, v in e.items()} for e in exc.errors[:1000]]
+        return error_response(422, f"{exc.context}: {len(exc.errors)} problem(s), nothing "
+                                   "stored", errors=rows,
+                              problems=[safe_text(p, 1000) for p in exc.problems[:1000]])
 
     @app.exception_handler(InvalidInputError)
     async def invalid_input(_: Request, exc: InvalidInputError) -> JSONResponse:

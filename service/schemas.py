@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from vpp.measurements import MAX_BATCH_ROWS
 from vpp.network import EventSpec
 from vpp.options import (
     DATE_MAX,
@@ -146,6 +147,26 @@ class SimulationRequest(SimulationOptions, FinanceChoices):
     def _period_supported(self) -> SimulationRequest:
         _last_day_supported(self.start, self.last_day(), "the simulated period")
         return self
+
+
+class MeasurementBatchRequest(BaseModel):
+    """A batch of site measurements (see docs/operations.md): every row is checked against
+    the site's own limits by :func:`vpp.measurements.validate_batch`, which names each bad
+    row, field, value and allowed range; a rejected batch stores nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    interval_minutes: Literal[1, 3, 5, 15] = Field(
+        15, description="resolution [min]: power fields average [timestamp, timestamp + "
+                        "interval); timestamps lie on this grid")
+    rows: list[dict[str, Any]] = Field(
+        description="rows of `timestamp` (ISO 8601 with +08:00 or Z) and any of "
+                    "grid_import_kw, grid_export_kw, pv_kw, load_kw, battery_kw (discharge "
+                    "positive) [kW, interval averages], soc_kwh, import_counter_kwh, "
+                    "export_counter_kwh [kWh, readings at the timestamp]; at most "
+                    f"{MAX_BATCH_ROWS} rows",
+        json_schema_extra={"examples": [[{"timestamp": "2026-07-15T10:00:00+08:00",
+                                          "grid_import_kw": 3120.5, "pv_kw": 850.0,
+                                          "battery_kw": -400.0, "soc_kwh": 2210.0}]]})
 
 
 JobState = Literal["queued", "running", "done", "failed", "interrupted", "cancelled"]

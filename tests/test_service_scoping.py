@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth import create_key
 from service.db import session_factory
+from service.operations import add_setpoints
+from vpp.operate import Setpoints
 
 DATE = "2026-07-15"
 #: (method, path) -> who may do what; "other" is a park key of another park.
@@ -34,6 +36,10 @@ RULES = {
     ("GET", "/v1/simulations/{job_id}/{name}"): "read-job",
     ("POST", "/v1/jobs/{job_id}/cancel"): "owner-or-admin",
     ("POST", "/v1/jobs/{job_id}/resume"): "owner-or-admin",
+    ("POST", "/v1/sites/{site_id}/measurements"): "write-site",
+    ("GET", "/v1/sites/{site_id}/state"): "read-site",
+    ("GET", "/v1/sites/{site_id}/setpoints"): "read-site",
+    ("GET", "/v1/sites/{site_id}/plan-vs-actual"): "read-site",
 }
 
 
@@ -55,6 +61,12 @@ def world(request, tmp_path_factory):
     plan = client.post("/v1/plans", headers={"X-API-Key": keys["park4"]},
                        json={"site_id": "CZ-MG-04", "date": DATE})
     assert plan.status_code == 201, plan.text
+    with session_factory(app.state.engine)() as s:  # a control step's set-points
+        add_setpoints(s, Setpoints("CZ-MG-04", f"{DATE}T10:01:00+08:00",
+                                   f"{DATE}T10:00:00+08:00", 15, [f"{DATE}T10:00:00+08:00"],
+                                   [0.0], [100.0], [50.0], 100.0, 0.0, "optimal", 0.1, False,
+                                   {}), "test")
+        s.commit()
     return client, keys, plan.json()["id"], app
 
 
@@ -70,10 +82,14 @@ def request_for(method: str, template: str, plan_id: str, job_id: str, site: str
     path = (template.replace("{site_id}", site).replace("{plan_id}", plan_id)
             .replace("{job_id}", job_id).replace("{name}", "report.md"))
     query = {"/v1/tariffs": f"?date={DATE}&site_id={site}",
-             "/v1/sites/{site_id}/subsidy": f"?start={DATE}&end={DATE}"}.get(template, "")
+             "/v1/sites/{site_id}/subsidy": f"?start={DATE}&end={DATE}",
+             "/v1/sites/{site_id}/plan-vs-actual": f"?date={DATE}"}.get(template, "")
     body = {"/v1/plans": {"site_id": site, "date": DATE},
             "/v1/fleet-plans": {"date": DATE},
-            "/v1/simulations": {"start": "2025-07-01", "days": 2, "sites": [site]}}.get(template)
+            "/v1/simulations": {"start": "2025-07-01", "days": 2, "sites": [site]},
+            "/v1/sites/{site_id}/measurements": {"rows": [
+                {"timestamp": f"{DATE}T10:00:00+08:00", "grid_import_kw": 1000.0}]},
+            }.get(template)
     if method == "PUT":
         body = "site"
     return method, path + query, body if method != "GET" else None
@@ -131,6 +147,9 @@ def test_scoping_rule_holds(world, method, template):
     elif rule == "read-site":
         assert status("park3") == 403
         assert status("park4") == status("ev") == status("admin") == 200
+    elif rule == "write-site":
+        assert status("park3") == 403 and status("ev") == 403
+        assert status("park4") == status("admin") == 200
     elif rule == "plan-site":
         assert status("park3") == 403 and status("ev") == 403
         assert status("park4") == status("admin") == 201

@@ -29,6 +29,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Where ``vpp plan`` reads a site's measured initial state: ``"module:function"`` entries
+#: registered by the package that owns the database (``service/cli.py``), called as
+#: ``function(database_url, site, plan_start)`` -> :class:`vpp.state.InitialState` or None.
+#: Empty (``vpp`` without the service): plans start from their options only.
+STATE_READERS: list[str] = []
+
+
+def state_reader() -> Any:
+    """The first registered state reader (see :data:`STATE_READERS`), or None."""
+    if not STATE_READERS:
+        return None
+    module, attr = STATE_READERS[0].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 class LazyGroup(click.Group):
     """A group whose commands (:data:`COMMANDS`, and ``lazy`` added by other packages) are
     imported on first use; its help lists them from their short help without importing."""

@@ -53,12 +53,19 @@ def plan_options(catalog: Any, kwargs: dict[str, Any]) -> PlanOptions:
               help="PNG: fleet import stacked by site, PV and storage (--all).")
 @click.option("--plot-events", type=click.Path(dir_okay=False), default=None,
               help="PNG: demand-response delivery against the request (--all --events).")
+@click.option("--db", "database_url", default=None, envvar="DATABASE_URL",
+              help="Database with the site's measurements (as `vpp serve`); a --site plan "
+                   "takes the month-to-date peak and SOC at its start from them unless "
+                   "given. Default: the service's.")
+@click.option("--no-state", is_flag=True,
+              help="Ignore stored measurements: plan from the options alone.")
 @click.pass_context
 def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.datetime | None,
          fmt: str, out: str | None, plot: str | None, jobs: int, load_csv: str | None,
          pv_csv: str | None, weather: str | None, weather_label: str | None,
          events: str | None, no_feeders: bool, plot_fleet: str | None,
-         plot_events: str | None, **choices: Any) -> None:
+         plot_events: str | None, database_url: str | None, no_state: bool,
+         **choices: Any) -> None:
     """Day-ahead dispatch plan for one site (--site) or the whole fleet (--all).
 
     \b
@@ -75,6 +82,7 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
     if pv_csv and weather:
         raise click.UsageError("give --pv-csv (a PV forecast) or --weather, not both")
     catalog = catalog_of(ctx)
+    given = set(cli_values(PlanOptions, dict(choices)))
     options = plan_options(catalog, choices)
     start = day_of(date)
     from forecasts.weather import read_weather
@@ -82,17 +90,58 @@ def plan(ctx: click.Context, site_id: str | None, all_sites: bool, date: dt.date
 
     wx = read_weather(weather, TZ, weather_label) if weather else None
     if site_id:
-        _plan_one(catalog, site_id, start, options, fmt, out, plot, load_csv, pv_csv, wx)
+        options, initial = _initial_state(catalog, site_id, start, options, given,
+                                          database_url, no_state)
+        _plan_one(catalog, site_id, start, options, fmt, out, plot, load_csv, pv_csv, wx,
+                  initial)
         return
     from vpp.planning import usable_cores
+    from vpp.problem import demand_rate
+    from vpp.state import month_peak_warning
+
+    if "month_peak_kw" not in given:
+        forgot = [s.id for s in catalog.fleet.sites if month_peak_warning(
+            start, options.month_peak_kw, s,
+            demand_rate(s, catalog.tariffs.select(s.tariff_id, start)))]
+        if forgot:
+            click.echo(f"WARNING: month-to-date peak 0 kW on {start}, which is not the first "
+                       f"day of its billing month: the plans of {len(forgot)} sites billed "
+                       "on demand charge the whole month's demand charge to this day and "
+                       "ignore the peak already set. --all plans take no stored state: plan "
+                       "each site with --site (its stored state) or give --month-peak-kw.",
+                       err=True)
 
     _plan_all(catalog, start, options, out, jobs or usable_cores(), wx, events,
               not no_feeders, plot_fleet, plot_events)
 
 
+def _initial_state(catalog: Any, site_id: str, start: dt.date, options: PlanOptions,
+                   given: set[str], database_url: str | None, no_state: bool,
+                   ) -> tuple[PlanOptions, dict[str, Any]]:
+    """The options with the stored initial state where none is given, and the plan's
+    ``initial_state`` record; the loud warning when the month's peak is forgotten."""
+    from vpp.cli import state_reader
+    from vpp.problem import demand_rate
+    from vpp.state import apply_initial_state, month_peak_warning
+    from vpp.timebase import horizon
+
+    site = catalog.fleet.site(site_id)
+    reader = None if no_state else state_reader()
+    state = reader(database_url, site, horizon(start)[0]) if reader else None
+    options, initial = apply_initial_state(options, given, state, site, start)
+    if "month_peak_kw" not in given and initial["month_peak_source"].startswith("default"):
+        rate = demand_rate(site, catalog.tariffs.select(site.tariff_id, start,
+                                                        options.tariff_version))
+        warning = month_peak_warning(start, options.month_peak_kw, site, rate)
+        if warning:
+            click.echo(warning, err=True)
+            initial["warning"] = warning
+    return options, initial
+
+
 def _plan_one(catalog: Any, site_id: str, start: dt.date, options: PlanOptions, fmt: str,
               out: str | None, plot: str | None, load_csv: str | None, pv_csv: str | None,
-              weather: Any) -> None:
+              weather: Any, initial: dict[str, Any] | None = None) -> None:
     from forecasts.load import read_meter_csv
     from vpp.plan_io import plan_csv, plan_json, plot_plan, site_table, status_line
     from vpp.planning import plan_site
@@ -102,6 +151,10 @@ def _plan_one(catalog: Any, site_id: str, start: dt.date, options: PlanOptions, 
 
     p = plan_site(catalog, site_id, start, options, pv_kw=series(pv_csv, "pv_kw"),
                   load_kw=series(load_csv, "load_kw"), weather=weather)
+    if initial is not None:
+        p["initial_state"] = initial
+        if "warning" in initial:
+            p.setdefault("flags", []).append(initial["warning"])
     if p["status"] != "optimal":
         click.echo(f"warning: {site_id}: {status_line(p)}", err=True)
     text = {"json": plan_json, "csv": plan_csv, "table": site_table}[fmt](p)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models import SolveOptions, StorageSpec
-from vpp.control import ErrorStats, History, SiteController, nowcast
+from vpp.control import ErrorStats, History, SiteController, measured_errors, replan_step
 from vpp.problem import site_problem, storage_in_service
 from vpp.realtime import BatteryState, RealisedDay, realise_interval
 from vpp.sites import Site
@@ -153,30 +153,19 @@ class ClosedLoop:
         ser, h = self.ser, self.horizon
         sl = slice(pos, pos + h)
         lead = np.arange(h)
-        today = pos + lead < day_start + PER_DAY
         # flexible loads: today's schedule, repeated for tomorrow's part of the horizon
         flex = np.resize(np.roll(flex_today, -(pos - day_start)), h)
         # what has been measured today, and the errors of the forecasts made for it
         load_meas, pv_meas = self.history.measured(day_start)
         past = slice(day_start, pos)
-        load_fc_past = ser.load_forecast_kw[past]
-        ok = load_fc_past > 1e-6
-        load_err = load_meas[ok] / load_fc_past[ok] - 1.0
-        light = self.daylight[past]
-        kc_err = (pv_meas[light] - ser.pv_forecast_kw[past][light]) / self.clear[past][light]
-        now = nowcast(self.stats, lead, today, ser.load_forecast_kw[sl],
-                      ser.pv_forecast_kw[sl], self.clear[sl], load_err, kc_err)
-        keys = self.month_key[sl] - self.month_key[pos]
-        firsts = np.flatnonzero(np.r_[True, np.diff(keys) > 0])
-        rates = tuple(float(self.rates[pos + f]) for f in firsts)
-        price = ser.import_price[sl]
-        p = ctl.problem(
-            load_kw=now.load_kw + flex, pv_kw=now.pv_kw, import_price=price,
+        load_err, kc_err = measured_errors(load_meas, pv_meas, ser.load_forecast_kw[past],
+                                           ser.pv_forecast_kw[past], self.clear[past],
+                                           self.daylight[past])
+        return replan_step(
+            ctl, pos, today=pos + lead < day_start + PER_DAY,
+            load_forecast_kw=ser.load_forecast_kw[sl], pv_forecast_kw=ser.pv_forecast_kw[sl],
+            clear_kw=self.clear[sl], flexible_kw=flex, import_price=ser.import_price[sl],
             export_price=ser.export_price[sl],
             subsidy=ser.subsidy_rate[sl] if self.aware else np.zeros(h),
-            days=(~today).astype(np.int64), months=keys,
-            month_rates=rates[0] if len(set(rates)) == 1 else rates,
-            month_peak_kw=month_peak_kw, margin_kw=ctl.margin(now, lead), state=state,
-            terminal_kwh=(None if state is None else min(state.soc_kwh, ctl.nominal)))
-        at_stake = float(np.sum(price * p.load_kw) * DT_H)
-        return ctl.replan(pos, p, at_stake)
+            month_key=self.month_key[sl], demand_rate=self.rates[sl], load_err=load_err,
+            kc_err=kc_err, month_peak_kw=month_peak_kw, state=state)

@@ -53,6 +53,7 @@ from models import (
     structure_key,
 )
 from vpp.realtime import BatteryState
+from vpp.timebase import DT_H
 
 
 class PeekError(RuntimeError):
@@ -286,6 +287,70 @@ class SiteController:
         self.last = ControlPlan(start, r.discharge_kw - r.charge_kw, peak, p.load_kw - p.pv_kw,
                                 r, relaxed)
         return self.last
+
+
+def measured_errors(load_kw: np.ndarray, pv_kw: np.ndarray, load_forecast_kw: np.ndarray,
+                    pv_forecast_kw: np.ndarray, clear_kw: np.ndarray, daylight: np.ndarray,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Today's measured forecast errors for :func:`nowcast`, from the intervals measured so
+    far (NaN: not measured, skipped): relative load errors ``actual / forecast - 1`` where the
+    forecast is above 0, clear-sky-index errors ``(actual - forecast) / clear`` on
+    ``daylight`` intervals. Arrays over the same intervals [kW]."""
+    ok = (load_forecast_kw > 1e-6) & np.isfinite(load_kw)
+    load_err = load_kw[ok] / load_forecast_kw[ok] - 1.0
+    light = daylight & np.isfinite(pv_kw)
+    kc_err = (pv_kw[light] - pv_forecast_kw[light]) / clear_kw[light]
+    return load_err, kc_err
+
+
+def replan_step(ctl: SiteController, start: int, *, today: np.ndarray,
+                load_forecast_kw: np.ndarray, pv_forecast_kw: np.ndarray, clear_kw: np.ndarray,
+                flexible_kw: np.ndarray, import_price: np.ndarray, export_price: np.ndarray,
+                subsidy: np.ndarray, month_key: np.ndarray, demand_rate: np.ndarray,
+                load_err: np.ndarray, kc_err: np.ndarray, month_peak_kw: float,
+                state: BatteryState | None) -> ControlPlan:
+    """One re-plan from the decision interval ``start`` (a position the controller counts
+    in): nowcast, peak margin, the problem, the certified solve (steps 1-3 of the module
+    docstring). The simulation's closed loop and ``vpp operate`` both re-plan here.
+
+    Parameters
+    ----------
+    today : array of bool
+        Over the horizon (its length): whether each interval is on the decision's date.
+    load_forecast_kw, pv_forecast_kw, clear_kw : array
+        Day-ahead load and PV forecasts, clear-sky PV over the horizon [kW].
+    flexible_kw : array
+        Flexible-load power scheduled over the horizon [kW] (added to the load).
+    import_price, export_price : array
+        [yuan/kWh] over the horizon.
+    subsidy : array
+        Subsidy the objective counts per kWh discharged [yuan/kWh] (zeros: subsidy-blind).
+    month_key, demand_rate : array
+        Calendar month of each interval (any increasing key) and the demand rate in force
+        [yuan/(kW·month)]; each month is billed on its own peak at its first interval's rate.
+    load_err, kc_err : array
+        :func:`measured_errors` of today so far.
+    month_peak_kw : float
+        The month-to-date peak [kW].
+    state : BatteryState or None
+        The battery now (None without one).
+    """
+    h = len(today)
+    lead = np.arange(h)
+    now = nowcast(ctl.stats, lead, today, load_forecast_kw, pv_forecast_kw, clear_kw,
+                  load_err, kc_err)
+    keys = month_key - month_key[0]
+    firsts = np.flatnonzero(np.r_[True, np.diff(keys) > 0])
+    rates = tuple(float(demand_rate[f]) for f in firsts)
+    p = ctl.problem(
+        load_kw=now.load_kw + flexible_kw, pv_kw=now.pv_kw, import_price=import_price,
+        export_price=export_price, subsidy=subsidy,
+        days=(~today).astype(np.int64), months=keys,
+        month_rates=rates[0] if len(set(rates)) == 1 else rates,
+        month_peak_kw=month_peak_kw, margin_kw=ctl.margin(now, lead), state=state,
+        terminal_kwh=(None if state is None else min(state.soc_kwh, ctl.nominal)))
+    at_stake = float(np.sum(import_price * p.load_kw) * DT_H)
+    return ctl.replan(start, p, at_stake)
 
 
 def _limit_for(p: DispatchProblem) -> float | np.ndarray:

@@ -136,6 +136,30 @@ class SimulationOptions(SolverChoices):
         return self.model_dump(mode="json")
 
 
+class OperateOptions(SolverChoices):
+    """Live operation's choices (CLI ``vpp operate``, the service's scheduler): one control
+    step re-plans from the stored measurements (:mod:`vpp.operate`)."""
+
+    horizon_hours: float = Field(24.0, ge=24, le=48, description=(
+        "Horizon of every re-plan [h]"))
+    cadence_minutes: int = Field(15, ge=15, le=60, multiple_of=15, description=(
+        "Time between control steps with --loop and in the service [min]"),
+        json_schema_extra={"cli": "--cadence"})
+    peak_z: float = Field(1.0, ge=0, le=4, description=(
+        "Forecast-error standard deviations the peak margin provisions for [-]"))
+    subsidy_aware: bool = Field(True, description=(
+        "Re-plans count the subsidy (it is paid on metered discharge either way)"),
+        json_schema_extra={"cli": "--subsidy-blind", "invert": True})
+    max_age_minutes: float = Field(60.0, gt=0, le=1440, description=(
+        "Measurements older than this are stale: the step warns (the service's scheduler "
+        "skips the site) [min]"))
+    mip_rel_gap: float = Field(5e-3, ge=0, le=0.05, description=(
+        "Certified relative gap of every re-plan [-], against the money at stake"),
+        json_schema_extra={"cli": "--gap"})
+    time_limit_s: float = Field(10.0, gt=0, le=3600, description=(
+        "Time budget of each re-plan's solve [s]"), json_schema_extra={"cli": "--time-limit"})
+
+
 class FinanceChoices(Options):
     """Storage finance overrides of a simulation report (default: the finance file's)."""
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from service.routes import fleet, health, jobs, plans, simulations, sites, tariffs
+from service.routes import (
+    fleet,
+    health,
+    jobs,
+    operations,
+    plans,
+    simulations,
+    sites,
+    tariffs,
+)
 
 ROUTERS = (health.router, sites.router, plans.router, fleet.router, jobs.router,
-           simulations.router, tariffs.router)
+           simulations.router, tariffs.router, operations.router)

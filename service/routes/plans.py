@@ -12,11 +12,13 @@ from fastapi.responses import Response
 from models.errors import InvalidInputError
 from service.compute import plan_for_request, plan_png
 from service.deps import CatalogDep, CurrentKey, SessionDep
+from service.operations import initial_state
 from service.routing import CheckedRoute
 from service.schemas import IsoDate, PlanRequest, PlanSummary
 from service.store import Forbidden, NotFound, add_plan, list_plans, readable_plan
 from vpp.plan_io import plan_csv
 from vpp.sites import SITE_ID_PATTERN
+from vpp.timebase import horizon
 
 router = APIRouter(prefix="/plans", tags=["plans"], route_class=CheckedRoute)
 
@@ -26,15 +28,18 @@ router = APIRouter(prefix="/plans", tags=["plans"], route_class=CheckedRoute)
                         409: {"description": "no feasible plan; the reasons say why"}})
 async def create_plan(req: PlanRequest, request: Request, db: SessionDep, cat: CatalogDep,
                       who: CurrentKey) -> Response:
-    """Solve, store and return a day-ahead plan (park keys: own sites only)."""
+    """Solve, store and return a day-ahead plan (park keys: own sites only). Without
+    ``month_peak_kw`` or ``soc_initial_frac`` the plan starts from the site's stored
+    measurements where they say it (``initial_state`` in the plan records the source)."""
     if not who.can_plan(req.site_id):
         raise Forbidden(f"this key may not plan site {req.site_id}")
     try:
-        cat.fleet.site(req.site_id)
+        site = cat.fleet.site(req.site_id)
     except InvalidInputError:
         raise NotFound(f"site {req.site_id} does not exist") from None
+    state = await run_in_threadpool(initial_state, db, site, horizon(req.date)[0])
     await run_in_threadpool(db.close)  # no connection held while waiting for the solver
-    plan = await request.app.state.workers.solve(plan_for_request, cat, req)
+    plan = await request.app.state.workers.solve(plan_for_request, cat, req, state)
 
     def save() -> str:
         rec = add_plan(db, plan, who.key_id)

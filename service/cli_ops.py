@@ -1,0 +1,274 @@
+"""``vpp measurements import``, ``vpp state`` and ``vpp operate``: live operation from the
+command line, on the service's database (``--db``, ``DATABASE_URL`` or the SQLite file
+``vpp serve`` uses by default). Loaded only when one of them runs (``service/cli.py`` lists
+them in the ``vpp`` group), so ``vpp --help`` imports no database library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from service.cli import DB_OPTION, _sessions, _settings
+from vpp.cli import catalog_of
+from vpp.options import OperateOptions, cli_name, cli_options, cli_values, parse
+
+NOW_OPTION = click.option(
+    "--now", "now_text", default=None, metavar="ISO",
+    help="The clock, ISO 8601 with offset (replaying stored data). Default: now.")
+
+
+def _now(text: str | None) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not ISO 8601", param_hint="--now") from None
+    if t.tzinfo is None:
+        raise click.BadParameter("give the offset, e.g. 2026-07-15T10:05:00+08:00",
+                                 param_hint="--now")
+    return t
+
+
+def _site(catalog: Any, site_id: str) -> Any:
+    return catalog.fleet.site(site_id)  # InvalidInputError names the known ids
+
+
+@click.group()
+def measurements() -> None:
+    """Site measurements in the service's database (see docs/operations.md)."""
+
+
+@measurements.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--site", "site_id", required=True, help="Site id, e.g. CZ-MG-01.")
+@click.option("--interval-minutes", type=click.Choice(["1", "3", "5", "15"]), default="15",
+              show_default=True, help="Resolution of the rows [min].")
+@DB_OPTION
+@NOW_OPTION
+@click.pass_context
+def import_cmd(ctx: click.Context, file: str, site_id: str, interval_minutes: str,
+               database_url: str | None, now_text: str | None) -> None:
+    """Validate FILE (CSV: timestamp and any measurement columns) and store it: every bad
+    row is named and nothing is stored; rows already stored are updated (by timestamp)."""
+    from service.operations import ingest
+    from vpp.measurements import MAX_FILE_ROWS, read_csv_rows
+
+    catalog = catalog_of(ctx)
+    site = _site(catalog, site_id)
+    rows = read_csv_rows(file)
+    with _sessions(database_url)() as db:
+        batch = ingest(db, site, rows, int(interval_minutes), _now(now_text),
+                       max_rows=MAX_FILE_ROWS)
+    s = batch.summary()
+    click.echo(f"{site_id}: stored {s['rows']} rows from {s['first']} to {s['last']} "
+               f"({', '.join(s['fields'])}) in {_settings(database_url).database_url}")
+    if s["gaps"]:
+        click.echo(f"gaps (reported, not rejected): {s['missing_intervals']} missing "
+                   f"{interval_minutes}-minute steps", err=True)
+        for g in s["gaps"]:
+            click.echo(f"  {g['start']} .. {g['end']}: {g['missing_intervals']}", err=True)
+
+
+@click.command()
+@click.option("--site", "site_id", required=True, help="Site id, e.g. CZ-MG-01.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@DB_OPTION
+@NOW_OPTION
+@click.pass_context
+def state(ctx: click.Context, site_id: str, fmt: str, database_url: str | None,
+          now_text: str | None) -> None:
+    """The site's state from its stored measurements: SOC now, month-to-date peak [kW] and
+    its demand charge, energy cost, discharge and subsidy this month, freshness, gaps."""
+    from service.operations import state_of
+
+    catalog = catalog_of(ctx)
+    _site(catalog, site_id)
+    with _sessions(database_url)() as db:
+        st = state_of(db, catalog, site_id, _now(now_text)).to_dict()
+    if fmt == "json":
+        click.echo(json.dumps(st, indent=1, ensure_ascii=False))
+        return
+    click.echo(state_table(st))
+
+
+def _num(v: Any, fmt: str = ",.3f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def state_table(st: dict[str, Any]) -> str:
+    """The state as text, one quantity a line with its unit."""
+    if not st["measured"]:
+        return (f"{st['site_id']} at {st['now']}: no measurements stored (vpp measurements "
+                "import FILE --site ID, or POST /v1/sites/{id}/measurements)")
+    age = st["age_s"]
+    lines = [
+        f"{st['site_id']} at {st['now']} (billing month {st['month']}, tariff "
+        f"{st['tariff_version']})",
+        f"  SOC now                     {_num(st['soc_kwh'])} kWh"
+        + (f" ({st['soc_frac']:.1%}) at {st['soc_measured_at']}" if st["soc_kwh"] is not None
+           else " (none measured)"),
+        f"  month-to-date peak          {_num(st['month_peak_kw'])} kW at "
+        f"{st['month_peak_at'] or '-'}",
+        f"  demand charge implied       {_num(st['demand_charge_yuan'])} yuan "
+        f"({st['billing_basis']} billing, {st['demand_rate_yuan_per_kw_month']:g} "
+        "yuan/kW·month)",
+        f"  energy cost so far          {_num(st['energy_cost_yuan'])} yuan "
+        f"({_num(st['import_kwh'])} kWh imported)",
+        f"  export revenue so far       {_num(st['export_revenue_yuan'])} yuan "
+        f"({_num(st['export_kwh'])} kWh exported)",
+        f"  battery discharge           {_num(st['discharge_kwh'])} kWh (charge "
+        f"{_num(st['charge_kwh'])} kWh)",
+        f"  subsidy it would earn       {_num(st['subsidy_yuan'])} yuan (rule "
+        f"{st['subsidy_rule']}, {st['subsidy_rate_yuan_per_kwh']:g} yuan/kWh)",
+        f"  data until                  {st['data_until']} (age "
+        f"{_num(None if age is None else age / 60, ',.1f')} min)",
+        f"  intervals measured          {st['intervals_measured']} of "
+        f"{st['intervals_so_far']} this month ({st['gap_intervals']} missing)",
+    ]
+    for g in st["gaps"][:10]:
+        lines.append(f"    gap {g['start']} .. {g['end']} ({g['intervals']} intervals)")
+    if len(st["gaps"]) > 10 or st["gaps_truncated"]:
+        lines.append("    ... (more gaps: --format json)")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--site", "site_id", help="Site id, e.g. CZ-MG-01.")
+@click.option("--all", "all_sites", is_flag=True,
+              help="Every site with a battery in service and fresh measurements.")
+@click.option("--loop", is_flag=True, help="Step on the cadence until interrupted.")
+@cli_options(OperateOptions)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@DB_OPTION
+@NOW_OPTION
+@click.pass_context
+def operate(ctx: click.Context, site_id: str | None, all_sites: bool, loop: bool, fmt: str,
+            database_url: str | None, now_text: str | None, **choices: Any) -> None:
+    """One control step now from the stored measurements and state: re-plan the next 24 h
+    (nowcast, peak margin, certified re-plan), store the 15-minute battery set-points, the
+    defended peak and the gap, and print them. --loop repeats on the cadence (APScheduler),
+    taking each site's lease like the service's scheduler.
+
+    \b
+    vpp operate --site CZ-MG-01
+    vpp operate --all --loop --cadence 15
+    """
+    from service.operations import add_setpoints, month_rows
+    from service.scheduler import due_sites, run_step, slot_of, trigger
+    from service.store import catalog_with_sites
+    from vpp.operate import Operator
+
+    if bool(site_id) == all_sites:
+        raise click.UsageError("give exactly one of --site ID or --all")
+    if loop and now_text:
+        raise click.UsageError("--now replays one step; --loop runs on the clock")
+    options = parse(OperateOptions, cli_values(OperateOptions, choices),
+                    "invalid operate options", names=lambda f: cli_name(f, OperateOptions))
+    base = catalog_of(ctx)
+    sessions = _sessions(database_url)
+    with sessions() as db:
+        catalog = catalog_with_sites(db, base)
+    if site_id:
+        _site(catalog, site_id)
+    operator = Operator(catalog, options)
+
+    def sites(db: Any, now: dt.datetime) -> list[str]:
+        if site_id:
+            return [site_id]
+        return due_sites(db, catalog, now, options.max_age_minutes)
+
+    if not loop:
+        now = _now(now_text)
+        with sessions() as db:
+            ids = sites(db, now)
+            if not ids:
+                click.echo("no site with a battery in service has measurements newer than "
+                           f"{options.max_age_minutes:g} min", err=True)
+            for sid in ids:
+                step = operator.step(sid, month_rows(db, sid, now), now)
+                add_setpoints(db, step, "cli")
+                db.commit()
+                _show(step.to_dict(), fmt)
+        return
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from service.procs import owner_id
+
+    owner = f"cli:{owner_id()}"
+
+    def tick() -> None:
+        now = dt.datetime.now(dt.UTC)
+        slot = slot_of(now, options.cadence_minutes)
+        with sessions() as db:
+            ids = sites(db, now)
+        for sid in ids:
+            try:
+                doc = run_step(sessions, operator, sid, now, slot, owner,
+                               options.cadence_minutes * 60.0, "cli")
+            except Exception as exc:  # keep operating the other sites
+                click.echo(f"{sid}: step failed: {type(exc).__name__}: {exc}", err=True)
+                continue
+            if doc is None:
+                click.echo(f"{sid}: taken by another process for {slot.isoformat()}", err=True)
+            else:
+                _show(doc, fmt)
+
+    scheduler = BlockingScheduler(timezone="Asia/Shanghai")
+    scheduler.add_job(tick, trigger(options.cadence_minutes, 0.0), max_instances=1,
+                      coalesce=True, next_run_time=dt.datetime.now(dt.UTC))
+    click.echo(f"operating every {options.cadence_minutes} min; Ctrl-C stops", err=True)
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.start()
+
+
+def _show(doc: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(doc, ensure_ascii=False))
+        return
+    ini = doc["initial"]
+    click.echo(f"{doc['site_id']} decided {doc['decided_at']}: set-point now "
+               f"{doc['setpoint_kw'][0]:,.1f} kW (discharge +), defended peak "
+               f"{doc['defended_peak_kw']:,.1f} kW, gap {doc['optimality_gap']:.3%} "
+               f"({doc['status']}, {doc['solve_seconds']:.2f} s)")
+    click.echo(f"  from SOC {_num(ini['soc_kwh'], ',.1f')} kWh ({ini['soc_source']}), month "
+               f"peak {ini['month_peak_kw']:,.1f} kW ({ini['month_peak_source']})")
+    for note in doc["notes"]:
+        click.echo(f"  note: {note}")
+    click.echo("  hourly set-points [kW]: " + " ".join(
+        f"{t[11:16]} {v:,.0f}" for t, v in list(zip(doc["timestamps"], doc["setpoint_kw"],
+                                                    strict=True))[::4][:24]))
+
+
+def plan_state(database_url: str | None, site: Any, plan_start: Any) -> Any:
+    """The measured initial state of a plan of ``site`` from ``plan_start`` (:func:`vpp.
+    state.plan_initial_state`) for ``vpp plan``; None without a database or measurements.
+    Creates no database: a missing SQLite file means no state."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from service.db import make_engine, session_factory
+    from service.operations import initial_state
+
+    url = _settings(database_url).database_url
+    if url.startswith("sqlite"):
+        db_file = make_url(url).database
+        if not db_file or db_file == ":memory:" or not Path(db_file).is_file():
+            return None
+    engine = make_engine(url)
+    try:
+        if not inspect(engine).has_table("measurements"):
+            return None
+        with session_factory(engine)() as db:
+            return initial_state(db, site, plan_start)
+    finally:
+        engine.dispose()

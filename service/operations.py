@@ -1,0 +1,251 @@
+"""What live operation reads and writes: measurements, set-points and step leases, as plain
+functions over a SQLAlchemy session (SQLite and PostgreSQL alike).
+
+Measurements are upserted by (site, time): a field a row leaves out keeps its stored value
+(a grid meter, an inverter logger and a battery system may each send their own fields), a
+field it gives replaces it; sending a batch again changes nothing. A rejected batch stores
+nothing: it is validated whole (:func:`vpp.measurements.validate_batch`) before the first
+row is written, and written in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import DateTime, String, func, or_, select, type_coerce, update
+from sqlalchemy.orm import Session
+
+from service.db import MeasurementRecord, OperateLease, SetpointRecord, utcnow
+from vpp.catalog import Catalog
+from vpp.measurements import (
+    COUNTER_FIELDS,
+    FIELDS,
+    MAX_BATCH_ROWS,
+    MeasurementBatch,
+    empty_frame,
+    validate_batch,
+)
+from vpp.operate import Setpoints
+from vpp.sites import Site
+from vpp.state import (
+    SOC_MAX_AGE_MINUTES,
+    InitialState,
+    SiteState,
+    month_start,
+    plan_initial_state,
+    plan_vs_actual,
+    site_state,
+)
+from vpp.timebase import TZ
+
+TABLE = MeasurementRecord.__table__
+#: Rows read before a month's first interval, so that a reading at its start is there [h].
+LOOKBACK = pd.Timedelta(hours=1)
+
+
+def _insert(db: Session) -> Any:
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def _neighbours(db: Session, site_id: str, first: dt.datetime, last: dt.datetime,
+                ) -> tuple[dict[str, tuple[Any, Any]], dt.datetime | None]:
+    """Each counter's stored reading just before ``first`` and just after ``last``, and the
+    last stored time before ``first``."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for name in COUNTER_FIELDS:
+        col = TABLE.c[name]
+        before = db.execute(select(TABLE.c.ts, col).where(
+            TABLE.c.site_id == site_id, TABLE.c.ts < first, col.is_not(None))
+            .order_by(TABLE.c.ts.desc()).limit(1)).first()
+        after = db.execute(select(TABLE.c.ts, col).where(
+            TABLE.c.site_id == site_id, TABLE.c.ts > last, col.is_not(None))
+            .order_by(TABLE.c.ts).limit(1)).first()
+        out[name] = (tuple(before) if before else None, tuple(after) if after else None)
+    prev = db.scalar(select(func.max(TABLE.c.ts)).where(TABLE.c.site_id == site_id,
+                                                        TABLE.c.ts < first))
+    if prev is not None and prev.tzinfo is None:
+        prev = prev.replace(tzinfo=dt.UTC)
+    return out, prev
+
+
+def _span(rows: Sequence[Mapping[str, Any]]) -> tuple[dt.datetime, dt.datetime] | None:
+    """First and last parsable timestamp of a batch (for the stored neighbours)."""
+    times = []
+    for r in rows:
+        try:
+            t = dt.datetime.fromisoformat(str(r.get("timestamp", "")).strip())
+        except ValueError:
+            continue
+        if t.tzinfo is not None:
+            times.append(t.astimezone(dt.UTC))
+    return (min(times), max(times)) if times else None
+
+
+def ingest(db: Session, site: Site, rows: Sequence[Mapping[str, Any]], interval_minutes: int,
+           now: dt.datetime, max_rows: int = MAX_BATCH_ROWS) -> MeasurementBatch:
+    """Validate a batch against the site and its stored counters, then upsert it in one
+    transaction (commits). :class:`vpp.measurements.MeasurementError` stores nothing."""
+    span = _span(rows)
+    counters, prev = _neighbours(db, site.id, *span) if span else ({}, None)
+    batch = validate_batch(site, list(rows), interval_minutes=interval_minutes, now=now,
+                           max_rows=max_rows, stored_counters=counters, stored_before=prev)
+    upsert(db, site.id, batch)
+    db.commit()
+    return batch
+
+
+def upsert(db: Session, site_id: str, batch: MeasurementBatch) -> None:
+    """Write a validated batch (not committed): a given field replaces, an absent one
+    keeps the stored value."""
+    frame = batch.frame
+    received = utcnow()
+    values = frame[list(FIELDS)].to_numpy(dtype=float)
+    records = []
+    for t, row in zip(frame.index, values, strict=True):
+        rec = {"site_id": site_id, "ts": t.to_pydatetime(),
+               "interval_minutes": batch.interval_minutes, "received_at": received}
+        rec.update({name: (None if np.isnan(v) else float(v)) for name, v in zip(
+            FIELDS, row, strict=True)})
+        records.append(rec)
+    insert = _insert(db)
+    stmt = insert(TABLE)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["site_id", "ts"],
+        set_={**{name: func.coalesce(stmt.excluded[name], TABLE.c[name]) for name in FIELDS},
+              "interval_minutes": stmt.excluded.interval_minutes,
+              "received_at": stmt.excluded.received_at})
+    for i in range(0, len(records), 1000):
+        db.execute(stmt, records[i:i + 1000])
+
+
+def read_measurements(db: Session, site_id: str, start: dt.datetime | pd.Timestamp,
+                      end: dt.datetime | pd.Timestamp) -> pd.DataFrame:
+    """The site's rows with ``start <= ts <= end`` as a measurement frame (UTC index,
+    ``interval_minutes`` and :data:`vpp.measurements.FIELDS`; NaN: not measured)."""
+    # times without per-row conversion (the dashboard reads a month of rows per site):
+    # SQLite's stored UTC text parsed at once by pandas, PostgreSQL's aware datetimes as is
+    sqlite = db.get_bind().dialect.name == "sqlite"
+    ts = type_coerce(TABLE.c.ts, String if sqlite else DateTime(timezone=True))
+    cols = [ts, TABLE.c.interval_minutes, *(TABLE.c[f] for f in FIELDS)]
+    rows = db.execute(select(*cols).where(
+        TABLE.c.site_id == site_id, TABLE.c.ts >= pd.Timestamp(start).to_pydatetime(),
+        TABLE.c.ts <= pd.Timestamp(end).to_pydatetime()).order_by(TABLE.c.ts)).all()
+    if not rows:
+        return empty_frame()
+    times, *columns = zip(*rows, strict=True)
+    data = np.array(columns, dtype=float).T
+    index = (pd.DatetimeIndex(pd.to_datetime(list(times), format="ISO8601", utc=True))
+             if sqlite else pd.DatetimeIndex(list(times)).tz_convert("UTC"))
+    return pd.DataFrame(data, index=index, columns=["interval_minutes", *FIELDS])
+
+
+def month_rows(db: Session, site_id: str, now: dt.datetime | pd.Timestamp) -> pd.DataFrame:
+    """The rows a state at ``now`` reads: from an hour before its billing month to now."""
+    t = pd.Timestamp(now).tz_convert(TZ)
+    return read_measurements(db, site_id, month_start(t) - LOOKBACK, t)
+
+
+def state_of(db: Session, catalog: Catalog, site_id: str,
+             now: dt.datetime | pd.Timestamp) -> SiteState:
+    """:func:`vpp.state.site_state` of the stored measurements."""
+    return site_state(catalog, site_id, month_rows(db, site_id, now), now)
+
+
+def initial_state(db: Session, site: Site, plan_start: pd.Timestamp,
+                  now: dt.datetime | None = None) -> InitialState | None:
+    """:func:`vpp.state.plan_initial_state` of the stored measurements at ``now``."""
+    t = pd.Timestamp(plan_start).tz_convert(TZ)
+    clock = pd.Timestamp(now or utcnow()).tz_convert(TZ)
+    start = min(month_start(t), t - pd.Timedelta(minutes=SOC_MAX_AGE_MINUTES)) - LOOKBACK
+    end = min(clock, month_start(t) + pd.DateOffset(months=1))
+    return plan_initial_state(site, read_measurements(db, site.id, start, end), t, clock)
+
+
+def fresh_sites(db: Session, since: dt.datetime) -> list[str]:
+    """Sites with a measurement at or after ``since``."""
+    return sorted(db.scalars(select(TABLE.c.site_id).where(TABLE.c.ts >= since).distinct()))
+
+
+# --------------------------------------------------------------------------- set-points
+
+
+def add_setpoints(db: Session, sp: Setpoints, source: str) -> SetpointRecord:
+    """Store a step's set-points (not committed)."""
+    rec = SetpointRecord(id=str(uuid.uuid4()), site_id=sp.site_id,
+                         start=pd.Timestamp(sp.start).to_pydatetime(),
+                         decided_at=pd.Timestamp(sp.decided_at).to_pydatetime(), source=source,
+                         body=json.dumps({**sp.to_dict(), "source": source}))
+    db.add(rec)
+    return rec
+
+
+def latest_setpoints(db: Session, site_id: str) -> dict[str, Any] | None:
+    """The newest step's set-points (by decision interval, then decision time)."""
+    rec = db.scalars(select(SetpointRecord).where(SetpointRecord.site_id == site_id)
+                     .order_by(SetpointRecord.start.desc(), SetpointRecord.decided_at.desc())
+                     .limit(1)).first()
+    return None if rec is None else {"id": rec.id, **json.loads(rec.body)}
+
+
+def setpoints_between(db: Session, site_id: str, start: dt.datetime,
+                      end: dt.datetime) -> list[dict[str, Any]]:
+    """Steps whose first interval lies in [start, end)."""
+    recs = db.scalars(select(SetpointRecord).where(
+        SetpointRecord.site_id == site_id, SetpointRecord.start >= start,
+        SetpointRecord.start < end).order_by(SetpointRecord.start)).all()
+    return [json.loads(r.body) for r in recs]
+
+
+def plan_vs_actual_of(db: Session, site: Site, day: dt.date,
+                      max_horizon_h: float = 48.0) -> dict[str, Any]:
+    """:func:`vpp.state.plan_vs_actual` of ``day`` from the stored measurements, the steps
+    whose horizon can reach it and the newest stored day-ahead plan of the day."""
+    from service.store import latest_plans
+
+    first = pd.Timestamp(day).tz_localize(TZ)
+    end = first + pd.Timedelta(days=1)
+    rows = read_measurements(db, site.id, first - LOOKBACK, end + LOOKBACK)
+    steps = setpoints_between(db, site.id, (first - pd.Timedelta(hours=max_horizon_h))
+                              .to_pydatetime(), end.to_pydatetime())
+    plan = latest_plans(db, site.id, day, day).get(day.isoformat())
+    return plan_vs_actual(site, day, rows, steps, plan)
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def claim_step(db: Session, site_id: str, owner: str, slot: dt.datetime, lease_s: float,
+               now: dt.datetime | None = None) -> bool:
+    """Take the site's step for decision interval ``slot`` (commits): True when no other
+    process holds a live lease and the slot is not done yet."""
+    now = now or utcnow()
+    db.execute(_insert(db)(OperateLease.__table__).values(site_id=site_id)
+               .on_conflict_do_nothing(index_elements=["site_id"]))
+    n = db.execute(update(OperateLease).where(
+        OperateLease.site_id == site_id,
+        or_(OperateLease.lease_until.is_(None), OperateLease.lease_until < now),
+        or_(OperateLease.done_slot.is_(None), OperateLease.done_slot < slot))
+        .values(owner=owner, lease_until=now + dt.timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)).rowcount
+    db.commit()
+    return n == 1
+
+
+def finish_step(db: Session, site_id: str, owner: str, slot: dt.datetime, done: bool) -> None:
+    """Release the lease (not committed); ``done`` marks the slot done."""
+    values: dict[str, Any] = {"owner": None, "lease_until": None}
+    if done:
+        values["done_slot"] = slot
+    db.execute(update(OperateLease).where(OperateLease.site_id == site_id,
+                                          OperateLease.owner == owner).values(**values)
+               .execution_options(synchronize_session=False))

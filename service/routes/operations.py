@@ -1,0 +1,87 @@
+"""``/v1/sites/{id}/...`` of live operation: measurements in, the measured state, the latest
+set-points, and plan against actual (see docs/operations.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
+
+from models.errors import InvalidInputError
+from service.db import utcnow
+from service.deps import CatalogDep, CurrentKey, SessionDep
+from service.operations import ingest, latest_setpoints, plan_vs_actual_of, state_of
+from service.routing import CheckedRoute
+from service.schemas import (
+    SUPPORTED_DATES,
+    SUPPORTED_RANGE_TEXT,
+    IsoDate,
+    MeasurementBatchRequest,
+)
+from service.store import Forbidden, NotFound, readable_site
+from vpp.catalog import Catalog
+from vpp.sites import SITE_ID_PATTERN, Site
+
+router = APIRouter(prefix="/sites", tags=["operations"], route_class=CheckedRoute)
+SitePath = Annotated[str, Path(pattern=SITE_ID_PATTERN)]
+At = Annotated[AwareDatetime | None, Query(
+    description="the clock to read the state at (ISO 8601 with offset); default now")]
+
+
+def _site(cat: Catalog, site_id: str) -> Site:
+    try:
+        return cat.fleet.site(site_id)
+    except InvalidInputError:
+        raise NotFound(f"site {site_id} does not exist") from None
+
+
+@router.post("/{site_id}/measurements",
+             responses={200: {"description": "stored: rows, first and last time, fields, "
+                                             "gaps found (reported, not rejected)"}})
+def post_measurements(site_id: SitePath, body: MeasurementBatchRequest, db: SessionDep,
+                      cat: CatalogDep, who: CurrentKey) -> dict[str, Any]:
+    """Store a batch of measurements (park keys: own sites only; admin). Upserted by
+    timestamp; a 422 lists every bad row and stores nothing."""
+    if not who.can_write(site_id):
+        raise Forbidden(f"this key may not write measurements of site {site_id}")
+    site = _site(cat, site_id)
+    batch = ingest(db, site, body.rows, body.interval_minutes, utcnow())
+    return {"site_id": site_id, **batch.summary()}
+
+
+@router.get("/{site_id}/state")
+def read_state(site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentKey,
+               at: At = None) -> dict[str, Any]:
+    """The site's measured state: SOC now, month-to-date peak and its demand charge, energy
+    cost, discharge and subsidy this month, freshness and gaps (units in the names)."""
+    readable_site(cat, who, site_id)
+    if at is not None and not SUPPORTED_DATES[0] <= at.date() <= SUPPORTED_DATES[1]:
+        raise InvalidInputError(f"at={at.isoformat()}: outside the supported dates "
+                                f"{SUPPORTED_RANGE_TEXT}", "invalid state query")
+    return state_of(db, cat, site_id, at or utcnow()).to_dict()
+
+
+@router.get("/{site_id}/setpoints",
+            responses={404: {"description": "no such site, or no set-points yet"}})
+def read_setpoints(site_id: SitePath, db: SessionDep, cat: CatalogDep,
+                   who: CurrentKey) -> dict[str, Any]:
+    """The latest control step's set-points: the battery set-point of each 15-minute
+    interval of its horizon [kW, discharge positive], planned import and SOC, the defended
+    peak and the certified gap."""
+    readable_site(cat, who, site_id)
+    doc = latest_setpoints(db, site_id)
+    if doc is None:
+        raise NotFound(f"no set-points stored for site {site_id} yet (vpp operate, or the "
+                       "service's scheduled steps once measurements arrive)")
+    return doc
+
+
+@router.get("/{site_id}/plan-vs-actual")
+def read_plan_vs_actual(site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentKey,
+                        date: Annotated[IsoDate, Query()]) -> dict[str, Any]:
+    """Planned (the control steps' set-points, else the day's stored plan) against metered
+    import, battery power and SOC per 15 minutes of a day, with totals."""
+    site = readable_site(cat, who, site_id)
+    return plan_vs_actual_of(db, site, date)
+

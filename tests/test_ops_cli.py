@@ -1,0 +1,120 @@
+"""Live operation from the command line on a real SQLite database: ``vpp measurements
+import`` (the API's validation), ``vpp state``, ``vpp operate``, and ``vpp plan`` taking the
+stored state or warning loudly without it; ``vpp --help`` stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+
+NOW = "2026-07-15T13:00:00+08:00"
+CSV = """timestamp,grid_import_kw,battery_kw,soc_kwh
+2026-07-15T10:00:00+08:00,1000,100,2000
+2026-07-15T10:15:00+08:00,3000,100,1975
+2026-07-15T10:30:00+08:00,2000,100,1950
+2026-07-15T12:00:00+08:00,1500,200,1925
+"""
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ops.sqlite3'}"
+    path = tmp_path / "m.csv"
+    path.write_text(CSV, "utf-8")
+    r = run("measurements", "import", str(path), "--site", "CZ-MG-01", "--db", url,
+            "--now", NOW)
+    assert r.exit_code == 0, r.output
+    assert "stored 4 rows from 2026-07-15T10:00:00+08:00 to 2026-07-15T12:00:00+08:00" in r.stdout
+    assert "5 missing 15-minute steps" in r.output
+    return url, tmp_path
+
+
+def test_a_bad_file_is_named_row_by_row_and_nothing_is_stored(db):
+    url, tmp = db
+    bad = tmp / "bad.csv"
+    bad.write_text("timestamp,grid_import_kw,soc_kwh\n2026-07-15T12:15:00+08:00,100,\n"
+                   "2026-07-15T12:30:00+08:00,-5,\n2026-07-15T12:45:00,1,5000\n", "utf-8")
+    r = run("measurements", "import", str(bad), "--site", "CZ-MG-01", "--db", url, "--now", NOW)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "row 2 (2026-07-15T12:30:00+08:00): grid_import_kw=-5.0: out of range" in r.output
+    assert "row 3 (2026-07-15T12:45:00): timestamp" in r.output and "no UTC offset" in r.output
+    st = json.loads(run("state", "--site", "CZ-MG-01", "--db", url, "--now", NOW,
+                        "--format", "json").stdout)
+    assert st["intervals_measured"] == 4  # the good first row was not stored either
+
+
+def test_state_table_and_json(db):
+    url, _ = db
+    r = run("state", "--site", "CZ-MG-01", "--db", url, "--now", NOW)
+    assert r.exit_code == 0, r.output
+    assert "month-to-date peak          3,000.000 kW at 2026-07-15T10:15:00+08:00" in r.stdout
+    assert "demand charge implied       120,000.000 yuan" in r.stdout
+    assert "subsidy it would earn       22.500 yuan (rule peak_flat" in r.stdout
+    st = json.loads(run("state", "--site", "CZ-MG-01", "--db", url, "--now", NOW,
+                        "--format", "json").stdout)
+    assert st["energy_cost_yuan"] == 1121.25 and st["soc_kwh"] == 1925.0
+
+
+def test_operate_stores_setpoints_and_prints_them(db):
+    url, _ = db
+    r = run("operate", "--site", "CZ-MG-01", "--db", url, "--now", "2026-07-15T12:20:00+08:00",
+            "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["start"] == "2026-07-15T12:15:00+08:00" and len(doc["setpoint_kw"]) == 96
+    assert doc["defended_peak_kw"] >= 3000.0 and doc["optimality_gap"] <= 5e-3 + 1e-9
+    r = run("operate", "--site", "CZ-MG-01", "--db", url, "--now", "2026-07-15T12:35:00+08:00")
+    assert r.exit_code == 0, r.output
+    assert "CZ-MG-01 decided 2026-07-15T12:35:00+08:00: set-point now" in r.stdout
+    r = run("operate", "--all", "--db", url, "--now", "2026-07-15T18:00:00+08:00")
+    assert r.exit_code == 0 and "no site with a battery in service" in r.output
+    r = run("operate", "--site", "CZ-MG-01", "--db", url, "--cadence", "20")
+    assert r.exit_code == 2 and "--cadence" in r.output and "multiple of 15" in r.output
+    r = run("operate", "--site", "CZ-MG-01", "--loop", "--now", NOW, "--db", url)
+    assert r.exit_code == 2 and "--now replays one step" in r.output
+
+
+def test_plan_takes_the_stored_state_or_warns_loudly(db, tmp_path):
+    url, _ = db
+    out = tmp_path / "plan.json"
+    r = run("plan", "--site", "CZ-MG-01", "--date", "2026-07-15", "--db", url, "--format",
+            "json", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    plan = json.loads(out.read_text("utf-8"))
+    assert plan["initial_state"]["month_peak_kw"] == 3000.0
+    assert plan["options"]["month_peak_kw"] == 3000.0 and "WARNING" not in r.output
+    r = run("plan", "--site", "CZ-MG-01", "--date", "2026-07-15", "--db", url, "--no-state",
+            "--format", "json", "--out", str(out))
+    assert r.exit_code == 0 and "WARNING: month-to-date peak 0 kW on 2026-07-15" in r.output
+    assert json.loads(out.read_text("utf-8"))["initial_state"]["month_peak_source"].startswith(
+        "default 0")
+    r = run("plan", "--site", "CZ-MG-01", "--date", "2026-07-01", "--no-state", "--format",
+            "json", "--out", str(out))
+    assert r.exit_code == 0 and "WARNING" not in r.output  # the first of the month
+    missing = f"sqlite:///{tmp_path / 'none.sqlite3'}"
+    r = run("plan", "--site", "CZ-MG-01", "--date", "2026-07-15", "--db", missing,
+            "--month-peak-kw", "4200", "--format", "json", "--out", str(out))
+    assert r.exit_code == 0 and "WARNING" not in r.output
+    assert not (tmp_path / "none.sqlite3").exists()  # reading the state creates nothing
+    assert json.loads(out.read_text("utf-8"))["initial_state"]["month_peak_source"] == (
+        "option month_peak_kw")
+
+
+def test_vpp_help_lists_operations_without_importing_them():
+    code = ("import sys; from click.testing import CliRunner; from service.cli import main; "
+            "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0; "
+            "assert all(c in r.output for c in ('measurements', 'state', 'operate')); "
+            "heavy = {'fastapi', 'sqlalchemy', 'pvlib', 'pandas', 'apscheduler', "
+            "'service.cli_ops'} & set(sys.modules); assert not heavy, heavy")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,499 @@
+"""A site's measured state: what its stored measurements say about the month so far.
+
+One pure computation for the CLI (``vpp state``), the API (``GET /v1/sites/{id}/state``),
+the dashboard and the plans that start from it: :func:`site_state` reads the measurement
+rows (as stored, see :mod:`vpp.measurements`) and a clock, and returns a :class:`SiteState`.
+Money comes from where it is defined: the demand charge from
+:func:`vpp.accounting.month_demand_charge_yuan`, energy cost, export revenue and the subsidy
+earned from :func:`vpp.accounting.money_yuan` on the metered flows, priced by
+:func:`vpp.tariffs.price_series` and the subsidy policy's counting rule
+(:func:`vpp.subsidy.subsidy_rate_series`).
+
+Definitions (local time Asia/Shanghai, billing month = calendar month):
+
+* the month so far: the completed 15-minute intervals from 00:00 on the month's first day
+  up to the interval that contains ``now`` (excluded: it is not over);
+* month-to-date peak: the highest measured 15-minute average import of those intervals
+  [kW]; intervals without a measured import are gaps, listed and counted, never guessed;
+* SOC now: the latest SOC reading at or before ``now`` [kWh], with its time;
+* freshness: the end of the newest measurement (an averaging row ends one interval after
+  its timestamp, a reading at its timestamp) and its age at ``now`` [s].
+
+:func:`plan_initial_state` gives a plan the same numbers as of its first interval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vpp.accounting import FlowArrays, money_yuan, month_demand_charge_yuan
+from vpp.catalog import Catalog
+from vpp.measurements import MAX_GAPS, POWER_FIELDS, to_intervals, zero_fields_of
+from vpp.problem import demand_rate, grid_spec, site_problem
+from vpp.realtime import BatteryState
+from vpp.sites import Site
+from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series
+from vpp.tariffs import price_series
+from vpp.timebase import DT_H, INTERVAL_MINUTES, TZ, horizon
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: A measured SOC this much older than a plan's start is not used as its initial state [min].
+SOC_MAX_AGE_MINUTES = 60.0
+#: Battery power below this share of its rating is rest, not a direction [-].
+ACTIVE_SHARE = 0.01
+
+
+@dataclass
+class SiteState:
+    """A site's state from its measurements at ``now`` (see the module docstring)."""
+
+    site_id: str
+    now: str
+    month: str
+    measured: bool
+    soc_kwh: float | None
+    soc_frac: float | None
+    soc_measured_at: str | None
+    month_peak_kw: float
+    month_peak_at: str | None
+    billing_basis: str
+    demand_rate_yuan_per_kw_month: float
+    demand_charge_yuan: float
+    energy_cost_yuan: float
+    export_revenue_yuan: float
+    import_kwh: float
+    export_kwh: float
+    discharge_kwh: float
+    charge_kwh: float
+    subsidy_yuan: float
+    subsidy_rule: str
+    subsidy_rate_yuan_per_kwh: float
+    tariff_version: str
+    last_measurement_at: str | None
+    data_until: str | None
+    age_s: float | None
+    intervals_so_far: int
+    intervals_measured: int
+    gap_intervals: int
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    gaps_truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: floats rounded to 6 decimals, times ISO 8601 with +08:00."""
+        out = asdict(self)
+        for k, v in out.items():
+            if isinstance(v, float):
+                out[k] = round(v, 6)
+        return out
+
+
+def _iso(t: Any) -> str | None:
+    import pandas as pd
+
+    if t is None or (isinstance(t, float) and math.isnan(t)):
+        return None
+    return pd.Timestamp(t).tz_convert(TZ).isoformat()
+
+
+def _local(now: dt.datetime | pd.Timestamp) -> pd.Timestamp:
+    import pandas as pd
+
+    t = pd.Timestamp(now)
+    if t.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return t.tz_convert(TZ)
+
+
+def month_start(t: pd.Timestamp) -> pd.Timestamp:
+    """00:00 on the first day of ``t``'s billing month (local)."""
+    local = t.tz_convert(TZ)
+    return local.normalize() - (local.day - 1) * _day()
+
+
+def _day() -> pd.Timedelta:
+    import pandas as pd
+
+    return pd.Timedelta(days=1)
+
+
+def interval_floor(t: pd.Timestamp) -> pd.Timestamp:
+    """Start of the 15-minute interval containing ``t`` (local)."""
+    return t.tz_convert(TZ).floor(f"{INTERVAL_MINUTES}min")
+
+
+def data_until(measurements: pd.DataFrame) -> pd.Timestamp | None:
+    """End of the newest measurement: an averaging row's interval end, or a reading's
+    instant (see :mod:`vpp.measurements`); None without rows."""
+    import pandas as pd
+
+    if measurements.empty:
+        return None
+    has_power = measurements[list(POWER_FIELDS)].notna().any(axis=1).to_numpy()
+    minutes = measurements["interval_minutes"].to_numpy(dtype=float)
+    extra = np.where(has_power, minutes * 60e9, 0.0).astype(np.int64)
+    ends = measurements.index.as_unit("ns").asi8 + extra
+    return pd.Timestamp(int(ends.max()), tz="UTC").tz_convert(TZ)
+
+
+def gap_ranges(index: pd.DatetimeIndex, missing: np.ndarray,
+               limit: int = MAX_GAPS) -> tuple[list[dict[str, Any]], bool]:
+    """Runs of missing intervals as ``{start, end, intervals}`` (the first ``limit``) and
+    whether there were more."""
+    import pandas as pd
+
+    out = []
+    if not missing.any():
+        return out, False
+    m = np.r_[False, missing, False].astype(np.int8)
+    starts = np.flatnonzero(np.diff(m) == 1)
+    ends = np.flatnonzero(np.diff(m) == -1)
+    step = pd.Timedelta(minutes=INTERVAL_MINUTES)
+    for a, b in zip(starts, ends, strict=True):
+        if len(out) >= limit:
+            return out, True
+        out.append({"start": index[a].isoformat(), "end": (index[b - 1] + step).isoformat(),
+                    "intervals": int(b - a)})
+    return out, False
+
+
+def metered_flows(iv: pd.DataFrame) -> FlowArrays:
+    """The metered intervals as :class:`vpp.accounting.FlowArrays` (not measured: 0; PV as
+    measured, none curtailed as far as the meter knows)."""
+    def col(name: str) -> np.ndarray:
+        return np.nan_to_num(iv[name].to_numpy(dtype=float), nan=0.0)
+
+    b = col("battery_kw")
+    zeros = np.zeros(len(iv))
+    return FlowArrays(pv_used_kw=col("pv_kw"), pv_curtailed_kw=zeros,
+                      charge_kw=np.clip(-b, 0.0, None), discharge_kw=np.clip(b, 0.0, None),
+                      soc_kwh=col("soc_kwh"), grid_import_kw=col("grid_import_kw"),
+                      grid_export_kw=col("grid_export_kw"), flexible_load_kw=zeros)
+
+
+def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any) -> dict[str, float]:
+    """Energy cost, export revenue and subsidy earned [yuan] of the metered intervals
+    (:func:`vpp.accounting.money_yuan`)."""
+    zero = {"energy_cost_yuan": 0.0, "export_revenue_yuan": 0.0, "subsidy_yuan": 0.0}
+    if iv.empty:
+        return zero
+    index = iv.index
+    prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva)
+    st = site.storage
+    rate = np.zeros(len(index))
+    if st is not None:
+        rate = subsidy_rate_series(catalog.policy, st.power_kw, st.grid_connection_date, index,
+                                   periods=prices["period"].to_numpy()).to_numpy()
+    f = metered_flows(iv)
+    p = site_problem(
+        site, index, load_kw=np.nan_to_num(iv["load_kw"].to_numpy(dtype=float), nan=0.0),
+        pv_kw=f.pv_used_kw, import_price=prices["import_price_yuan_per_kwh"].to_numpy(),
+        export_price=prices["export_price_yuan_per_kwh"].to_numpy(), subsidy_rate=rate,
+        tariff=tariff, labels=False, shiftable=False, subsidy_rule=model_rule(catalog.policy),
+        subsidy_budget_kwh=(annual_budget_kwh(catalog.policy, st.power_kw) if st is not None
+                            else None))
+    if p.storage is None:  # not in service: nothing to earn
+        rate = np.zeros(len(index))
+    m = money_yuan(p, f, rate)
+    return {k: m[k] for k in zero}
+
+
+def site_state(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
+               now: dt.datetime | pd.Timestamp) -> SiteState:
+    """The state of ``site_id`` at ``now`` from its measurement rows (see the module
+    docstring). ``measurements`` is a frame as :mod:`vpp.measurements` stores it (rows of
+    the month so far at least; later rows are ignored).
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown site, or no tariff in force this month.
+    """
+    site = catalog.fleet.site(site_id)
+    local_now = _local(now)
+    first = month_start(local_now)
+    cut = interval_floor(local_now)
+    rows = measurements[measurements.index <= local_now]
+    iv = to_intervals(rows, first, cut, zero_fields_of(site))
+    tariff = catalog.tariffs.select(site.tariff_id, first.date())
+    imp = iv["grid_import_kw"].to_numpy(dtype=float)
+    measured = np.isfinite(imp)
+    peak = float(imp[measured].max()) if measured.any() else 0.0
+    peak_at = iv.index[measured][int(np.argmax(imp[measured]))] if measured.any() else None
+    money = _money(catalog, site, iv, tariff)
+    flows = metered_flows(iv)
+    soc_rows = rows["soc_kwh"].dropna()
+    soc = float(soc_rows.iloc[-1]) if len(soc_rows) else None
+    energy = site.storage.energy_kwh if site.storage else None
+    until = data_until(rows)
+    gaps, truncated = gap_ranges(iv.index, ~measured)
+    return SiteState(
+        site_id=site.id, now=local_now.isoformat(), month=f"{first.year:04d}-{first.month:02d}",
+        measured=not rows.empty, soc_kwh=soc,
+        soc_frac=None if soc is None or not energy else soc / energy,
+        soc_measured_at=_iso(soc_rows.index[-1]) if len(soc_rows) else None,
+        month_peak_kw=peak, month_peak_at=_iso(peak_at),
+        billing_basis=site.billing_basis,
+        demand_rate_yuan_per_kw_month=demand_rate(site, tariff),
+        demand_charge_yuan=float(month_demand_charge_yuan(grid_spec(site, tariff), peak)),
+        energy_cost_yuan=money["energy_cost_yuan"],
+        export_revenue_yuan=money["export_revenue_yuan"],
+        import_kwh=float(flows.grid_import_kw.sum() * DT_H),
+        export_kwh=float(flows.grid_export_kw.sum() * DT_H),
+        discharge_kwh=float(flows.discharge_kw.sum() * DT_H),
+        charge_kwh=float(flows.charge_kw.sum() * DT_H),
+        subsidy_yuan=money["subsidy_yuan"], subsidy_rule=catalog.policy.rule,
+        subsidy_rate_yuan_per_kwh=catalog.policy.rate_yuan_per_kwh,
+        tariff_version=tariff.version,
+        last_measurement_at=_iso(rows.index[-1]) if not rows.empty else None,
+        data_until=None if until is None else until.isoformat(),
+        age_s=None if until is None else (local_now - until).total_seconds(),
+        intervals_so_far=len(iv), intervals_measured=int(measured.sum()),
+        gap_intervals=int((~measured).sum()), gaps=gaps, gaps_truncated=truncated)
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """What the measurements say of a plan's first interval: the month-to-date peak [kW]
+    and the SOC [kWh] (None: unknown), and where each comes from."""
+
+    month_peak_kw: float | None
+    month_peak_source: str
+    soc_kwh: float | None
+    soc_source: str
+
+
+def plan_initial_state(site: Site, measurements: pd.DataFrame,
+                       plan_start: dt.datetime | pd.Timestamp,
+                       now: dt.datetime | pd.Timestamp) -> InitialState | None:
+    """The month-to-date peak and the SOC a plan from ``plan_start`` (its first interval)
+    starts from, by the measurements up to the clock ``now``; None without any measurement.
+
+    Peak: 0 when the plan starts on the first day of its billing month; else the highest
+    measured 15-minute import of the plan's billing month up to ``now`` - the month's
+    billing peak is at least that, so it is the peak the plan must not pay for again (a plan
+    of a past day is planned against the month's peak as known now); None when the month
+    has no measured import. SOC: the latest reading at most :data:`SOC_MAX_AGE_MINUTES`
+    before ``plan_start`` (the SOC at the plan's start, not now: a plan starts at 00:00);
+    None otherwise (a plan of tomorrow starts from the site's default SOC).
+    """
+    import pandas as pd
+
+    start = _local(plan_start)
+    clock = _local(now)
+    rows = measurements[measurements.index <= clock]
+    if rows.empty:
+        return None
+    first = month_start(start)
+    if start == first:
+        peak, peak_src = 0.0, "first day of a billing month: no peak yet"
+    else:
+        end = min(interval_floor(clock), first + pd.DateOffset(months=1))
+        iv = to_intervals(rows, first, max(end, first), zero_fields_of(site))
+        imp = iv["grid_import_kw"].to_numpy(dtype=float)
+        ok = np.isfinite(imp)
+        if ok.any():
+            peak = float(imp[ok].max())
+            at = iv.index[ok][int(np.argmax(imp[ok]))]
+            peak_src = (f"measured: highest 15-minute import of the billing month, "
+                        f"{peak:g} kW at {at.isoformat()} ({int(ok.sum())} intervals measured "
+                        f"from {first.isoformat()} to {end.isoformat()})")
+        else:
+            peak, peak_src = None, "no import measured this billing month"
+    socs = rows["soc_kwh"].dropna()
+    socs = socs[(socs.index <= start)
+                & (socs.index >= start - pd.Timedelta(minutes=SOC_MAX_AGE_MINUTES))]
+    if len(socs):
+        soc, soc_src = float(socs.iloc[-1]), f"measured at {_iso(socs.index[-1])}"
+    else:
+        soc, soc_src = None, (f"no SOC measured within {SOC_MAX_AGE_MINUTES:g} min before "
+                              "the plan's start")
+    return InitialState(peak, peak_src, soc, soc_src)
+
+
+#: How to give a plan the month's peak, from the command line and from the API.
+CLI_REMEDY = ("Give --month-peak-kw, or import the site's measurements (vpp measurements "
+              "import) so that plans take it from the stored state.")
+API_REMEDY = ("Give month_peak_kw, or send the site's measurements (POST /v1/sites/{id}/"
+              "measurements) so that plans take it from the stored state.")
+
+
+def month_peak_warning(day: dt.date, month_peak_kw: float, site: Site,
+                       demand_rate_yuan_per_kw_month: float,
+                       remedy: str = CLI_REMEDY) -> str | None:
+    """The loud warning for a plan that forgets the month's peak: ``month_peak_kw`` 0 on a
+    day that is not the first of its billing month, at a site billed on demand."""
+    if month_peak_kw > 0 or day.day == 1 or demand_rate_yuan_per_kw_month <= 0:
+        return None
+    return (f"WARNING: month-to-date peak 0 kW on {day}, which is not the first day of its "
+            f"billing month: {site.id} is billed {demand_rate_yuan_per_kw_month:g} yuan/kW "
+            "on the month's highest 15-minute import, and this plan charges the whole "
+            "month's demand charge to this day and ignores the peak already set (wrong by up "
+            f"to {demand_rate_yuan_per_kw_month * site.load.peak_kw:,.0f} yuan at a "
+            f"{site.load.peak_kw:g} kW peak). " + remedy)
+
+
+def battery_state(site: Site, iv: pd.DataFrame, soc_kwh: float,
+                  now: dt.datetime | pd.Timestamp) -> BatteryState:
+    """What the controller needs of the battery at ``now`` (:class:`vpp.realtime.
+    BatteryState`) from the metered 15-minute intervals before it: the side of the last
+    interval that moved more than :data:`ACTIVE_SHARE` of rated power (discharge 0, charge
+    1), the time since that side was taken [h] (from the first interval of its run after the
+    last one on the other side; infinite when the intervals show no other side), the time
+    since the battery last moved [h], and the AC energy discharged since local midnight
+    [kWh]."""
+    local = _local(now)
+    st = site.storage
+    state = BatteryState(soc_kwh)
+    if st is None or iv.empty:
+        return state
+    b = iv["battery_kw"].to_numpy(dtype=float)
+    ends = iv.index + _interval()
+    keep = ends <= local
+    b, starts, ends = b[keep], iv.index[keep], ends[keep]
+    today = starts >= local.normalize()
+    state.discharged_today_kwh = float(np.nansum(np.clip(b[today], 0.0, None)) * DT_H)
+    active = np.isfinite(b) & (np.abs(b) > ACTIVE_SHARE * st.power_kw)
+    if not active.any():
+        return state
+    where = np.flatnonzero(active)
+    sides = np.where(b[where] > 0, 0, 1)
+    state.side = int(sides[-1])
+    state.rested_h = max(0.0, (local - ends[where[-1]]).total_seconds() / 3600.0)
+    other = np.flatnonzero(sides != sides[-1])
+    if len(other):
+        taken = where[other[-1] + 1]
+        state.held_h = (local - starts[taken]).total_seconds() / 3600.0
+    return state
+
+
+def _interval() -> pd.Timedelta:
+    import pandas as pd
+
+    return pd.Timedelta(minutes=INTERVAL_MINUTES)
+
+
+def apply_initial_state(options: Any, given: set[str], state: InitialState | None, site: Site,
+                        day: dt.date) -> tuple[Any, dict[str, Any]]:
+    """The plan options with the measured initial state where the user gave none
+    (``given``: the option names set explicitly, which always win), and the plan
+    document's ``initial_state`` record: each value and where it came from. ``options`` is a
+    :class:`vpp.options.PlanOptions`."""
+    update: dict[str, Any] = {}
+    if "month_peak_kw" in given:
+        peak_src = "option month_peak_kw"
+    elif state is not None and state.month_peak_kw is not None:
+        update["month_peak_kw"] = state.month_peak_kw
+        peak_src = "stored measurements: " + state.month_peak_source
+    else:
+        peak_src = ("default 0: the first day of a billing month" if day.day == 1 else
+                    "default 0: no measured state (the month's peak so far is ignored)")
+    st = site.storage
+    if "soc_initial_frac" in given:
+        soc_src = "option soc_initial_frac"
+    elif state is not None and state.soc_kwh is not None and st is not None:
+        frac = state.soc_kwh / st.energy_kwh
+        soc_src = "stored measurements: " + state.soc_source
+        if not st.soc_min_frac <= frac <= st.soc_max_frac:
+            frac = min(max(frac, st.soc_min_frac), st.soc_max_frac)
+            soc_src += f" ({state.soc_kwh:g} kWh, taken to the SOC window)"
+        update["soc_initial_frac"] = frac
+    else:
+        soc_src = "site default soc_initial_frac" + (
+            "" if state is None else f" ({state.soc_source})")
+    if update:
+        options = options.model_copy(update=update)
+    energy = st.energy_kwh if st is not None else 0.0
+    soc_frac = options.soc_initial_frac if options.soc_initial_frac is not None else (
+        st.soc_initial_frac if st is not None else None)
+    record = {"month_peak_kw": options.month_peak_kw, "month_peak_source": peak_src,
+              "soc_initial_kwh": None if soc_frac is None else soc_frac * energy,
+              "soc_initial_source": soc_src}
+    return options, record
+
+
+# --------------------------------------------------------------------------- plan vs actual
+
+
+def planned_intervals(index: pd.DatetimeIndex, setpoints: list[dict[str, Any]],
+                      plan: dict[str, Any] | None) -> pd.DataFrame:
+    """What was planned for each 15-minute interval of ``index``: the set-points of the
+    latest control step that decided it or an earlier interval of its horizon (``source``
+    ``setpoints``), else the day-ahead ``plan`` (``plan``), else nothing. Columns
+    ``grid_import_kw``, ``battery_kw`` (discharge positive) [kW], ``soc_kwh`` (interval end)
+    [kWh] and ``source``."""
+    import pandas as pd
+
+    n = len(index)
+    out = pd.DataFrame({"grid_import_kw": np.full(n, np.nan), "battery_kw": np.full(n, np.nan),
+                        "soc_kwh": np.full(n, np.nan), "source": [None] * n}, index=index)
+    pos = {t.value: i for i, t in enumerate(index.as_unit("ns"))}
+    if plan is not None:
+        stamps = pd.DatetimeIndex(plan["inputs"]["timestamps"]).as_unit("ns")
+        iv = plan["intervals"]
+        b = np.asarray(iv["discharge_kw"], dtype=float) - np.asarray(iv["charge_kw"],
+                                                                     dtype=float)
+        for j, t in enumerate(stamps):
+            i = pos.get(t.value)
+            if i is not None:
+                out.iloc[i, :] = [iv["grid_import_kw"][j], b[j], iv["soc_kwh"][j], "plan"]
+    # earlier steps first: a later decision overwrites what it re-planned
+    for doc in sorted(setpoints, key=lambda d: (d["start"], d["decided_at"])):
+        stamps = pd.DatetimeIndex(doc["timestamps"]).as_unit("ns")
+        for j, t in enumerate(stamps):
+            i = pos.get(t.value)
+            if i is not None:
+                out.iloc[i, :] = [doc["grid_import_kw"][j], doc["setpoint_kw"][j],
+                                  doc["soc_kwh"][j], "setpoints"]
+    return out
+
+
+def plan_vs_actual(site: Site, day: dt.date, measurements: pd.DataFrame,
+                   setpoints: list[dict[str, Any]], plan: dict[str, Any] | None,
+                   ) -> dict[str, Any]:
+    """Planned (:func:`planned_intervals`) against metered (:func:`vpp.measurements.
+    to_intervals`) import, battery power and SOC for each 15-minute interval of ``day``, and
+    the totals over the intervals where both are known: energies [kWh] and peaks [kW]."""
+    index = horizon(day)
+    end = index[-1] + _interval()
+    act = to_intervals(measurements, index[0], end, zero_fields_of(site))
+    plan_iv = planned_intervals(index, setpoints, plan)
+
+    def arr(frame: pd.DataFrame, col: str) -> list[float | None]:
+        return [None if not np.isfinite(v) else round(float(v), 6)
+                for v in frame[col].to_numpy(dtype=float)]
+
+    totals: dict[str, Any] = {}
+    for col, unit in (("grid_import_kw", "import"), ("battery_kw", "battery")):
+        p, a = plan_iv[col].to_numpy(dtype=float), act[col].to_numpy(dtype=float)
+        both = np.isfinite(p) & np.isfinite(a)
+        totals[f"{unit}_intervals_compared"] = int(both.sum())
+        if unit == "import":
+            totals["planned_import_kwh"] = float(p[both].sum() * DT_H)
+            totals["actual_import_kwh"] = float(a[both].sum() * DT_H)
+            totals["planned_peak_kw"] = float(p[both].max(initial=0.0))
+            totals["actual_peak_kw"] = float(a[both].max(initial=0.0))
+        else:
+            totals["planned_discharge_kwh"] = float(np.clip(p[both], 0, None).sum() * DT_H)
+            totals["actual_discharge_kwh"] = float(np.clip(a[both], 0, None).sum() * DT_H)
+            totals["planned_charge_kwh"] = float(np.clip(-p[both], 0, None).sum() * DT_H)
+            totals["actual_charge_kwh"] = float(np.clip(-a[both], 0, None).sum() * DT_H)
+    sources = plan_iv["source"].tolist()
+    return {
+        "site_id": site.id, "date": day.isoformat(), "interval_minutes": INTERVAL_MINUTES,
+        "timestamps": [t.isoformat() for t in index],
+        "planned": {"source": sources, "grid_import_kw": arr(plan_iv, "grid_import_kw"),
+                    "battery_kw": arr(plan_iv, "battery_kw"), "soc_kwh": arr(plan_iv, "soc_kwh")},
+        "actual": {c: arr(act, c) for c in ("grid_import_kw", "battery_kw", "soc_kwh",
+                                            "load_kw", "pv_kw")},
+        "totals": {k: round(v, 6) if isinstance(v, float) else v for k, v in totals.items()},
+    }
