@@ -63,6 +63,10 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
     # main module, see service.serve); each worker builds the app from the environment
     create_app(settings)
     os.environ["VPP_DATABASE_URL"] = settings.database_url
+    if settings.session_secret is None:  # one dashboard signing key for every worker
+        import secrets
+
+        os.environ["VPP_SESSION_SECRET"] = secrets.token_urlsafe(32)
     for name in ("data_dir", "fleet"):
         value = getattr(settings, name)
         if value:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB = "sqlite:///vpp-service.sqlite3"
@@ -49,3 +49,8 @@ class Settings(BaseSettings):
         10.0, gt=0, description="wait for a pooled connection before a 503 [s]")
     sqlite_busy_timeout_s: float = Field(
         5.0, ge=0, description="wait for SQLite's write lock before a 503 [s]")
+    session_secret: SecretStr | None = Field(
+        None, description="key signing the dashboard's session cookies; unset: a random one "
+                          "per start of `vpp serve` (sessions then end with a restart)")
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="a dashboard session's lifetime [h]")
