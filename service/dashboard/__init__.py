@@ -93,7 +93,8 @@ def _html_for_ui(cls: type, statuses: dict[type, int], api_handler: Any, render:
         if status == 500:
             log.exception("unexpected error on a dashboard page", exc_info=exc)
         tr = translator(request)
-        detail = "" if status == 500 else str(getattr(exc, "detail", "") or exc)
+        detail = ("" if status == 500 else tr.t("error.csrf") if isinstance(exc, CsrfFailed)
+                  else str(getattr(exc, "detail", "") or exc))
         return render(request, "error.html", tr, status, code=status, detail=detail)
 
     return handle
