@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from browser import LiveServer, ensure_browser
+
 from service.app import create_app
 from service.auth import create_key
 from service.db import session_factory
