@@ -107,7 +107,7 @@ def test_every_change_needs_the_session_csrf_token(world):
 
 
 def test_logout_and_revocation_end_the_session(world):
-    app, keys, _ = world
+    app, _, _ = world
     with session_factory(app.state.engine)() as s:
         key = create_key(s, "park", ["CZ-MG-01"])
     c = login(app, key)

@@ -100,7 +100,7 @@ class Page:
 
 
 def test_login_and_every_page_renders_without_console_errors(site, browser):
-    server, keys, plans = site
+    server, keys, _ = site
     tab = Page(browser, server.url)
     tab.goto("/ui/")
     assert "/ui/login" in tab.page.url  # no session: the login page
