@@ -21,6 +21,10 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanY
              "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN")
 
 
+_CJK_FILES = ("notosanscjk", "notoserifcjk", "sourcehansans", "wqy-zenhei", "wqy-microhei",
+              "droidsansfallback", "uming")
+
+
 def pyplot() -> Any:
     """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
@@ -36,11 +40,20 @@ def cjk_font() -> str | None:
     """The name of an installed font with CJK glyphs, or None."""
     from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    for name in CJK_FONTS:
-        if name in installed:
-            return name
-    return None
+    def known() -> str | None:
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+    found = known()
+    if found is None:  # installed after matplotlib cached its font list: add the files
+        for path in font_manager.findSystemFonts():
+            if any(k in path.lower() for k in _CJK_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    log.debug("font %s not usable: %s", path, exc)
+        found = known()
+    return found
 
 
 def chart_language(lang: str) -> str:
