@@ -22,13 +22,14 @@ from vpp.i18n import LOCALES, Translator
 DATE = "2026-07-15"
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """An app on SQLite with a park key for CZ-MG-01, one for CZ-MG-02, an evaluator and
-    an admin; a plan of CZ-MG-02 stored through the API."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request, tmp_path_factory):
+    """An app with a park key for CZ-MG-01, one for CZ-MG-02, an evaluator and an admin; a
+    plan of CZ-MG-02 stored through the API; on SQLite and PostgreSQL."""
     tmp = tmp_path_factory.mktemp("dash")
-    app = create_app(f"sqlite:///{tmp / 'vpp.sqlite3'}", job_slots=0,
-                     simulations_dir=str(tmp / "sims"))
+    url = (f"sqlite:///{tmp / 'vpp.sqlite3'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres").new_database())
+    app = create_app(url, job_slots=0, simulations_dir=str(tmp / "sims"))
     with session_factory(app.state.engine)() as s:
         keys = {"park1": create_key(s, "park", ["CZ-MG-01"]),
                 "park2": create_key(s, "park", ["CZ-MG-02"]),

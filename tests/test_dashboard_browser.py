@@ -234,3 +234,27 @@ def test_a_simulation_shows_progress_then_its_report(site, browser):
     tab.shot("evaluator")
     assert tab.errors == [], tab.errors
     tab.close()
+
+
+def test_the_vpp_page_runs_the_day_with_an_event_and_shows_its_settlement(site, browser):
+    server, keys, _ = site
+    tab = Page(browser, server.url)
+    tab.login(keys["admin"])
+    tab.goto(f"/ui/vpp?date={DATE}")
+    events = (Path(__file__).parents[1] / "docs" / "events-example.json").read_text()
+    tab.page.fill("#f-events", "{not json")
+    tab.page.click("#fleet-form button[type=submit]")
+    assert "JSON" in tab.page.inner_text(".problems")  # named, in the page's language
+    tab.errors.clear()  # the refused form's 422
+    tab.page.fill("#f-events", events)
+    tab.page.click("#fleet-form button[type=submit]")
+    tab.page.wait_for_selector("#events", timeout=600_000)  # the page reloads when done
+    assert "DR-0715-evening" in tab.page.inner_text("#events")
+    assert tab.page.locator("#settlement tr.total").count() == 1
+    tab.page.wait_for_selector("#fleet-chart canvas")
+    tab.page.wait_for_load_state("networkidle")
+    tab.shot("vpp")
+    tab.goto(f"/ui/?date={DATE}")
+    tab.shot("overview-zh")  # every site planned now
+    assert tab.errors == [], tab.errors
+    tab.close()
