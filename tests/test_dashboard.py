@@ -283,3 +283,37 @@ def test_every_dashboard_route_has_a_rule_and_needs_a_session(world):
                .replace("{job_id}", "x").replace("{name}", "report.md"))
         r = c.request(method, url, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/ui/login"), url
+
+
+def test_vpp_page_shows_the_days_finished_fleet_plan_events_and_settlement(world):
+    """A fleet-plan job as the runner stores it (its request as params), finished with an
+    event and a settlement: the VPP page of its day shows both, other days do not."""
+    import json
+
+    from service.db import JobRecord
+    from service.schemas import FleetPlanRequest
+
+    app, keys, _ = world
+    req = FleetPlanRequest.model_validate({"date": DATE})
+    job = app.state.jobs.submit("fleet-plan", req.model_dump(mode="json"), None)
+    event = {"id": "DR-test", "type": "peak_shaving", "start": f"{DATE}T17:00:00+08:00",
+             "end": f"{DATE}T19:00:00+08:00", "requested_kw": 5000.0, "delivered_kwh": 9000.0,
+             "shortfall_kwh": 1000.0, "compensation_yuan": 27000.0,
+             "shortfall_penalty_yuan": 5000.0}
+    cols = ["delivered [kWh]", "compensation [yuan]", "baseline cost [yuan]",
+            "event plan cost [yuan]", "extra cost [yuan]", "net benefit [yuan]"]
+    settlement = {"CZ-MG-01": dict(zip(cols, [9000.0, 27000.0, 1.0, 2.0, 1.0, 26999.0],
+                                       strict=True)),
+                  "TOTAL": dict(zip(cols, [9000.0, 27000.0, 1.0, 2.0, 1.0, 26999.0],
+                                    strict=True))}
+    with session_factory(app.state.engine)() as s:
+        rec = s.get(JobRecord, job.id)
+        rec.status, rec.progress = "done", "done"
+        rec.result = json.dumps({"events": [event], "settlement": settlement, "plans": {}})
+        s.commit()
+    c = login(app, keys["ev"])
+    page = c.get(f"/ui/vpp?date={DATE}").text
+    assert "DR-test" in page and "27,000" in page and "新北高新区北区" in page
+    assert 'class="total"' in page
+    assert "DR-test" not in c.get("/ui/vpp?date=2026-07-16").text
+    assert "DR-test" not in login(app, keys["park1"]).get(f"/ui/vpp?date={DATE}").text

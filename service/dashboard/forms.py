@@ -72,9 +72,11 @@ def unit_of(description: str | None) -> str:
 
 def option_fields(model: type[BaseModel], tr: Translator, values: dict[str, Any] | None = None,
                   errors: dict[str, str] | None = None, exclude: tuple[str, ...] = (),
-                  ) -> list[FieldView]:
+                  words: dict[str, str] | None = None) -> list[FieldView]:
     """The inputs of ``model``'s fields (but ``exclude``), filled with ``values`` (what the
-    user sent) or the defaults, with ``errors`` by field."""
+    user sent) or the defaults, with ``errors`` by field. Labels and Chinese help are the
+    catalogue's ``option.<name>.*``, or ``option.<words[name]>.*`` where a field means
+    something else in this form (a simulation's ``days``)."""
     values = values or {}
     errors = errors or {}
     out = []
@@ -83,10 +85,11 @@ def option_fields(model: type[BaseModel], tr: Translator, values: dict[str, Any]
             continue
         desc = f.description or ""
         unit = unit_of(desc)
+        key = (words or {}).get(name, name)
         help_text = (_UNIT.sub("", desc).strip() if tr.lang == "en" and desc
-                     else tr.t(f"option.{name}.help"))
+                     else tr.t(f"option.{key}.help"))
         default = None if f.is_required() else f.default
-        view = FieldView(name=name, label=tr.t(f"option.{name}.label"), help=help_text,
+        view = FieldView(name=name, label=tr.t(f"option.{key}.label"), help=help_text,
                          kind="text", unit=tr.unit(unit) if unit else "",
                          default=default, required=f.is_required(),
                          value=values.get(name, default), error=errors.get(name, ""))

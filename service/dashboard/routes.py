@@ -355,8 +355,10 @@ async def request_fleet_plan(request: Request, db: SessionDep, cat: CatalogDep,
 
 def _simulation_fields(cat: Any, tr: Translator, values: dict[str, Any] | None = None,
                        errors: dict[str, str] | None = None) -> list[Any]:
-    model = with_policy(SimulationForm, cat.policy.max_rate_yuan_per_kwh)
-    return option_fields(model, tr, values, errors)
+    model = with_policy(SimulationOptions, cat.policy.max_rate_yuan_per_kwh)
+    words = {"days": "sim_days"}
+    return (option_fields(model, tr, values, errors, words=words)
+            + option_fields(FinanceChoices, tr, values, errors))
 
 
 def _simulations(request: Request, db: Any, cat: Any, session: Session, tr: Translator,

@@ -173,7 +173,7 @@ def fleet_job_of_day(db: Session, who: Principal, day: dt.date) -> dict[str, Any
     settlement."""
     for job in list_jobs(db, who, "fleet-plan", limit=100, status="done"):
         params = json.loads(job.params)
-        if params.get("request", {}).get("date") == day.isoformat() and job.result:
+        if params.get("date") == day.isoformat() and job.result:
             return {"id": job.id, "finished_at": job.finished_at, **json.loads(job.result)}
     return None
 
