@@ -64,7 +64,10 @@ def overview(db: Session, catalog: Catalog, who: Principal, day: dt.date,
     month so far; the feeder groups with their caps and the planned flow at their heads."""
     sites = readable_sites(catalog, who)
     plans = plans_of_day(db, who, day)
-    now = dt.datetime.combine(day, dt.time(23, 59), tzinfo=dt.UTC)
+    from zoneinfo import ZoneInfo
+
+    now = min(dt.datetime.now(ZoneInfo(TZ)),  # the day's end, or now while it runs
+              dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), ZoneInfo(TZ)))
     mtd = measurements.month_to_date(db, catalog, [s.id for s in sites], now)
     rows = []
     for s in sites:
