@@ -226,8 +226,8 @@ class Server:
 
 def started_simulation(server: Server) -> tuple[str, str]:
     r = server.call("POST", "/v1/simulations",
-                    json={"start": "2025-01-01", "months": 4, "sites": ["CZ-MG-01",
-                                                                         "CZ-MG-02"]})
+                    json={"start": "2025-01-01", "months": 4, "sites": ["CZ-MG-01", "CZ-MG-02"],
+                          "control": "day-ahead"})
     assert r.status_code == 202, r.text
     url = r.json()["url"]
     server.wait(url, lambda j: j["status"] == "running" and j["progress"][:1] in "123456789")

@@ -81,7 +81,8 @@ def test_a_running_simulation_is_cancelled_and_its_processes_end(service, wait_j
     client, keys, app = service()
     ev = h(keys["ev"])
     r = client.post("/v1/simulations", headers=ev,
-                    json={"start": "2025-01-01", "months": 3, "sites": ["CZ-MG-01"]})
+                    json={"start": "2025-01-01", "months": 3, "sites": ["CZ-MG-01"],
+                          "control": "day-ahead"})
     url = r.json()["url"]
     wait_job(client, url, ev, until=lambda j: j["id"] in app.state.jobs.running)
     run = app.state.jobs.running[r.json()["id"]]
@@ -123,7 +124,8 @@ def test_an_interrupted_simulation_resumes_from_its_last_completed_month(
     (the same costs within the certified gap)."""
     client, keys, app = service()
     ev = h(keys["ev"])
-    body = {"start": "2025-06-01", "months": 3, "sites": ["CZ-MG-01", "CZ-MG-02"], "seed": 5}
+    body = {"start": "2025-06-01", "months": 3, "sites": ["CZ-MG-01", "CZ-MG-02"], "seed": 5,
+            "control": "day-ahead"}  # the job mechanics, at the faster control
     r = client.post("/v1/simulations", headers=ev, json=body)
     job_id, url = r.json()["id"], r.json()["url"]
     wait_job(client, url, ev, seconds=300,
@@ -143,7 +145,8 @@ def test_an_interrupted_simulation_resumes_from_its_last_completed_month(
         assert (folder / name).read_text().startswith(text)
     months = pd.read_csv(io.StringIO(client.get(f"{url}/months.csv", headers=ev).text))
     ref = simulate(Catalog.load(fleet=str(small_fleet[1])), SimulationOptions(
-        start=dt.date(2025, 6, 1), months=3, seed=5), ["CZ-MG-01", "CZ-MG-02"])
+        start=dt.date(2025, 6, 1), months=3, seed=5, control="day-ahead"),
+        ["CZ-MG-01", "CZ-MG-02"])
     assert months[["site_id", "month"]].values.tolist() == \
         ref.months[["site_id", "month"]].values.tolist()
     # a resumed site starts a fresh model: where a day has several optimal plans it may pick
@@ -173,7 +176,8 @@ def test_plans_never_wait_behind_a_running_simulation(service, wait_job):
     of the job answer (the job holds no lock and no database connection)."""
     client, keys, _ = service()
     ev, a = h(keys["ev"]), h(keys["admin"])
-    r = client.post("/v1/simulations", headers=ev, json={"start": "2025-01-01", "months": 4})
+    r = client.post("/v1/simulations", headers=ev, json={"start": "2025-01-01", "months": 4,
+                                                      "control": "day-ahead"})
     url = r.json()["url"]
     wait_job(client, url, ev, until=lambda j: j["status"] == "running")
     with ThreadPoolExecutor(10) as pool:
