@@ -88,7 +88,7 @@ def main() -> None:
                                                   "--date", a.date, "--no-feeders",
                                                   "--out", str(out / k)],
         }
-        for k, t in trees.items():  # warm the file cache and byte-compile nothing
+        for t in trees.values():  # warm the file cache and byte-compile nothing
             wall(t, ["--help"], tmpdir)
         times: dict[tuple[str, str], list[float]] = {}
         for name, cmd in commands.items():
@@ -99,7 +99,7 @@ def main() -> None:
     med = {key: statistics.median(v) for key, v in times.items()}
     print(f"CLI wall time from the shell [s], median of {a.repeat}, base {a.base} vs this "
           f"checkout, {os.cpu_count()} cores, date {a.date}\n")
-    print(f"| command | base [s] | this [s] | this/base |\n|---|---:|---:|---:|")
+    print("| command | base [s] | this [s] | this/base |\n|---|---:|---:|---:|")
     for name in commands:
         b, n = med[(name, "base")], med[(name, "this")]
         print(f"| {name} | {b:.2f} | {n:.2f} | {n / b:.2f} |")
