@@ -3,8 +3,9 @@
 ``create_app(settings)`` builds the app: the database migrated, the data loaded, one router
 per resource (:mod:`service.routes`), the dependencies of :mod:`service.deps`, every error
 turned into a JSON response by :mod:`service.errors`, jobs run by :class:`service.jobs.
-JobRunner`. ``vpp serve`` runs it with uvicorn (each ``--workers`` process builds it from
-the environment, see :mod:`service.serve`).
+JobRunner`, and the dashboard's pages under ``/ui`` (:mod:`service.dashboard`). ``vpp
+serve`` runs it with uvicorn (each ``--workers`` process builds it from the environment,
+see :mod:`service.serve`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from service import errors
+from service import dashboard, errors
 from service.compute import Workers
 from service.config import Settings
 from service.db import make_engine, migrate, session_factory
@@ -76,4 +77,5 @@ def create_app(settings: Settings | str | None = None, **overrides: Any) -> Fast
     for router in ROUTERS:
         api.include_router(router)
     app.include_router(api)
+    dashboard.install(app, settings)  # pages under /ui, after the API's error handlers
     return app

@@ -76,6 +76,18 @@ def revoke_key(session: Session, prefix: str) -> bool:
     return True
 
 
+def _principal(key: ApiKey | None) -> Principal | None:
+    if key is None or key.revoked_at is not None:
+        return None
+    return Principal(key.id, key.role, frozenset(s for s in key.site_ids.split(",") if s))
+
+
+def principal_by_id(session: Session, key_id: int) -> Principal | None:
+    """The principal of the key with this id, or None when it is gone or revoked (the
+    dashboard's session cookie names the key by id, so revoking the key ends the session)."""
+    return _principal(session.get(ApiKey, key_id))
+
+
 def authenticate(session: Session, token: str | None) -> Principal | None:
     """The principal of a presented key, or None (unknown, malformed or revoked)."""
     if not token or not token.startswith("vpp_"):
@@ -89,5 +101,4 @@ def authenticate(session: Session, token: str | None) -> Principal | None:
         return None
     if not hmac.compare_digest(key.secret_sha256, _sha(secret)):
         return None
-    sites = frozenset(s for s in key.site_ids.split(",") if s)
-    return Principal(key.id, key.role, sites)
+    return _principal(key)

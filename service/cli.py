@@ -79,6 +79,10 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
     create_app(settings)
     os.environ["VPP_DATABASE_URL"] = settings.database_url
     os.environ["VPP_OPERATE_ENABLED"] = "true" if settings.operate_enabled else "false"
+    if settings.session_secret is None:  # one dashboard signing key for every worker
+        import secrets
+
+        os.environ["VPP_SESSION_SECRET"] = secrets.token_urlsafe(32)
     for name in ("data_dir", "fleet"):
         value = getattr(settings, name)
         if value:

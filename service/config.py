@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB = "sqlite:///vpp-service.sqlite3"
@@ -65,3 +65,8 @@ class Settings(BaseSettings):
                                  "it expires [s]")
     operate_horizon_hours: float = Field(24.0, ge=24, le=48,
                                          description="horizon of every re-plan [h]")
+    session_secret: SecretStr | None = Field(
+        None, description="key signing the dashboard's session cookies; unset: a random one "
+                          "per start of `vpp serve` (sessions then end with a restart)")
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="a dashboard session's lifetime [h]")

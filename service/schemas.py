@@ -55,6 +55,11 @@ def _iso_date(value: Any) -> Any:
     return day
 
 
+def parse_date(value: str) -> dt.date:
+    """A ``YYYY-MM-DD`` text inside :data:`SUPPORTED_DATES` (``ValueError`` otherwise)."""
+    return _iso_date(value)
+
+
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date),
                     Field(description=f"YYYY-MM-DD, from {SUPPORTED_RANGE_TEXT}")]
 Kw = Annotated[float, Field(ge=0, le=1e7)]

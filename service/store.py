@@ -11,7 +11,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from models.errors import InvalidInputError
@@ -83,6 +83,11 @@ def add_plan(db: Session, plan: dict[str, Any], key_id: int | None) -> PlanRecor
     return rec
 
 
+def _plans_visible_to(who: Principal) -> Any:
+    """The rule of which stored plans a key sees, as SQL: those of the sites it may read."""
+    return PlanRecord.site_id.in_(sorted(who.site_ids)) if who.role == "park" else true()
+
+
 def readable_plan(db: Session, who: Principal, plan_id: str) -> PlanRecord:
     rec = db.get(PlanRecord, plan_id)
     if rec is None or not who.can_read(rec.site_id):
@@ -99,9 +104,7 @@ def list_plans(db: Session, who: Principal, site_id: str | None, date: dt.date |
         q = q.where(PlanRecord.site_id == site_id)
     if date:
         q = q.where(PlanRecord.start_date == date.isoformat())
-    if who.role == "park":
-        q = q.where(PlanRecord.site_id.in_(sorted(who.site_ids)))
-    return list(db.scalars(q).all())
+    return list(db.scalars(q.where(_plans_visible_to(who))).all())
 
 
 def latest_plans(db: Session, site_id: str, start: dt.date, end: dt.date) -> dict[str, dict]:
@@ -124,6 +127,11 @@ def job_status(rec: JobRecord) -> JobStatus:
                      cancel_requested=bool(rec.cancel_requested))
 
 
+def _jobs_visible_to(who: Principal) -> Any:
+    """The rule of which jobs a key sees: its own, or any for evaluator and admin keys."""
+    return JobRecord.created_by == who.key_id if who.role == "park" else true()
+
+
 def readable_job(rec: JobRecord | None, who: Principal, job_id: str,
                  kind: str | None = None) -> JobRecord:
     """The job if this key may see it (its own, or any for evaluator and admin keys)."""
@@ -131,3 +139,36 @@ def readable_job(rec: JobRecord | None, who: Principal, job_id: str,
             or (who.role == "park" and rec.created_by != who.key_id)):
         raise NotFound(f"{kind or 'job'} {job_id} does not exist")
     return rec
+
+
+def list_jobs(db: Session, who: Principal, kind: str, limit: int = 50,
+              status: str | None = None) -> list[JobRecord]:
+    """The jobs of ``kind`` this key may see (the rule of :func:`readable_job`), newest
+    first."""
+    q = (select(JobRecord).where(JobRecord.kind == kind, _jobs_visible_to(who))
+         .order_by(JobRecord.created_at.desc()).limit(limit))
+    if status:
+        q = q.where(JobRecord.status == status)
+    return list(db.scalars(q).all())
+
+
+def readable_sites(catalog: Catalog, who: Principal) -> list[Site]:
+    """The sites of the catalog this key may read, in fleet order."""
+    return [s for s in catalog.fleet.sites if who.can_read(s.id)]
+
+
+def plans_of_day(db: Session, who: Principal, date: dt.date,
+                 site_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The newest stored plan of ``date`` of each site this key may read (the rule of
+    :func:`list_plans`), parsed, by site."""
+    q = (select(PlanRecord.site_id, PlanRecord.body)
+         .where(PlanRecord.start_date == date.isoformat())
+         .order_by(PlanRecord.created_at.desc()))
+    q = q.where(_plans_visible_to(who))
+    if site_ids is not None:
+        q = q.where(PlanRecord.site_id.in_(site_ids))
+    out: dict[str, dict[str, Any]] = {}
+    for site_id, body in db.execute(q).all():
+        if site_id not in out:
+            out[site_id] = json.loads(body)
+    return out

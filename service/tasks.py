@@ -25,15 +25,17 @@ from service.db import JobFile, JobRecord
 from service.schemas import FleetPlanRequest, SimulationRequest
 from service.store import add_plan
 from vpp.catalog import Catalog
+from vpp.sim_report import CHARTS, REPORT_LANGS, chart_name
 
 Progress = Callable[[str], None]
 
 #: Files a finished simulation offers for download, and their media types.
 SIMULATION_FILES = {"report.md": "text/markdown; charset=utf-8",
                     "report.html": "text/html; charset=utf-8",
+                    "report.zh-CN.html": "text/html; charset=utf-8",
                     "months.csv": "text/csv", "sites.csv": "text/csv", "days.csv": "text/csv",
-                    "subsidy_by_month.png": "image/png", "renewable_share.png": "image/png",
-                    "net_cost.png": "image/png"}
+                    **{chart_name(c, lang): "image/png" for lang in REPORT_LANGS
+                       for c in CHARTS}}
 
 
 @dataclass(frozen=True)

@@ -562,3 +562,55 @@ def test_subsidy_only_discharge_per_month():
     assert np.isnan(simulate(cat, SimulationOptions(start=dt.date(2025, 7, 1), days=1,
                                                     control="day-ahead"),
                              ["CZ-MG-01"]).months.iloc[0]["subsidy_only_discharge_kwh"])
+
+
+def _html_problems(text: str) -> list[str]:
+    """Nesting problems of an HTML document: unclosed or stray tags, ``<li>`` outside a
+    list, rows outside a table."""
+    from html.parser import HTMLParser
+
+    void = {"meta", "img", "br", "hr", "input", "link"}
+    problems: list[str] = []
+    stack: list[str] = []
+
+    class Check(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "li" and (not stack or stack[-1] not in ("ul", "ol")):
+                problems.append(f"<li> inside <{stack[-1] if stack else ''}>")
+            if tag == "tr" and (not stack or stack[-1] not in ("thead", "tbody", "table")):
+                problems.append("<tr> outside a table")
+            if tag not in void:
+                stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if not stack or stack[-1] != tag:
+                problems.append(f"</{tag}> closes <{stack[-1] if stack else ''}>")
+            else:
+                stack.pop()
+
+    Check().feed(text)
+    return problems + ([f"unclosed {stack}"] if stack else [])
+
+
+def test_html_reports_are_valid_documents_in_both_languages(july_runs, tmp_path):
+    from vpp.finance import FinanceInputs
+    from vpp.plotting import cjk_font
+    from vpp.sim_report import savings_parts, site_summary, write_report
+
+    runs, _ = july_runs
+    cat = default_catalog()
+    files = write_report(runs["serial"], cat, tmp_path, FinanceInputs())
+    en = files["report.html"].read_text(encoding="utf-8")
+    zh = files["report.zh-CN.html"].read_text(encoding="utf-8")
+    assert _html_problems("<ul><p>x</ul>") and _html_problems("<li>x</li>")  # the check bites
+    assert _html_problems(en) == [] and _html_problems(zh) == []
+    assert '<html lang="en">' in en and "<h2>Action-plan indicators</h2>" in en
+    assert '<html lang="zh-CN">' in zh and "<h2>行动方案指标</h2>" in zh and "元" in zh
+    assert ('src="net_cost.zh-CN.png"' in zh) and 'src="net_cost.png"' in en
+    assert ("图表以英文标注" in zh) == (cjk_font() is None)
+    summary = site_summary(runs["serial"], cat, None)
+    parts = savings_parts(summary)  # the parts add up to the savings, site by site
+    total = parts[["energy_yuan", "demand_yuan", "subsidy_yuan", "wear_yuan"]].sum(axis=1)
+    assert total.to_numpy() == pytest.approx(parts["savings_yuan"].to_numpy(), abs=1e-6)
+    for name in ("net_cost.png", "net_cost.zh-CN.png", "subsidy_by_month.zh-CN.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"

@@ -188,18 +188,23 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
 
     def progress(site_id: str, p: dict | None, err: Exception | None) -> None:
         done[0] += 1
+        bar.advance()
         if p is None:
             failed.append(site_id)
-            click.echo(f"[{done[0]:>2}/{total}] {site_id} FAILED: {err}", err=True)
+            bar.note(f"[{done[0]:>2}/{total}] {site_id} FAILED: {err}")
             return
         flag = "" if p["status"] == "optimal" else f" {p['status'].upper()}"
-        click.echo(f"[{done[0]:>2}/{total}] {site_id} {p['solver']['method']:<9} "
-                   f"gap {p['solver']['optimality_gap']:.3%} {p['solver']['seconds']:.2f} s"
-                   f"{flag}", err=True)
+        bar.note(f"[{done[0]:>2}/{total}] {site_id} {p['solver']['method']:<9} "
+                 f"gap {p['solver']['optimality_gap']:.3%} {p['solver']['seconds']:.2f} s"
+                 f"{flag}")
+
+    from vpp.progress import progress_bar
 
     specs = load_events(events) if events else None
     feeders = catalog.feeder_caps if use_feeders else ()
-    day = plan_vpp(catalog, start, options, feeders, specs, weather, jobs, on_plan=progress)
+    with progress_bar("planning", total, "plans") as bar:
+        day = plan_vpp(catalog, start, options, feeders, specs, weather, jobs,
+                       on_plan=progress)
     plans = day.plans
     if not plans:
         raise InfeasiblePlanError("no site could be planned", status="fleet")
@@ -239,14 +244,16 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
     if plot_fleet:
         from vpp.vpp_io import plot_fleet_stack
 
-        plot_fleet_stack(plans, plot_fleet)
+        groups = [(f.name, list(f.site_ids)) for f in catalog.feeders.feeders] \
+            if catalog.feeders else None
+        plot_fleet_stack(plans, plot_fleet, groups)
         click.echo(f"wrote {plot_fleet}", err=True)
     if plot_events:
         if not day.events:
             raise click.UsageError("--plot-events needs --events")
         from vpp.vpp_io import plot_event_delivery
 
-        plot_event_delivery(day.events, plot_events)
+        plot_event_delivery(day.events, plot_events, day.baselines, day.plans)
         click.echo(f"wrote {plot_events}", err=True)
     limited = [sid for sid, p in plans.items() if p["status"] != "optimal"]
     if limited:

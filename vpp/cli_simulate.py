@@ -99,19 +99,16 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
     wx = _period_weather(weather, opts) if weather else None
     workers = jobs or usable_cores()
 
-    def progress(done: int, total: int, elapsed: float) -> None:
-        eta = f"ETA {elapsed / done * (total - done):4.0f} s" if done else "ETA after the " \
-            "first site-month"
-        click.echo(f"\r{done}/{total} site-months, {elapsed:5.0f} s elapsed, {eta}",
-                   err=True, nl=False)
+    from vpp.progress import progress_bar
 
     t0 = time.perf_counter()
     measured = read_actuals(actuals, ids or [s.id for s in catalog.fleet.sites]) \
         if actuals else None
-    result = simulate(catalog, opts, ids, errors=err_model, weather=wx, out=out, jobs=workers,
-                      executor=executor, address=address, on_progress=progress,
-                      actuals=measured)
-    click.echo("", err=True)
+    with progress_bar("simulating", None, "site-months") as bar:
+        result = simulate(catalog, opts, ids, errors=err_model, weather=wx, out=out,
+                          jobs=workers, executor=executor, address=address,
+                          on_progress=lambda done, total, _s: bar.update(done, total),
+                          actuals=measured)
     for sid, msg in result.failures.items():
         click.echo(f"{sid}: FAILED: {msg}", err=True)
     table = None

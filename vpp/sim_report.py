@@ -7,10 +7,10 @@ is recomputed from the model.
 
 from __future__ import annotations
 
-import html
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,9 @@ def site_summary(result: SimulationResult, catalog: Catalog,
             "net_cost_yuan": tot["net_cost_yuan"],
             "net_cost_without_storage_yuan": tot["net_cost_without_storage_yuan"],
             "savings_yuan": tot["savings_yuan"],
+            "energy_savings_yuan": (tot["energy_cost_without_storage_yuan"]
+                                    - tot["export_revenue_without_storage_yuan"])
+            - (tot["energy_cost_yuan"] - tot["export_revenue_yuan"]),
             "demand_charge_yuan": tot["demand_charge_yuan"],
             "demand_charge_without_storage_yuan": tot["demand_charge_without_storage_yuan"],
             "degradation_cost_yuan": tot["degradation_cost_yuan"],
@@ -126,55 +129,100 @@ def _md_table(df: pd.DataFrame, floatfmt: str = "{:,.0f}") -> str:
     return "\n".join([head, sep, *body])
 
 
-def _charts(result: SimulationResult, summary: pd.DataFrame, folder: Path) -> list[str]:
-    import matplotlib
+def savings_parts(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each site's savings [yuan] split into its parts, which add up to ``savings_yuan``:
+    ``energy`` (energy cost less export revenue, without storage minus with), ``demand``
+    (demand charges, without minus with), ``subsidy`` (earned on discharge) and ``wear``
+    (minus the battery's degradation cost)."""
+    return pd.DataFrame({
+        "site_id": summary["site_id"],
+        "energy_yuan": summary["energy_savings_yuan"],
+        "demand_yuan": summary["demand_charge_without_storage_yuan"]
+        - summary["demand_charge_yuan"],
+        "subsidy_yuan": summary["subsidy_yuan"],
+        "wear_yuan": -summary["degradation_cost_yuan"],
+        "savings_yuan": summary["savings_yuan"]})
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def chart_name(name: str, lang: str) -> str:
+    """The file of chart ``name`` (``net_cost``) in ``lang``: English charts keep the plain
+    name (``net_cost.png``), others add the language (``net_cost.zh-CN.png``)."""
+    return f"{name}.png" if lang == "en" else f"{name}.{lang}.png"
+
+
+CHARTS = ("subsidy_by_month", "renewable_share", "net_cost")
+
+
+def _charts(result: SimulationResult, summary: pd.DataFrame, folder: Path,
+            lang: str = "en") -> list[str]:
+    """The report's charts labelled in ``lang`` (English when no CJK font is installed,
+    see :func:`vpp.plotting.chart_language`); the files written."""
+    from vpp.i18n import Translator
+    from vpp.plotting import chart_language, distinct_colours, pyplot
+
+    plt = pyplot()
+    tr = Translator(chart_language(lang))
     names: list[str] = []
 
     def save(fig, name: str) -> None:
         fig.tight_layout()
-        fig.savefig(folder / name, dpi=110)
+        fig.savefig(folder / chart_name(name, lang), dpi=110)
         plt.close(fig)
-        names.append(name)
+        names.append(chart_name(name, lang))
 
     m = result.months
     sub = m.pivot_table(index="month", columns="site_id", values="subsidy_yuan",
                         aggfunc="sum").fillna(0.0)
+    paid = sub.sum().sort_values(ascending=False)
+    paid = paid[paid > 0]
+    top = list(paid.index[:9])  # nine sites by name, the rest as one band
+    groups = {sid: sub[sid] for sid in top}
+    rest = [sid for sid in paid.index if sid not in top]
+    if rest:
+        groups[tr.t("report.other_sites", n=len(rest))] = sub[rest].sum(axis=1)
     fig, ax = plt.subplots(figsize=(11, 4.5))
     bottom = np.zeros(len(sub))
-    paid = [sid for sid in sub.columns if sub[sid].sum() > 0]
-    for sid in paid:
-        ax.bar(sub.index, sub[sid] / 1e3, bottom=bottom / 1e3, label=sid)
-        bottom += sub[sid].to_numpy()
-    ax.set_ylabel("subsidy [thousand yuan]")
-    ax.set_title("Storage discharge subsidy by month and site"
-                 + ("" if paid else ": none paid in this period"))
+    for (label, values), colour in zip(groups.items(), distinct_colours(len(groups)),
+                                       strict=True):
+        ax.bar(sub.index, values / 1e3, bottom=bottom / 1e3, label=label, color=colour)
+        bottom += values.to_numpy()
+    ax.set_ylabel(tr.t("report.chart_subsidy_axis"))
+    ax.set_title(tr.t("report.chart_subsidy") if len(paid) else tr.t("report.chart_no_subsidy"))
     ax.tick_params(axis="x", rotation=60)
-    if paid:
-        ax.legend(ncol=6, fontsize=6)
-    save(fig, "subsidy_by_month.png")
+    if len(paid):
+        ax.legend(ncol=5, fontsize=7)
+    save(fig, "subsidy_by_month")
 
     fig, ax = plt.subplots(figsize=(11, 4.5))
     x = np.arange(len(summary))
     ax.bar(x, summary["renewable_share_frac"] * 100, color="tab:green")
-    ax.axhline(30, color="k", ls="--", lw=1, label="action-plan target 30 %")
+    ax.axhline(30, color="k", ls="--", lw=1, label=tr.t("report.chart_target_30"))
     ax.set_xticks(x, summary["site_id"], rotation=70, fontsize=7)
-    ax.set_ylabel("renewable share [%]")
-    ax.set_title("On-site PV share of consumption per site")
+    ax.set_ylabel(tr.t("report.chart_share_axis"))
+    ax.set_title(tr.t("report.chart_share"))
     ax.legend()
-    save(fig, "renewable_share.png")
+    save(fig, "renewable_share")
 
-    fig, ax = plt.subplots(figsize=(11, 4.5))
-    ax.bar(x - 0.2, summary["net_cost_without_storage_yuan"] / 1e6, 0.4, label="without storage")
-    ax.bar(x + 0.2, summary["net_cost_yuan"] / 1e6, 0.4, label="with storage and subsidy")
+    parts = savings_parts(summary)
+    fig, ax = plt.subplots(figsize=(11, 5))
+    pos = np.zeros(len(parts))
+    neg = np.zeros(len(parts))
+    colours = {"energy_yuan": "#3a7bd5", "demand_yuan": "#e67e22", "subsidy_yuan": "#27ae60",
+               "wear_yuan": "#95a5a6"}
+    for col, colour in colours.items():
+        v = parts[col].to_numpy() / 1e3
+        base = np.where(v >= 0, pos, neg)
+        ax.bar(x, v, 0.7, bottom=base, color=colour, label=tr.t(f"report.part_{col}"))
+        pos += np.clip(v, 0, None)
+        neg += np.clip(v, None, 0)
+    ax.plot(x, parts["savings_yuan"] / 1e3, "kD", ms=5, label=tr.t("report.part_total"))
+    ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(x, summary["site_id"], rotation=70, fontsize=7)
-    ax.set_ylabel("net electricity cost [million yuan]")
-    ax.set_title("Net cost over the simulated period")
-    ax.legend()
-    save(fig, "net_cost.png")
+    ax.set_ylabel(tr.t("report.chart_savings_axis"))
+    total = float(parts["savings_yuan"].sum())
+    ax.set_title(tr.t("report.chart_savings", total=tr.num(total / 1e3)))
+    ax.legend(ncol=5, fontsize=8)
+    save(fig, "net_cost")
     return names
 
 
@@ -190,7 +238,8 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
     result.months.to_csv(out / "months.csv", index=False)
     result.days.to_csv(out / "days.csv", index=False)
     summary.to_csv(out / "sites.csv", index=False)
-    charts = _charts(result, summary, out) if len(summary) else []
+    charts = {lang: _charts(result, summary, out, lang) if len(summary) else []
+              for lang in REPORT_LANGS}
     o = result.options
     fleet = fleet_row(summary)
     ind_rows = []
@@ -270,54 +319,96 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
     if sensitivity is not None:
         sensitivity.to_csv(out / "sensitivity.csv", index=False)
         lines += ["", "## Sensitivity (fleet)", "", _md_table(sensitivity, "{:,.2f}")]
-    lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
+    lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts["en"]]
     lines += ["", "Files: months.csv (site x month), days.csv (every daily plan), sites.csv "
               "(this summary)."]
     md = "\n".join(lines) + "\n"
     (out / "report.md").write_text(md, encoding="utf-8")
-    (out / "report.html").write_text(_html(md), encoding="utf-8")
-    return {"report.md": out / "report.md", "report.html": out / "report.html",
-            "months.csv": out / "months.csv", "sites.csv": out / "sites.csv",
-            **{c: out / c for c in charts}}
+    ctx = report_context(result, summary, indicators, finance, sensitivity)
+    files = {"report.md": out / "report.md"}
+    for lang in REPORT_LANGS:
+        name = "report.html" if lang == "en" else f"report.{lang}.html"
+        (out / name).write_text(render_html(ctx, lang, charts[lang]), encoding="utf-8")
+        files[name] = out / name
+    return {**files, "months.csv": out / "months.csv", "sites.csv": out / "sites.csv",
+            **{c: out / c for cs in charts.values() for c in cs}}
 
 
-def _html(md: str) -> str:
-    """A small Markdown subset (headings, bullets, tables, images, bold) as HTML."""
-    body: list[str] = []
-    table: list[str] = []
+#: The languages of the HTML report: ``report.html`` (English), ``report.zh-CN.html``.
+REPORT_LANGS = ("en", "zh-CN")
 
-    def inline(text: str) -> str:
-        t = html.escape(text)
-        parts = t.split("**")
-        return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
 
-    def flush() -> None:
-        if table:
-            rows = [r.strip("|").split("|") for r in table if not r.startswith("|---")]
-            head = "".join(f"<th>{inline(c.strip())}</th>" for c in rows[0])
-            trs = "".join("<tr>" + "".join(f"<td>{inline(c.strip())}</td>" for c in r)
-                          + "</tr>" for r in rows[1:])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
-            table.clear()
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    return v
 
-    for line in md.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
-        elif line.startswith("- "):
-            body.append(f"<li>{inline(line[2:])}</li>")
-        elif line.startswith("!["):
-            src = line[line.index("(") + 1:-1]
-            body.append(f'<img src="{html.escape(src)}" alt="{html.escape(src)}">')
-        elif line.strip():
-            body.append(f"<p>{inline(line)}</p>")
-    flush()
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;"
-             "padding:2px 6px;text-align:right}img{max-width:100%}")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Pilot evaluation"
-            f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+def report_context(result: SimulationResult, summary: pd.DataFrame,
+                   indicators: list[Indicator], finance: FinanceInputs | None,
+                   sensitivity: pd.DataFrame | None) -> dict[str, Any]:
+    """The report's numbers, in no language: what the HTML templates render."""
+    o = result.options
+    parts = savings_parts(summary) if len(summary) else pd.DataFrame(
+        columns=["site_id", "energy_yuan", "demand_yuan", "subsidy_yuan", "wear_yuan",
+                 "savings_yuan"])
+    gaps = result.days["gap"] if len(result.days) else pd.Series(dtype=float)
+    pf = result.months["perfect_net_cost_yuan"]
+    ind_rows = []
+    for _, r in summary.iterrows():
+        ind_rows.append({"site": r["site_id"], "cells": [
+            {"value": float(r[i.key]), "met": i.met(float(r[i.key])),
+             "frac": i.key.endswith("_frac")} for i in indicators]})
+    rows = summary.merge(parts.drop(columns=["subsidy_yuan", "savings_yuan"]), on="site_id")
+    ctx: dict[str, Any] = {
+        "start": o.start, "days": o.days, "months": o.months,
+        "tariff_policy": o.tariff_policy, "rate": o.subsidy_rate_yuan_per_kwh,
+        "subsidy_aware": o.subsidy_aware, "foresight": o.foresight, "seed": o.seed,
+        "emission_factor": o.emission_factor_t_per_mwh, "n_sites": len(summary),
+        "failures": list(result.failures), "fleet": fleet_row(summary),
+        "parts_total": {c: float(parts[c].sum()) for c in parts.columns if c != "site_id"},
+        "perfect": None if pf.isna().all() else float(pf.sum()),
+        "gaps": {"n": len(gaps), "median": float(gaps.median()),
+                 "p99": float(gaps.quantile(0.99)), "max": float(gaps.max())}
+        if len(gaps) else None,
+        "indicators": [{"key": i.key, "target": i.target, "direction": i.direction,
+                        "source": i.source, "illustrative": i.illustrative,
+                        "frac": i.key.endswith("_frac"),
+                        "met": int(sum(i.met(float(v)) for v in summary[i.key]))}
+                       for i in indicators],
+        "indicator_rows": ind_rows,
+        "site_rows": [{k: _plain(v) for k, v in r.items()} for r in rows.to_dict("records")],
+        "finance": None, "sensitivity": None,
+    }
+    if finance is not None and "npv_with_subsidy_yuan" in summary:
+        n_months = int(result.months.groupby("site_id").size().min())
+        fin = summary.dropna(subset=["capex_yuan"])
+        ctx["finance"] = {
+            "warning": bool(annualisation_warning(n_months)), "months": n_months,
+            "capex": finance.capex_yuan_per_wh, "life": finance.life_years,
+            "rate": finance.discount_rate, "om": finance.om_frac_per_year,
+            "source": finance.source,
+            "rows": [{k: _plain(v) for k, v in r.items()} for r in fin.to_dict("records")]}
+    if sensitivity is not None:
+        ctx["sensitivity"] = [{k: _plain(v) for k, v in r.items()}
+                              for r in sensitivity.to_dict("records")]
+    return ctx
+
+
+def render_html(ctx: dict[str, Any], lang: str, charts: list[str]) -> str:
+    """The report as one HTML document in ``lang`` (template ``vpp/templates/report.html.
+    j2``), with its ``charts``."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from vpp.i18n import Translator
+    from vpp.plotting import cjk_font
+
+    env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
+                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    tr = Translator(lang)
+    note = tr.t("report.no_cjk_font") if lang == "zh-CN" and cjk_font() is None else ""
+    return env.get_template("report.html.j2").render(c=ctx, tr=tr, charts=charts,
+                                                     chart_note=note)

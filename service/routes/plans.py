@@ -8,14 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from models.errors import InvalidInputError
+from service.auth import Principal
 from service.compute import plan_for_request, plan_png
 from service.deps import CatalogDep, CurrentKey, SessionDep
 from service.operations import initial_state
 from service.routing import CheckedRoute
 from service.schemas import IsoDate, PlanRequest, PlanSummary
 from service.store import Forbidden, NotFound, add_plan, list_plans, readable_plan
+from vpp.catalog import Catalog
 from vpp.plan_io import plan_csv
 from vpp.sites import SITE_ID_PATTERN
 from vpp.timebase import horizon
@@ -31,6 +34,17 @@ async def create_plan(req: PlanRequest, request: Request, db: SessionDep, cat: C
     """Solve, store and return a day-ahead plan (park keys: own sites only). Without
     ``month_peak_kw`` or ``soc_initial_frac`` the plan starts from the site's stored
     measurements where they say it (``initial_state`` in the plan records the source)."""
+    body = await solve_and_store(req, request, db, cat, who)
+    plan_id = json.loads(body)["id"]
+    return Response(body, status_code=201, media_type="application/json",
+                    headers={"Location": f"/v1/plans/{plan_id}"})
+
+
+async def solve_and_store(req: PlanRequest, request: Request, db: Session, cat: Catalog,
+                          who: Principal) -> str:
+    """The plan ``req`` asks for, from the site's measured state where the request leaves
+    it open, solved on the process's solver thread and stored: its JSON text (the API and
+    the dashboard both plan through here)."""
     if not who.can_plan(req.site_id):
         raise Forbidden(f"this key may not plan site {req.site_id}")
     try:
@@ -46,10 +60,7 @@ async def create_plan(req: PlanRequest, request: Request, db: SessionDep, cat: C
         db.commit()
         return rec.body
 
-    body = await run_in_threadpool(save)
-    plan_id = json.loads(body)["id"]
-    return Response(body, status_code=201, media_type="application/json",
-                    headers={"Location": f"/v1/plans/{plan_id}"})
+    return await run_in_threadpool(save)
 
 
 @router.get("", response_model=list[PlanSummary])

@@ -7,13 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
+from service.auth import Principal
 from service.compute import check_simulation_request
-from service.db import JobFile
+from service.config import Settings
+from service.db import JobFile, JobRecord
 from service.deps import CatalogDep, CurrentKey, RunnerDep, SessionDep, SettingsDep
+from service.jobs import JobRunner
 from service.routing import CheckedRoute
 from service.schemas import JobStatus, SimulationRequest
 from service.store import Forbidden, NotFound, job_status, readable_job
 from service.tasks import SIMULATION_FILES
+from vpp.catalog import Catalog
 
 router = APIRouter(prefix="/simulations", tags=["simulations"], route_class=CheckedRoute)
 JobId = Annotated[str, Path(max_length=64)]
@@ -25,10 +29,17 @@ def create_simulation(req: SimulationRequest, cat: CatalogDep, who: CurrentKey,
     """Simulate months of operation as a job: progress at ``/v1/simulations/{id}``, and
     when done the report and tables at ``/v1/simulations/{id}/{file}``. Evaluator and
     admin keys. 503 when the job queue is full."""
+    return job_status(submit_simulation(req, cat, who, runner, settings))
+
+
+def submit_simulation(req: SimulationRequest, cat: Catalog, who: Principal,
+                      runner: JobRunner, settings: Settings) -> JobRecord:
+    """Check ``req`` and queue it as a job (the API and the dashboard both start
+    simulations through here)."""
     if who.role not in ("evaluator", "admin"):
         raise Forbidden("simulations are for evaluator or admin keys")
     check_simulation_request(cat, req, settings.max_simulation_site_months)
-    return job_status(runner.submit("simulation", req.model_dump(mode="json"), who.key_id))
+    return runner.submit("simulation", req.model_dump(mode="json"), who.key_id)
 
 
 @router.get("/{job_id}", response_model=JobStatus)
