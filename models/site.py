@@ -128,11 +128,12 @@ COST_KEYS = ("energy_cost_yuan", "export_revenue_yuan", "demand_charge_yuan",
 
 def costs(p: DispatchProblem, f: Flows) -> dict[str, float]:
     """The plan's money by part [yuan] (and its discharge [kWh]); ``objective_yuan`` is
-    what the model minimises for it: energy - export + demand + wear - subsidy."""
+    what the model minimises for it: energy - export + demand + wear - subsidy (- the hold
+    credit of a storage hold value, not money)."""
     out = dict.fromkeys(COST_KEYS, 0.0)
     for c in parts(p):
         out.update(c.costs(p, f))
     out["objective_yuan"] = (out["energy_cost_yuan"] - out["export_revenue_yuan"]
                              + out["demand_charge_yuan"] + out["degradation_cost_yuan"]
-                             - out["subsidy_yuan"])
+                             - out["subsidy_yuan"] - out.pop("hold_credit_yuan", 0.0))
     return out

@@ -61,6 +61,12 @@ class StorageSpec:
     export_allowed : bool
         The battery may discharge while the site exports (feed the grid); False: export is
         PV beyond the load only (:mod:`models.components.storage_export`).
+    hold_value_yuan_per_kwh_h : float
+        A small value of energy held in the battery, per kWh and hour [yuan/(kWh*h)]: among
+        plans of (almost) equal money the battery keeps its energy longer, so a load that
+        comes in above its forecast finds it there. The closed loop's re-plans use it
+        (:mod:`vpp.control`); 0 (plans of money alone) elsewhere. It moves a plan's
+        objective by at most ``value * soc_max * hours`` [yuan].
     """
 
     power_kw: float
@@ -78,6 +84,7 @@ class StorageSpec:
     direction_initial: int | None = None
     direction_held_h: float | None = None
     export_allowed: bool = True
+    hold_value_yuan_per_kwh_h: float = 0.0
 
     @property
     def terminal_min_kwh(self) -> float:

@@ -458,3 +458,21 @@ def test_peak_reserve_lets_the_battery_answer_the_margin():
     plain = solve(problem([100, 200], [1.0, 1.0], storage=s,
                           grid=dataclasses.replace(grid, peak_margin_kw=0.0)))
     assert plain.objective_yuan == pytest.approx(230.0 + 1150.0, abs=1e-6)
+
+
+def test_a_hold_value_keeps_energy_until_the_last_dear_hour():
+    """Load 100 kW, price 1.0 in all four hours, 50 kW / 100 kWh battery at 45 kWh, 90 %
+    each way, ending at >= 0: the money is the same whenever it discharges (45 x 0.9 =
+    40.5 kWh saved: 400 - 40.5 = 359.5 yuan). With a hold value of 0.01 yuan/(kWh*h) it
+    keeps the energy to the last hour: SOC 45, 45, 45, 0 -> objective
+    359.5 - 0.01 x (45 + 45 + 45) = 358.15 yuan (discharging earlier holds less)."""
+    p = problem([100.0] * 4, [1.0] * 4, storage=battery(
+        soc_initial_kwh=45.0, soc_terminal_min_kwh=0.0, hold_value_yuan_per_kwh_h=0.01))
+    r = solve(p)
+    assert r.objective_yuan == pytest.approx(358.15, abs=1e-6)
+    assert r.discharge_kw.tolist() == pytest.approx([0.0, 0.0, 0.0, 40.5])
+    assert float(np.sum(r.grid_import_kw)) == pytest.approx(359.5)
+    bad = dataclasses.replace(p, storage=dataclasses.replace(p.storage,
+                                                             hold_value_yuan_per_kwh_h=-1.0))
+    with pytest.raises(ValueError, match=r"hold_value_yuan_per_kwh_h=-1.0: allowed range"):
+        solve_dispatch(bad, EXACT)

@@ -124,7 +124,8 @@ def edge_cases():
     net = replace(two_days, subsidy_rule="net_of_grid_charging")
     budget = replace(cases[1], subsidy_budget_kwh=40.0)
     no_export = replace(cases[1], storage=replace(cases[1].storage, export_allowed=False))
-    return [*cases, two_days, capped, hold, carried, months, net, budget, no_export]
+    held = replace(cases[1], storage=replace(cases[1].storage, hold_value_yuan_per_kwh_h=1e-3))
+    return [*cases, two_days, capped, hold, carried, months, net, budget, no_export, held]
 
 
 def test_edge_cases():

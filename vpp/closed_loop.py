@@ -18,12 +18,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models import SolveOptions, StorageSpec
-from vpp.control import ErrorStats, History, SiteController, measured_errors, replan_step
-from vpp.problem import site_problem, storage_in_service
+from models import StorageSpec
+from vpp.control import (
+    ErrorStats,
+    History,
+    SiteController,
+    measured_errors,
+    replan_step,
+    site_controller,
+)
+from vpp.options import SimulationOptions
+from vpp.problem import storage_in_service
 from vpp.realtime import BatteryState, RealisedDay, realise_interval
 from vpp.sites import Site
-from vpp.timebase import DT_H, PER_DAY
+from vpp.timebase import DT_H, INTERVAL_MINUTES, PER_DAY
 
 #: Clear-sky PV below this share of its maximum is night or twilight: no PV error measured.
 DAYLIGHT_SHARE = 0.05
@@ -58,19 +66,24 @@ class ClosedLoop:
         The site's clear-sky PV power at each position [kW].
     tariffs : callable
         ``tariffs(position)`` the tariff version in force there (for the template).
+    stats : ErrorStats
+    opts : SimulationOptions
+        The horizon, cadence, deviation threshold, peak margin, hold value, subsidy
+        awareness and solver choices.
     """
 
     def __init__(self, site: Site, series: object, rates: np.ndarray, month_key: np.ndarray,
-                 clear_kw: np.ndarray, tariffs: object, stats: ErrorStats, *,
-                 horizon: int, cadence: int, deviation_frac: float, peak_z: float,
-                 subsidy_aware: bool, solve: SolveOptions) -> None:
+                 clear_kw: np.ndarray, tariffs: object, stats: ErrorStats,
+                 opts: SimulationOptions) -> None:
         self.site, self.ser = site, series
         self.rates, self.month_key, self.clear = rates, month_key, clear_kw
         self.tariffs = tariffs
         self.stats = stats
-        self.horizon, self.cadence = horizon, cadence
-        self.threshold_kw = deviation_frac * site.load.peak_kw
-        self.peak_z, self.aware, self.solve = peak_z, subsidy_aware, solve
+        self.choices = opts
+        self.horizon = int(opts.horizon_hours * 60 // INTERVAL_MINUTES)
+        self.cadence = opts.replan_minutes // INTERVAL_MINUTES
+        self.threshold_kw = opts.replan_deviation_frac * site.load.peak_kw
+        self.aware, self.solve = opts.subsidy_aware, opts.solve_options()
         self.history = History(series.load_actual_kw, series.pv_actual_kw)
         self.controllers: dict[bool, SiteController] = {}
         daylight = clear_kw > DAYLIGHT_SHARE * max(float(clear_kw.max(initial=0.0)), 1e-9)
@@ -80,15 +93,9 @@ class ClosedLoop:
         """The controller for horizons from ``pos``, with or without the battery (a new one
         when the battery comes into service)."""
         if battery not in self.controllers:
-            index = self.ser.index[pos:pos + self.horizon]
-            zeros = np.zeros(self.horizon)
-            template = site_problem(
-                self.site, index, load_kw=zeros, pv_kw=zeros, import_price=zeros,
-                export_price=zeros, subsidy_rate=zeros, tariff=self.tariffs(pos),
-                labels=False, shiftable=False)
-            nominal = template.storage.soc_initial_kwh if template.storage else 0.0
-            self.controllers[battery] = SiteController(template, self.stats, self.peak_z,
-                                                       nominal, self.solve)
+            self.controllers[battery] = site_controller(
+                self.site, self.ser.index[pos:pos + self.horizon], self.tariffs(pos),
+                self.stats, self.choices, self.solve)
         return self.controllers[battery]
 
     def operate_day(self, start: int, storage: StorageSpec | None, state: BatteryState | None,

@@ -28,9 +28,15 @@ month-to-date peak), and plans the next ``horizon`` intervals (24 h by default, 
 3. **Re-plan** the storage over the horizon from the measured state (SOC, side and time
    held, cycles used today, month-to-date peak), each billing month billed on its own peak,
    the battery ending the horizon no lower than it is now (or the site's nominal level if
-   lower): a 24-hour periodic end state. Flexible loads run as the day-ahead plan scheduled
-   them. Each re-plan is certified within its gap on a persistent HiGHS model
-   (:class:`models.PersistentDispatch`, rebuilt only when the horizon's structure changes).
+   lower): a 24-hour periodic end state. Among plans of (almost) the same money the battery
+   keeps its energy longer (a small hold value per kWh and hour,
+   :attr:`models.StorageSpec.hold_value_yuan_per_kwh_h`): the LP is indifferent to when it
+   discharges within a price period, and energy discharged early is gone when the load
+   comes in above its forecast late in the period (measured: July 2025, CZ-MG-01, savings
+   164 -> 168 thousand yuan against 186 with perfect foresight). Flexible loads run as the
+   day-ahead plan scheduled them. Each re-plan is certified within its gap on a persistent
+   HiGHS model (:class:`models.PersistentDispatch`, rebuilt only when the horizon's
+   structure changes).
 
 The set-point of the current interval then meets the actual load through the real-time rule
 (:mod:`vpp.realtime`), which defends the planned peak (with its margin) until the next re-plan.
@@ -43,6 +49,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from models import (
     DispatchProblem,
@@ -52,7 +59,11 @@ from models import (
     SolveOptions,
     structure_key,
 )
+from vpp.options import ControlChoices
+from vpp.problem import site_problem
 from vpp.realtime import BatteryState
+from vpp.sites import Site
+from vpp.tariffs import Tariff
 from vpp.timebase import DT_H
 
 
@@ -160,6 +171,23 @@ def nowcast(stats: ErrorStats, lead_of: np.ndarray, today: np.ndarray, load_fc: 
              + np.where(today, var_bp, stats.pv_daily_sigma ** 2))
     pv = np.clip(pv_fc + err_p * clear, 0.0, None)
     return Nowcast(load, pv, load * np.sqrt(var), clear * np.sqrt(var_p))
+
+
+def site_controller(site: Site, index: pd.DatetimeIndex, tariff: Tariff, stats: ErrorStats,
+                    choices: ControlChoices, solve: SolveOptions) -> SiteController:
+    """The controller of ``site`` for horizons of ``len(index)`` intervals, its template
+    built on ``index`` with ``tariff`` (:func:`vpp.problem.site_problem`, no shiftable loads)
+    and the battery's hold value of ``choices``."""
+    zeros = np.zeros(len(index))
+    template = site_problem(site, index, load_kw=zeros, pv_kw=zeros, import_price=zeros,
+                            export_price=zeros, subsidy_rate=zeros, tariff=tariff,
+                            labels=False, shiftable=False)
+    nominal = 0.0
+    if template.storage is not None:
+        nominal = template.storage.soc_initial_kwh
+        template = dataclasses.replace(template, storage=dataclasses.replace(
+            template.storage, hold_value_yuan_per_kwh_h=choices.hold_value_yuan_per_kwh_h))
+    return SiteController(template, stats, choices.peak_z, nominal, solve)
 
 
 @dataclass

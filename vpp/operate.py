@@ -35,10 +35,10 @@ import numpy as np
 
 from vpp.catalog import Catalog
 from vpp.closed_loop import DAYLIGHT_SHARE
-from vpp.control import ErrorStats, SiteController, measured_errors, replan_step
+from vpp.control import ErrorStats, SiteController, measured_errors, replan_step, site_controller
 from vpp.measurements import to_intervals, zero_fields_of
 from vpp.options import OperateOptions
-from vpp.problem import demand_rate, shiftable_loads, site_problem, storage_in_service
+from vpp.problem import demand_rate, shiftable_loads, storage_in_service
 from vpp.sites import Site
 from vpp.state import battery_state, interval_floor, month_start, site_state
 from vpp.subsidy import subsidy_rate_series
@@ -162,13 +162,8 @@ class Operator:
         key = (site_id, battery, h, site.model_dump_json())  # a re-registered site: anew
         ctl = self.controllers.get(key)
         if ctl is None:
-            zeros = np.zeros(h)
-            template = site_problem(site, fc.index[sl], load_kw=zeros, pv_kw=zeros,
-                                    import_price=zeros, export_price=zeros, subsidy_rate=zeros,
-                                    tariff=fc.tariffs[0], labels=False, shiftable=False)
-            nominal = template.storage.soc_initial_kwh if template.storage else 0.0
-            ctl = SiteController(template, self.stats, opts.peak_z, nominal,
-                                 opts.solve_options())
+            ctl = site_controller(site, fc.index[sl], fc.tariffs[0], self.stats, opts,
+                                  opts.solve_options())
             self.controllers[key] = ctl
         iv = to_intervals(measurements, min(month_start(local), day0), decision,
                           zero_fields_of(site))

@@ -88,7 +88,21 @@ class PlanOptions(SolverChoices):
         return super().solve_options(method or self.method)
 
 
-class SimulationOptions(SolverChoices):
+class ControlChoices(Options):
+    """How the closed loop re-plans (:mod:`vpp.control`): in the simulation (``--control
+    mpc``) and in live operation alike."""
+
+    horizon_hours: float = Field(24.0, ge=24, le=48, description=(
+        "Horizon of every closed-loop re-plan [h]"))
+    peak_z: float = Field(1.0, ge=0, le=4, description=(
+        "Forecast-error standard deviations the closed loop's peak margin provisions for [-]"))
+    hold_value_yuan_per_kwh_h: float = Field(4e-5, ge=0, le=0.01, description=(
+        "Value of energy held in the battery in closed-loop re-plans [yuan/(kWh*h)]: a "
+        "tie-break that keeps energy for a load above its forecast; 0: money alone"),
+        json_schema_extra={"cli": "--hold-value"})
+
+
+class SimulationOptions(SolverChoices, ControlChoices):
     """A simulation run's choices (CLI ``vpp simulate``, API ``POST /v1/simulations``)."""
 
     start: SupportedDate = Field(description="First simulated day (local)")
@@ -110,10 +124,6 @@ class SimulationOptions(SolverChoices):
         "day-ahead: one plan a day, followed with the real-time rule"))
     replan_minutes: int = Field(60, ge=15, le=60, multiple_of=15, description=(
         "Re-plan cadence of mpc control [min]"))
-    horizon_hours: float = Field(24.0, ge=24, le=48, description=(
-        "Horizon of every mpc re-plan [h]"))
-    peak_z: float = Field(1.0, ge=0, le=4, description=(
-        "Forecast-error standard deviations the mpc peak margin provisions for [-]"))
     replan_deviation_frac: float = Field(0.05, gt=0, le=1, description=(
         "Re-plan early when the measured net load strays from the plan by more than this "
         "share of the site's peak load [-]"))
@@ -136,17 +146,13 @@ class SimulationOptions(SolverChoices):
         return self.model_dump(mode="json")
 
 
-class OperateOptions(SolverChoices):
+class OperateOptions(SolverChoices, ControlChoices):
     """Live operation's choices (CLI ``vpp operate``, the service's scheduler): one control
     step re-plans from the stored measurements (:mod:`vpp.operate`)."""
 
-    horizon_hours: float = Field(24.0, ge=24, le=48, description=(
-        "Horizon of every re-plan [h]"))
     cadence_minutes: int = Field(15, ge=15, le=60, multiple_of=15, description=(
         "Time between control steps with --loop and in the service [min]"),
         json_schema_extra={"cli": "--cadence"})
-    peak_z: float = Field(1.0, ge=0, le=4, description=(
-        "Forecast-error standard deviations the peak margin provisions for [-]"))
     subsidy_aware: bool = Field(True, description=(
         "Re-plans count the subsidy (it is paid on metered discharge either way)"),
         json_schema_extra={"cli": "--subsidy-blind", "invert": True})

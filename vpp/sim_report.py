@@ -144,6 +144,28 @@ def savings_parts(summary: pd.DataFrame) -> pd.DataFrame:
         "savings_yuan": summary["savings_yuan"]})
 
 
+def month_table(months: pd.DataFrame) -> pd.DataFrame:
+    """Per site and month: savings [yuan], the demand charge with and without storage
+    [yuan] and its cut [-], and - with ``compare_perfect`` - the savings of the per-day
+    perfect-foresight comparator [yuan]."""
+    if months.empty:
+        return pd.DataFrame()
+    m = months
+    out = pd.DataFrame({
+        "site_id": m["site_id"], "month": m["month"],
+        "savings_yuan": m["net_cost_without_storage_yuan"] - m["net_cost_yuan"],
+        "demand_charge_yuan": m["demand_charge_yuan"],
+        "demand_charge_without_storage_yuan": m["demand_charge_without_storage_yuan"],
+    })
+    base = m["demand_charge_without_storage_yuan"].where(
+        m["demand_charge_without_storage_yuan"] > 0)
+    out["demand_cut"] = (1.0 - m["demand_charge_yuan"] / base).fillna(0.0)
+    if m["perfect_net_cost_yuan"].notna().any():
+        out["perfect_savings_yuan"] = (m["net_cost_without_storage_yuan"]
+                                       - m["perfect_net_cost_yuan"])
+    return out.reset_index(drop=True)
+
+
 def chart_name(name: str, lang: str) -> str:
     """The file of chart ``name`` (``net_cost``) in ``lang``: English charts keep the plain
     name (``net_cost.png``), others add the language (``net_cost.zh-CN.png``)."""
@@ -265,9 +287,12 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         + (f" ({len(result.failures)} failed: {', '.join(result.failures)})"
            if result.failures else "") + ".",
         "",
-        "Each day is planned on forecasts and realised with the actual PV and load (see "
-        "docs/simulation.md); costs are what the site would pay, demand charges billed on "
-        "each month's realised peak.",
+        ("The closed loop re-plans each day from the measured state (hourly and on "
+         "deviations, nowcasts, a peak margin) and the battery meets the actual PV and load "
+         "interval by interval" if o.control == "mpc" else
+         "Each day is planned on forecasts and realised with the actual PV and load")
+        + " (see docs/simulation.md); costs are what the site would pay, demand charges "
+        "billed on each month's realised peak.",
         "",
         "## Fleet",
         "",
@@ -299,6 +324,11 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
     cols = ["site_id", "storage_kw", "subsidy_yuan", "discharge_kwh", "savings_yuan",
             "equivalent_full_cycles", "co2_avoided_t"]
     lines.append(_md_table(summary[cols]))
+    month_rows = month_table(result.months)
+    if len(month_rows):
+        shown = month_rows.copy()
+        shown["demand_cut"] = [f"{v:.1%}" for v in shown["demand_cut"]]
+        lines += ["", "## Month by month", "", _md_table(shown)]
     if finance is not None and "npv_with_subsidy_yuan" in summary:
         n_months = int(result.months.groupby("site_id").size().min())
         warning = annualisation_warning(n_months)
@@ -366,6 +396,9 @@ def report_context(result: SimulationResult, summary: pd.DataFrame,
         "start": o.start, "days": o.days, "months": o.months,
         "tariff_policy": o.tariff_policy, "rate": o.subsidy_rate_yuan_per_kwh,
         "subsidy_aware": o.subsidy_aware, "foresight": o.foresight, "seed": o.seed,
+        "control": o.control,
+        "month_rows": [{k: _plain(v) for k, v in r.items()}
+                       for r in month_table(result.months).to_dict("records")],
         "emission_factor": o.emission_factor_t_per_mwh, "n_sites": len(summary),
         "failures": list(result.failures), "fleet": fleet_row(summary),
         "parts_total": {c: float(parts[c].sum()) for c in parts.columns if c != "site_id"},

@@ -571,10 +571,7 @@ def _closed_loop(catalog: Catalog, site: Site, ser: SiteSeries, opts: Simulation
              ErrorStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
     return ClosedLoop(
         site, ser, rates, month_key, clear, lambda pos: by_day[pos // PER_DAY],
-        stats, horizon=int(opts.horizon_hours * 60 // INTERVAL_MINUTES),
-        cadence=opts.replan_minutes // INTERVAL_MINUTES,
-        deviation_frac=opts.replan_deviation_frac, peak_z=opts.peak_z,
-        subsidy_aware=opts.subsidy_aware, solve=opts.solve_options())
+        stats, opts)
 
 
 def _perfect_day(solver: PersistentDispatch, p: DispatchProblem, realised_cost: float,

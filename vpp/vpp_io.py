@@ -87,7 +87,7 @@ def plot_fleet_stack(plans: dict[str, dict[str, Any]], path: str,
     ax.stackplot(t, imports, labels=list(groups), colors=distinct_colours(len(groups)),
                  step="post", alpha=0.85)
     ax.step(t, pv, where="post", color="#e0a000", lw=2, label="PV used (fleet)")
-    ax.step(t, storage, where="post", color="k", lw=1.5, label="storage discharge − charge")
+    ax.step(t, storage, where="post", color="k", lw=1.5, label="storage discharge minus charge")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("MW")
     ax.set_title(f"Fleet grid import by {'feeder' if feeders else 'site'}, {len(plans)} sites, "

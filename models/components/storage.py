@@ -16,7 +16,8 @@ with ``used[0]`` the energy discharged on the first day before the horizon start
 made during the day) and 0 for later days. A ``daily_cycles`` row carries every discharge
 column, with coefficient 0 outside its day (so the matrix pattern does not move with the day
 boundary). ``z`` is binary in the MILP (1: charging). State of charge is a step-to-step recursion (a
-running sum is much slower to solve). Wear costs ``dt * degradation * dis[t]`` [yuan].
+running sum is much slower to solve). Wear costs ``dt * degradation * dis[t]`` [yuan]; a hold
+value ``v`` [yuan/(kWh*h)] credits ``-dt * v * soc[t]`` (a tie-break towards keeping energy).
 Discharge supplies the bus (+1 in the balance), charge draws from it (-1).
 Columns ``ch[t] dis[t] soc[t] z[t]``.
 """
@@ -104,6 +105,9 @@ class Storage(Component):
         if not (np.isfinite(s.degradation_yuan_per_kwh) and s.degradation_yuan_per_kwh >= 0):
             out.append(f"storage.degradation_yuan_per_kwh={s.degradation_yuan_per_kwh}: "
                        "allowed range [0, inf) yuan/kWh")
+        if not (np.isfinite(s.hold_value_yuan_per_kwh_h) and s.hold_value_yuan_per_kwh_h >= 0):
+            out.append(f"storage.hold_value_yuan_per_kwh_h={s.hold_value_yuan_per_kwh_h}: "
+                       "allowed range [0, inf) yuan/(kWh*h)")
         if s.max_cycles_per_day is not None and not s.max_cycles_per_day >= 0:
             out.append(f"storage.max_cycles_per_day={s.max_cycles_per_day}: allowed range "
                        "[0, inf)")
@@ -138,7 +142,7 @@ class Storage(Component):
         s, n, dt = ctx.p.storage, ctx.n, ctx.p.dt_h
         ch = w.columns("ch", n, 0.0, ctx.hi["ch"])
         dis = w.columns("dis", n, 0.0, ctx.hi["dis"], dt * s.degradation_yuan_per_kwh)
-        w.columns("soc", n, s.soc_min_kwh, s.soc_max_kwh)
+        w.columns("soc", n, s.soc_min_kwh, s.soc_max_kwh, -dt * s.hold_value_yuan_per_kwh_h)
         w.columns("z", n, 0.0, 1.0)
         ctx.balance += [(ctx.t, dis, 1.0), (ctx.t, ch, -1.0)]
 
@@ -192,6 +196,9 @@ class Storage(Component):
             m.daily_cycles = pyo.Constraint(
                 days.tolist(), rule=lambda m, d: sum(m.dis[t] for t in members[d]) * dt <= cap[d])
         ctx.pyomo_cost.append(sum(dt * s.degradation_yuan_per_kwh * m.dis[t] for t in range(n)))
+        if s.hold_value_yuan_per_kwh_h:
+            ctx.pyomo_cost.append(-sum(dt * s.hold_value_yuan_per_kwh_h * m.soc[t]
+                                       for t in range(n)))
 
     # ------------------------------------------------------------------ integer decisions
     def integer_columns(self, p: DispatchProblem, cols: SiteCols) -> np.ndarray:
@@ -259,8 +266,10 @@ class Storage(Component):
 
     def costs(self, p: DispatchProblem, f: Flows) -> dict[str, float]:
         discharge = float(p.dt_h * np.sum(f.discharge_kw))
+        held = float(p.dt_h * np.sum(f.soc_kwh)) * p.storage.hold_value_yuan_per_kwh_h
         return {"discharge_kwh": discharge,
-                "degradation_cost_yuan": discharge * p.storage.degradation_yuan_per_kwh}
+                "degradation_cost_yuan": discharge * p.storage.degradation_yuan_per_kwh,
+                "hold_credit_yuan": held}
 
 
 class NoStorage(Component):
