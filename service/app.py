@@ -72,6 +72,7 @@ def create_app(settings: Settings | str | None = None, **overrides: Any) -> Fast
     app.state.jobs = runner
     app.state.workers = workers
     app.state.operate = operate
+    app.state.measurement_hooks = []  # f(site_id) after a batch is stored through the API
     errors.install(app)
     api = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
     for router in ROUTERS:

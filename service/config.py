@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     operate_max_age_minutes: float = Field(
         60.0, gt=0, le=1440, description="a site is operated only with a measurement this "
                                          "recent [min]")
+    dashboard_stale_minutes: float = Field(
+        30.0, gt=0, le=1440, description="the dashboard marks measured data older than this "
+                                         "stale (two 15-minute intervals) [min]")
     operate_lease_s: float = Field(
         300.0, gt=0, description="a step's lease: another process may take the site after "
                                  "it expires [s]")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Engine,
@@ -219,6 +220,17 @@ class MeasurementRecord(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_measurements_ts", "ts"),)
+
+
+class MeasurementVersion(Base):
+    """A site's measurement version: raised by one in every transaction that writes any of
+    its measurements (:func:`service.operations.upsert`), so that one indexed read tells a
+    reader whether the site's data changed since it last looked."""
+
+    __tablename__ = "measurement_versions"
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class SetpointRecord(Base):

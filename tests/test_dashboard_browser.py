@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's chromium, Playwright; see tests/browser.py):
-login, park scoping, every page free of console errors with its charts drawn, a plan
-requested from the site page, the language switch, a simulation's progress and report.
+login, park scoping, every page free of console errors with its charts drawn, the measured
+data on the overview and the site page, a plan requested from the site page, the language
+switch, a simulation's progress and report.
 
 With ``VPP_SCREENSHOT_DIR`` set, each page is also saved there as a PNG (the README's
 pictures are made so: ``VPP_SCREENSHOT_DIR=docs pytest tests/test_dashboard_browser.py``).
@@ -8,10 +9,12 @@ pictures are made so: ``VPP_SCREENSHOT_DIR=docs pytest tests/test_dashboard_brow
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from browser import LiveServer, ensure_browser
 
@@ -20,6 +23,7 @@ from service.auth import create_key
 from service.db import session_factory
 
 DATE = "2026-07-15"
+CST = dt.timezone(dt.timedelta(hours=8))
 SHOTS = os.environ.get("VPP_SCREENSHOT_DIR")
 
 
@@ -33,15 +37,49 @@ def chromium():
     return path
 
 
+#: The measured data of the fixture ends here (the day's plan runs on, the measurements
+#: stop: the site page shows plan against actual up to it, and a control step decided then).
+MEASURED_UNTIL = dt.datetime(2026, 7, 15, 14, 0, tzinfo=CST)
+
+
+def measured_rows(plan: dict, days: int) -> list[dict]:
+    """15-minute rows of the plan's site from 2026-07-01 to :data:`MEASURED_UNTIL`: each day
+    the plan of 2026-07-15 as it came true, with a few per cent of deterministic noise on
+    import and PV (import [kW], PV [kW], battery [kW, discharge +], SOC [kWh])."""
+    rng = np.random.default_rng(7)
+    iv = plan["intervals"]
+    first = dt.datetime(2026, 7, 1, tzinfo=CST)
+    rows = []
+    for i in range(days * 96):
+        t = first + dt.timedelta(minutes=15 * i)
+        if t >= MEASURED_UNTIL:
+            break
+        k = i % 96
+        rows.append({"timestamp": t.isoformat(),
+                     "grid_import_kw": round(max(0.0, iv["grid_import_kw"][k]
+                                                 * (1 + 0.06 * rng.standard_normal())), 1),
+                     "pv_kw": round(iv["pv_used_kw"][k] * (0.9 + 0.1 * rng.random()), 1),
+                     "battery_kw": round(iv["discharge_kw"][k] - iv["charge_kw"][k], 1),
+                     "soc_kwh": round(iv["soc_kwh"][k], 1)})
+    return rows
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A live server (one job slot) with keys and plans of CZ-MG-01 and CZ-MG-02."""
+    """A live server (one job slot) with keys and plans of CZ-MG-01 and CZ-MG-02, each
+    site's measurements from 2026-07-01 to 07-15 14:00 stored through the API, and a
+    control step of CZ-MG-01 decided at 14:05 (the set-points on its page)."""
     from fastapi.testclient import TestClient
+
+    from service.scheduler import run_step
+    from vpp.catalog import Catalog
+    from vpp.operate import Operator
 
     tmp = tmp_path_factory.mktemp("browser")
     app = create_app(f"sqlite:///{tmp / 'vpp.sqlite3'}", job_slots=1,
                      simulations_dir=str(tmp / "sims"))
-    with session_factory(app.state.engine)() as s:
+    sessions = session_factory(app.state.engine)
+    with sessions() as s:
         keys = {"park1": create_key(s, "park", ["CZ-MG-01"]),
                 "park2": create_key(s, "park", ["CZ-MG-02"]),
                 "ev": create_key(s, "evaluator"), "admin": create_key(s, "admin")}
@@ -52,6 +90,14 @@ def site(tmp_path_factory):
                      json={"site_id": sid, "date": DATE})
         assert r.status_code == 201, r.text
         plans[sid] = r.json()["id"]
+        rows = measured_rows(r.json(), 15)
+        r = api.post(f"/v1/sites/{sid}/measurements", headers={"X-API-Key": keys[key]},
+                     json={"interval_minutes": 15, "rows": rows})
+        assert r.status_code == 200, r.text
+    now = MEASURED_UNTIL + dt.timedelta(minutes=5)
+    step = run_step(sessions, Operator(Catalog.load()), "CZ-MG-01", now, MEASURED_UNTIL,
+                    "browser-test", 300.0, "test")
+    assert step is not None
     with LiveServer(app) as server:
         yield server, keys, plans
 
@@ -132,6 +178,44 @@ def test_login_and_every_page_renders_without_console_errors(site, browser):
     assert tab.page.evaluate("document.cookie").find("vpp_session") < 0  # not readable by JS
     tab.page.click("#logout")
     tab.page.wait_for_url(re.compile(r".*/ui/login.*"))
+    tab.close()
+
+
+def test_measured_data_on_the_overview_and_the_site_page(site, browser):
+    """The overview's measured columns for both sites (month-to-date peak, its demand
+    charge, the subsidy, the data's age: stale at the day's end, 10 h after the last
+    reading) and the site page's measured state, plan against actual (chart drawn, totals
+    with kWh and yuan) and the control step's set-points, with units, in Chinese."""
+    server, keys, _ = site
+    tab = Page(browser, server.url)
+    tab.login(keys["ev"])
+    tab.goto(f"/ui/?date={DATE}")
+    tab.page.wait_for_load_state("networkidle")
+    for sid in ("CZ-MG-01", "CZ-MG-02"):
+        row = tab.page.locator(f"#sites tr[data-site={sid}]")
+        peak = row.locator(".mtd-peak").inner_text()
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*", peak), peak
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*", row.locator(".mtd-demand").inner_text())
+        assert "数据过时" in row.locator(".mtd-age").inner_text()  # 10 h old at the day's end
+        assert "数据截至 2026-07-15 14:00" in row.locator(".mtd-age").inner_text()
+    assert tab.page.locator("#sites .no-measurements").count() == 28
+    assert tab.page.inner_text("#measured-sites") == "2 / 30"
+    assert "元" in tab.page.inner_text("#measured-demand")
+    tab.shot("overview-zh")
+    tab.goto(f"/ui/sites/CZ-MG-01?date={DATE}")
+    tab.page.wait_for_selector("#actual-chart canvas", timeout=10_000)
+    tab.page.wait_for_selector("#plan-chart canvas", timeout=10_000)
+    tab.page.wait_for_load_state("networkidle")
+    assert re.search(r"kWh \(\d+%\)$", tab.page.inner_text("#state-soc"))
+    assert tab.page.inner_text("#state-peak").endswith("kW")
+    assert tab.page.inner_text("#state-demand").endswith("元")
+    totals = tab.page.locator("#actual-totals tbody tr")
+    assert totals.count() == 7
+    assert "[元]" in tab.page.inner_text("#actual-totals")
+    assert tab.page.locator("#setpoint-table tbody tr").count() == 8
+    assert "2026-07-15 14:00" in tab.page.inner_text("#setpoint-table")
+    tab.shot("site")
+    assert tab.errors == [], tab.errors
     tab.close()
 
 

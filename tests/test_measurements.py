@@ -25,6 +25,7 @@ from vpp.state import (
     battery_state,
     month_peak_warning,
     plan_initial_state,
+    plan_vs_actual,
     planned_intervals,
     site_state,
 )
@@ -292,6 +293,56 @@ def test_planned_intervals_take_the_latest_decision():
     out = planned_intervals(idx, [b, a], None)
     assert out["battery_kw"].tolist() == [2.0, 30.0, 40.0]
     assert out["source"].tolist() == ["setpoints"] * 3
+
+
+def test_plan_vs_actual_with_pv_and_money_by_hand(catalog, site):
+    """A day-ahead plan of 2000 kW import, 1000 kW PV and 600 kW discharge at 16:00 (0
+    elsewhere); a control step re-plans 10:00 to 2800 kW import and 350 kW discharge (no
+    PV: the plan's stays). Metered: 10:00 import 3000, battery 300, PV 800 kW; 16:00 import
+    2000, battery 800, PV 1400 kW. Over these two intervals:
+
+    * import (2800 + 2000) x 0.25 = 1200 kWh planned, (3000 + 2000) x 0.25 = 1250 metered;
+    * energy cost 2800 x 0.25 x 0.65 + 2000 x 0.25 x 0.97 = 455 + 485 = 940 yuan planned,
+      3000 x 0.25 x 0.65 + 485 = 972.5 yuan metered;
+    * discharge (350 + 600) x 0.25 = 237.5 kWh planned, (300 + 800) x 0.25 = 275 metered,
+      all in flat (10:00) and peak (16:00) hours: subsidy 0.3 x 237.5 = 71.25 yuan and
+      0.3 x 275 = 82.5 yuan;
+    * PV (1000 + 1000) x 0.25 = 500 kWh planned, (800 + 1400) x 0.25 = 550 metered."""
+    from vpp.timebase import horizon
+
+    day = dt.date(2026, 7, 15)
+    idx = horizon(day)
+    n = len(idx)
+    dis = [0.0] * n
+    dis[64] = 600.0  # 16:00
+    plan = {"inputs": {"timestamps": [t.isoformat() for t in idx]},
+            "intervals": {"grid_import_kw": [2000.0] * n, "discharge_kw": dis,
+                          "charge_kw": [0.0] * n, "soc_kwh": [2000.0] * n,
+                          "pv_used_kw": [1000.0] * n}}
+    step = {"start": "2026-07-15T10:00:00+08:00", "decided_at": "2026-07-15T09:58:00+08:00",
+            "timestamps": ["2026-07-15T10:00:00+08:00"], "setpoint_kw": [350.0],
+            "grid_import_kw": [2800.0], "soc_kwh": [1900.0]}
+    rows = [{"timestamp": f"2026-07-15T{t}:00+08:00", "grid_import_kw": imp,
+             "battery_kw": bat, "pv_kw": pv}
+            for t, imp, bat, pv in (("10:00", 3000.0, 300.0, 800.0),
+                                    ("16:00", 2000.0, 800.0, 1400.0))]
+    frame = batch(site, rows, now=dt.datetime(2026, 7, 16, tzinfo=CST)).frame
+    out = plan_vs_actual(site, day, frame, [step], plan, catalog)
+    t = out["totals"]
+    assert (t["import_intervals_compared"], t["battery_intervals_compared"],
+            t["pv_intervals_compared"]) == (2, 2, 2)
+    assert (t["planned_import_kwh"], t["actual_import_kwh"]) == (1200.0, 1250.0)
+    assert (t["planned_peak_kw"], t["actual_peak_kw"]) == (2800.0, 3000.0)
+    assert t["planned_energy_cost_yuan"] == pytest.approx(940.0)
+    assert t["actual_energy_cost_yuan"] == pytest.approx(972.5)
+    assert (t["planned_discharge_kwh"], t["actual_discharge_kwh"]) == (237.5, 275.0)
+    assert t["planned_subsidy_yuan"] == pytest.approx(71.25)
+    assert t["actual_subsidy_yuan"] == pytest.approx(82.5)
+    assert (t["planned_pv_kwh"], t["actual_pv_kwh"]) == (500.0, 550.0)
+    assert out["planned"]["source"][40] == "setpoints" and out["planned"]["pv_kw"][40] == 1000.0
+    assert out["planned"]["source"][64] == "plan"
+    assert "planned_energy_cost_yuan" not in plan_vs_actual(site, day, frame, [step],
+                                                            plan)["totals"]  # no catalog
 
 
 def test_timestamps_outside_the_supported_dates_are_refused(site):

@@ -104,6 +104,8 @@ class Translator:
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
             return "–"
         pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+        if round(value, digits) == 0:  # no "-0" for a tiny negative
+            value = 0
         return format_decimal(value, format=pattern, locale=self.locale)
 
     def pct(self, frac: float | None, digits: int = 1) -> str:
@@ -146,6 +148,16 @@ class Translator:
             moment = dt.datetime.fromisoformat(moment)
         return format_datetime(moment, format="yyyy-MM-dd HH:mm", tzinfo=_tz(tz),
                                locale=self.locale)
+
+    def duration(self, seconds: float | None) -> str:
+        """A span of time to its largest whole unit (``45 min``, ``2 hr``, ``45分钟``); a
+        dash for None. Negative spans (a clock a little behind) count as 0."""
+        from babel.dates import format_timedelta
+
+        if seconds is None or (isinstance(seconds, float) and not math.isfinite(seconds)):
+            return "–"
+        return format_timedelta(dt.timedelta(seconds=max(0.0, float(seconds))),
+                                threshold=1.5, format="short", locale=self.locale)
 
     def month(self, year: int, month: int) -> str:
         """A calendar month (``2026年7月``, ``Jul 2026``)."""

@@ -19,6 +19,13 @@ Definitions (local time Asia/Shanghai, billing month = calendar month):
 * freshness: the end of the newest measurement (an averaging row ends one interval after
   its timestamp, a reading at its timestamp) and its age at ``now`` [s].
 
+:func:`month_to_date` is the part of the state that only the metered intervals decide (peak,
+demand charge, money, energies, freshness; no SOC, no gaps): :func:`site_state` builds on it,
+and the dashboard's fleet overview reads it for every site. It changes only with the rows or
+when the month so far reaches a new interval holding data: for a fixed set of rows it is the
+same at every ``now`` with the same :func:`settled_cut` (later intervals hold no data, so
+they add nothing to a peak or a sum).
+
 :func:`plan_initial_state` gives a plan the same numbers as of its first interval.
 """
 
@@ -31,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models import InvalidInputError
 from vpp.accounting import FlowArrays, money_yuan, month_demand_charge_yuan
 from vpp.catalog import Catalog
 from vpp.measurements import MAX_GAPS, POWER_FIELDS, to_intervals, zero_fields_of
@@ -48,6 +56,37 @@ if TYPE_CHECKING:
 SOC_MAX_AGE_MINUTES = 60.0
 #: Battery power below this share of its rating is rest, not a direction [-].
 ACTIVE_SHARE = 0.01
+
+
+@dataclass
+class MonthToDate:
+    """A site's metered billing month so far at ``now``: what its measured 15-minute
+    intervals decide (units in the names; times ISO 8601 +08:00). The fields mean what the
+    same-named fields of :class:`SiteState` mean."""
+
+    site_id: str
+    now: str
+    month: str
+    measured: bool
+    month_peak_kw: float
+    month_peak_at: str | None
+    billing_basis: str
+    demand_rate_yuan_per_kw_month: float
+    demand_charge_yuan: float
+    energy_cost_yuan: float
+    export_revenue_yuan: float
+    import_kwh: float
+    export_kwh: float
+    discharge_kwh: float
+    charge_kwh: float
+    subsidy_yuan: float
+    subsidy_rule: str
+    subsidy_rate_yuan_per_kwh: float
+    tariff_version: str
+    last_measurement_at: str | None
+    data_until: str | None
+    age_s: float | None
+    intervals_measured: int
 
 
 @dataclass
@@ -128,6 +167,32 @@ def interval_floor(t: pd.Timestamp) -> pd.Timestamp:
     return t.tz_convert(TZ).floor(f"{INTERVAL_MINUTES}min")
 
 
+def settled_cut(now: dt.datetime | pd.Timestamp,
+                last_row_at: dt.datetime | pd.Timestamp | None) -> pd.Timestamp:
+    """The end of the month so far that decides :func:`month_to_date` at ``now`` when the
+    newest row at or before ``now`` is at ``last_row_at`` (local): the interval containing
+    ``now`` (:func:`interval_floor`), or the end of the interval holding the newest row if
+    that is earlier. Every row lies in or before that interval (an averaging row in the
+    interval it starts, an instant reading in the one it ends or the next), so the intervals
+    after it are empty and add nothing: with the same rows, :func:`month_to_date` is the same
+    (up to rounding of sums) at every ``now`` with the same settled cut."""
+    cut = interval_floor(_local(now))
+    if last_row_at is None:
+        return cut
+    return min(cut, interval_floor(_local(last_row_at)) + _interval())
+
+
+def data_age_s(until: str | pd.Timestamp | None, now: dt.datetime | pd.Timestamp,
+               ) -> float | None:
+    """How old the data is at ``now`` [s]: the time since ``until`` (:func:`data_until`);
+    None without data."""
+    import pandas as pd
+
+    if until is None:
+        return None
+    return (_local(now) - pd.Timestamp(until)).total_seconds()
+
+
 def data_until(measurements: pd.DataFrame) -> pd.Timestamp | None:
     """End of the newest measurement: an averaging row's interval end, or a reading's
     instant (see :mod:`vpp.measurements`); None without rows."""
@@ -204,19 +269,10 @@ def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any) -> dict[
     return {k: m[k] for k in zero}
 
 
-def site_state(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
-               now: dt.datetime | pd.Timestamp) -> SiteState:
-    """The state of ``site_id`` at ``now`` from its measurement rows (see the module
-    docstring). ``measurements`` is a frame as :mod:`vpp.measurements` stores it (rows of
-    the month so far at least; later rows are ignored).
-
-    Raises
-    ------
-    InvalidInputError
-        Unknown site, or no tariff in force this month.
-    """
-    site = catalog.fleet.site(site_id)
-    local_now = _local(now)
+def _month_so_far(catalog: Catalog, site: Site, measurements: pd.DataFrame,
+                  local_now: pd.Timestamp) -> tuple[MonthToDate, pd.DataFrame, pd.DataFrame]:
+    """The month so far at ``local_now``: its :class:`MonthToDate`, the rows up to
+    ``local_now`` and the 15-minute intervals (:func:`vpp.measurements.to_intervals`)."""
     first = month_start(local_now)
     cut = interval_floor(local_now)
     rows = measurements[measurements.index <= local_now]
@@ -228,16 +284,10 @@ def site_state(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
     peak_at = iv.index[measured][int(np.argmax(imp[measured]))] if measured.any() else None
     money = _money(catalog, site, iv, tariff)
     flows = metered_flows(iv)
-    soc_rows = rows["soc_kwh"].dropna()
-    soc = float(soc_rows.iloc[-1]) if len(soc_rows) else None
-    energy = site.storage.energy_kwh if site.storage else None
     until = data_until(rows)
-    gaps, truncated = gap_ranges(iv.index, ~measured)
-    return SiteState(
-        site_id=site.id, now=local_now.isoformat(), month=f"{first.year:04d}-{first.month:02d}",
-        measured=not rows.empty, soc_kwh=soc,
-        soc_frac=None if soc is None or not energy else soc / energy,
-        soc_measured_at=_iso(soc_rows.index[-1]) if len(soc_rows) else None,
+    month = MonthToDate(
+        site_id=site.id, now=local_now.isoformat(),
+        month=f"{first.year:04d}-{first.month:02d}", measured=not rows.empty,
         month_peak_kw=peak, month_peak_at=_iso(peak_at),
         billing_basis=site.billing_basis,
         demand_rate_yuan_per_kw_month=demand_rate(site, tariff),
@@ -253,9 +303,51 @@ def site_state(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
         tariff_version=tariff.version,
         last_measurement_at=_iso(rows.index[-1]) if not rows.empty else None,
         data_until=None if until is None else until.isoformat(),
-        age_s=None if until is None else (local_now - until).total_seconds(),
-        intervals_so_far=len(iv), intervals_measured=int(measured.sum()),
-        gap_intervals=int((~measured).sum()), gaps=gaps, gaps_truncated=truncated)
+        age_s=data_age_s(until, local_now), intervals_measured=int(measured.sum()))
+    return month, rows, iv
+
+
+def month_to_date(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
+                  now: dt.datetime | pd.Timestamp) -> MonthToDate:
+    """What the metered intervals of ``site_id``'s billing month so far say at ``now``: the
+    month-to-date peak, its demand charge, energy cost, export revenue, energies, the
+    subsidy earned and the data's freshness (the numbers of :func:`site_state` without the
+    SOC and the gaps). ``measurements`` as for :func:`site_state`.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown site, or no tariff in force this month.
+    """
+    site = catalog.fleet.site(site_id)
+    return _month_so_far(catalog, site, measurements, _local(now))[0]
+
+
+def site_state(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
+               now: dt.datetime | pd.Timestamp) -> SiteState:
+    """The state of ``site_id`` at ``now`` from its measurement rows (see the module
+    docstring): :func:`month_to_date` with the SOC now and the month's gaps.
+    ``measurements`` is a frame as :mod:`vpp.measurements` stores it (rows of the month so
+    far at least; later rows are ignored).
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown site, or no tariff in force this month.
+    """
+    site = catalog.fleet.site(site_id)
+    month, rows, iv = _month_so_far(catalog, site, measurements, _local(now))
+    soc_rows = rows["soc_kwh"].dropna()
+    soc = float(soc_rows.iloc[-1]) if len(soc_rows) else None
+    energy = site.storage.energy_kwh if site.storage else None
+    measured = np.isfinite(iv["grid_import_kw"].to_numpy(dtype=float))
+    gaps, truncated = gap_ranges(iv.index, ~measured)
+    return SiteState(
+        **asdict(month), soc_kwh=soc,
+        soc_frac=None if soc is None or not energy else soc / energy,
+        soc_measured_at=_iso(soc_rows.index[-1]) if len(soc_rows) else None,
+        intervals_so_far=len(iv), gap_intervals=int((~measured).sum()), gaps=gaps,
+        gaps_truncated=truncated)
 
 
 # --------------------------------------------------------------------------- plans
@@ -430,39 +522,67 @@ def planned_intervals(index: pd.DatetimeIndex, setpoints: list[dict[str, Any]],
     latest control step that decided it or an earlier interval of its horizon (``source``
     ``setpoints``), else the day-ahead ``plan`` (``plan``), else nothing. Columns
     ``grid_import_kw``, ``battery_kw`` (discharge positive) [kW], ``soc_kwh`` (interval end)
-    [kWh] and ``source``."""
+    [kWh], ``source`` and ``pv_kw`` (the day-ahead plan's PV output, ``pv_used_kw`` [kW]:
+    control steps send no PV set-point, so it stays the plan's where a step decided the
+    rest)."""
     import pandas as pd
 
     n = len(index)
-    out = pd.DataFrame({"grid_import_kw": np.full(n, np.nan), "battery_kw": np.full(n, np.nan),
-                        "soc_kwh": np.full(n, np.nan), "source": [None] * n}, index=index)
-    pos = {t.value: i for i, t in enumerate(index.as_unit("ns"))}
+    cols = {c: np.full(n, np.nan) for c in ("grid_import_kw", "battery_kw", "soc_kwh",
+                                             "pv_kw")}
+    source = np.full(n, None, dtype=object)
+    grid = pd.Index(index.as_unit("ns").asi8)
+
+    def place(stamps: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in ``index`` and in ``stamps`` of the stamps that lie in ``index``."""
+        at = grid.get_indexer(pd.DatetimeIndex(stamps).as_unit("ns").asi8)
+        mine = np.flatnonzero(at >= 0)
+        return at[mine], mine
+
     if plan is not None:
-        stamps = pd.DatetimeIndex(plan["inputs"]["timestamps"]).as_unit("ns")
         iv = plan["intervals"]
+        i, j = place(plan["inputs"]["timestamps"])
         b = np.asarray(iv["discharge_kw"], dtype=float) - np.asarray(iv["charge_kw"],
                                                                      dtype=float)
-        for j, t in enumerate(stamps):
-            i = pos.get(t.value)
-            if i is not None:
-                out.iloc[i, :] = [iv["grid_import_kw"][j], b[j], iv["soc_kwh"][j], "plan"]
+        for col, values in (("grid_import_kw", iv["grid_import_kw"]), ("battery_kw", b),
+                            ("soc_kwh", iv["soc_kwh"]), ("pv_kw", iv["pv_used_kw"])):
+            cols[col][i] = np.asarray(values, dtype=float)[j]
+        source[i] = "plan"
     # earlier steps first: a later decision overwrites what it re-planned
     for doc in sorted(setpoints, key=lambda d: (d["start"], d["decided_at"])):
-        stamps = pd.DatetimeIndex(doc["timestamps"]).as_unit("ns")
-        for j, t in enumerate(stamps):
-            i = pos.get(t.value)
-            if i is not None:
-                out.iloc[i, :] = [doc["grid_import_kw"][j], doc["setpoint_kw"][j],
-                                  doc["soc_kwh"][j], "setpoints"]
-    return out
+        i, j = place(doc["timestamps"])
+        for col, key in (("grid_import_kw", "grid_import_kw"), ("battery_kw", "setpoint_kw"),
+                         ("soc_kwh", "soc_kwh")):
+            cols[col][i] = np.asarray(doc[key], dtype=float)[j]
+        source[i] = "setpoints"
+    return pd.DataFrame({**{c: cols[c] for c in ("grid_import_kw", "battery_kw", "soc_kwh")},
+                         "source": source, "pv_kw": cols["pv_kw"]}, index=index)
+
+
+def _compared_money(catalog: Catalog, site: Site, day: dt.date, index: pd.DatetimeIndex,
+                    imp: np.ndarray, bat: np.ndarray) -> dict[str, float]:
+    """Energy cost and subsidy [yuan] of import ``imp`` and battery power ``bat`` [kW]
+    (NaN: not compared, counted as 0), priced like the measured state (:func:`_money`)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"grid_import_kw": imp, "battery_kw": bat}, index=index)
+    for col in ("grid_export_kw", "pv_kw", "load_kw", "soc_kwh"):
+        frame[col] = np.nan
+    tariff = catalog.tariffs.select(site.tariff_id, day)
+    m = _money(catalog, site, frame, tariff)
+    return {"energy_cost_yuan": m["energy_cost_yuan"], "subsidy_yuan": m["subsidy_yuan"]}
 
 
 def plan_vs_actual(site: Site, day: dt.date, measurements: pd.DataFrame,
                    setpoints: list[dict[str, Any]], plan: dict[str, Any] | None,
-                   ) -> dict[str, Any]:
+                   catalog: Catalog | None = None) -> dict[str, Any]:
     """Planned (:func:`planned_intervals`) against metered (:func:`vpp.measurements.
-    to_intervals`) import, battery power and SOC for each 15-minute interval of ``day``, and
-    the totals over the intervals where both are known: energies [kWh] and peaks [kW]."""
+    to_intervals`) import, battery power, SOC and PV for each 15-minute interval of ``day``,
+    and the totals over the intervals where both are known: energies [kWh] and peaks [kW];
+    with a ``catalog``, also what they cost: the import's energy cost at the tariff's
+    import prices and the subsidy the discharge earns under the policy's counting rule
+    [yuan], as the measured state counts them (``*_energy_cost_yuan``, ``*_subsidy_yuan``;
+    None when no tariff is in force that day)."""
     index = horizon(day)
     end = index[-1] + _interval()
     act = to_intervals(measurements, index[0], end, zero_fields_of(site))
@@ -473,26 +593,46 @@ def plan_vs_actual(site: Site, day: dt.date, measurements: pd.DataFrame,
                 for v in frame[col].to_numpy(dtype=float)]
 
     totals: dict[str, Any] = {}
-    for col, unit in (("grid_import_kw", "import"), ("battery_kw", "battery")):
+    masked: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for col, unit in (("grid_import_kw", "import"), ("battery_kw", "battery"),
+                      ("pv_kw", "pv")):
         p, a = plan_iv[col].to_numpy(dtype=float), act[col].to_numpy(dtype=float)
         both = np.isfinite(p) & np.isfinite(a)
+        masked[col] = (np.where(both, p, np.nan), np.where(both, a, np.nan))
         totals[f"{unit}_intervals_compared"] = int(both.sum())
         if unit == "import":
             totals["planned_import_kwh"] = float(p[both].sum() * DT_H)
             totals["actual_import_kwh"] = float(a[both].sum() * DT_H)
             totals["planned_peak_kw"] = float(p[both].max(initial=0.0))
             totals["actual_peak_kw"] = float(a[both].max(initial=0.0))
-        else:
+        elif unit == "battery":
             totals["planned_discharge_kwh"] = float(np.clip(p[both], 0, None).sum() * DT_H)
             totals["actual_discharge_kwh"] = float(np.clip(a[both], 0, None).sum() * DT_H)
             totals["planned_charge_kwh"] = float(np.clip(-p[both], 0, None).sum() * DT_H)
             totals["actual_charge_kwh"] = float(np.clip(-a[both], 0, None).sum() * DT_H)
+        else:
+            totals["planned_pv_kwh"] = float(p[both].sum() * DT_H)
+            totals["actual_pv_kwh"] = float(a[both].sum() * DT_H)
+    if catalog is not None:
+        nothing = not (totals["import_intervals_compared"] or totals["battery_intervals_compared"])
+        for side, k in (("planned", 0), ("actual", 1)):
+            if nothing:  # no interval to price
+                totals[f"{side}_energy_cost_yuan"] = totals[f"{side}_subsidy_yuan"] = 0.0
+                continue
+            try:
+                money = _compared_money(catalog, site, day, index,
+                                        masked["grid_import_kw"][k], masked["battery_kw"][k])
+            except InvalidInputError:  # no tariff in force that day
+                money = {"energy_cost_yuan": None, "subsidy_yuan": None}
+            totals[f"{side}_energy_cost_yuan"] = money["energy_cost_yuan"]
+            totals[f"{side}_subsidy_yuan"] = money["subsidy_yuan"]
     sources = plan_iv["source"].tolist()
     return {
         "site_id": site.id, "date": day.isoformat(), "interval_minutes": INTERVAL_MINUTES,
         "timestamps": [t.isoformat() for t in index],
         "planned": {"source": sources, "grid_import_kw": arr(plan_iv, "grid_import_kw"),
-                    "battery_kw": arr(plan_iv, "battery_kw"), "soc_kwh": arr(plan_iv, "soc_kwh")},
+                    "battery_kw": arr(plan_iv, "battery_kw"), "soc_kwh": arr(plan_iv, "soc_kwh"),
+                    "pv_kw": arr(plan_iv, "pv_kw")},
         "actual": {c: arr(act, c) for c in ("grid_import_kw", "battery_kw", "soc_kwh",
                                             "load_kw", "pv_kw")},
         "totals": {k: round(v, 6) if isinstance(v, float) else v for k, v in totals.items()},

@@ -12,7 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,9 @@ from service.config import Settings
 from service.dashboard.session import CsrfFailed, LoginRequired, make_serializer
 from service.store import Forbidden, NotFound
 
+if TYPE_CHECKING:
+    from service.dashboard.measurements import MeasuredCache
+
 ECHARTS_VERSION = "6.1.0"
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger(__name__)
@@ -34,10 +37,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Dashboard:
-    """What the pages share: the template environment and the cookie signer."""
+    """What the pages share: the template environment, the cookie signer and the cache of
+    measured month-to-dates and states (:mod:`service.dashboard.measurements`)."""
 
     templates: Environment
     serializer: URLSafeTimedSerializer
+    cache: MeasuredCache
 
 
 def _environment() -> Environment:
@@ -49,12 +54,18 @@ def _environment() -> Environment:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the dashboard's routes, static files and HTML error pages to ``app``."""
+    """Add the dashboard's routes, static files and HTML error pages to ``app``; keep the
+    measured state of a site that just received measurements ready for the pages."""
+    from functools import partial
+
+    from service.dashboard.measurements import MeasuredCache, warm
     from service.dashboard.routes import ServerTiming, render, router, translator
 
     secret = (settings.session_secret.get_secret_value() if settings.session_secret
               else secrets.token_urlsafe(32))
-    app.state.dashboard = Dashboard(_environment(), make_serializer(secret))
+    app.state.dashboard = Dashboard(_environment(), make_serializer(secret), MeasuredCache())
+    if hasattr(app.state, "measurement_hooks"):
+        app.state.measurement_hooks.append(partial(warm, app))
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.include_router(router)
     app.add_middleware(ServerTiming)

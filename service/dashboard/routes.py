@@ -213,9 +213,15 @@ def fleet_overview(request: Request, db: SessionDep, cat: CatalogDep, session: U
                    tr: TrDep, date: str | None = None) -> HTMLResponse:
     """Every site this key reads, the day's plans, subsidy windows, feeders."""
     day, error = parse_day(date, tr)
-    data = views.overview(db, cat, session.who, day, tr)
+    data = views.overview(db, cat, session.who, day, tr, request.app.state.dashboard.cache)
     return render(request, "overview.html", tr, 422 if error else 200, day=day,
-                  date_error=error, data=data, policy=cat.policy)
+                  date_error=error, data=data, policy=cat.policy,
+                  stale_after_s=_stale_after_s(request))
+
+
+def _stale_after_s(request: Request) -> float:
+    """Measured data older than this is marked stale (``dashboard_stale_minutes``) [s]."""
+    return request.app.state.settings.dashboard_stale_minutes * 60.0
 
 
 def _site_context(request: Request, db: Any, cat: Any, session: Session, tr: Translator,
@@ -224,11 +230,14 @@ def _site_context(request: Request, db: Any, cat: Any, session: Session, tr: Tra
     recent = list_plans(db, session.who, site_id, None, 10)
     found = list_plans(db, session.who, site_id, day, 1)
     plan = json.loads(found[0].body) if found else None
+    measured = measurements.site_panel(db, cat, site, day, request.app.state.dashboard.cache)
+    actual = measured["actual"]
     return {"site": site, "name": views.site_name(site, tr), "day": day, "plan": plan,
             "chart": views.plan_chart(plan, tr) if plan else None, "recent": recent,
-            "subsidy": views.subsidy_state(cat, site, day),
-            "actual": measurements.plan_vs_actual(db, cat, site_id, day),
-            "measured": measurements.AVAILABLE,
+            "subsidy": views.subsidy_state(cat, site, day), "measured": measured,
+            "actual_chart": views.actual_chart(actual, site, tr) if actual else None,
+            "setpoints": views.setpoints_view(measured["setpoints"]),
+            "stale_after_s": _stale_after_s(request),
             "can_plan": session.who.can_plan(site_id)}
 
 
@@ -468,7 +477,7 @@ def evaluator_page(request: Request, db: SessionDep, cat: CatalogDep, session: U
             rows.append({"id": r["site_id"], "name": names.get(r["site_id"], r["site_id"]),
                          "cells": cells, "subsidy_yuan": float(r["subsidy_yuan"])})
     return render(request, "evaluator.html", tr, indicators=indicators, rows=rows,
-                  job=latest[0] if latest else None, measured=measurements.AVAILABLE,
+                  job=latest[0] if latest else None,
                   met=[sum(r["cells"][i]["met"] for r in rows) for i in range(len(indicators))])
 
 

@@ -59,16 +59,14 @@ def _net_import(plan: dict[str, Any]) -> np.ndarray:
 
 
 def overview(db: Session, catalog: Catalog, who: Principal, day: dt.date,
-             tr: Translator) -> dict[str, Any]:
+             tr: Translator, cache: measurements.MeasuredCache) -> dict[str, Any]:
     """Every site this key reads: size, subsidy window, the day's plan KPIs, the measured
-    month so far; the feeder groups with their caps and the planned flow at their heads."""
+    month so far (at the day's end, or now while it runs); the feeder groups with their
+    caps and the planned flow at their heads."""
     sites = readable_sites(catalog, who)
     plans = plans_of_day(db, who, day)
-    from zoneinfo import ZoneInfo
-
-    now = min(dt.datetime.now(ZoneInfo(TZ)),  # the day's end, or now while it runs
-              dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), ZoneInfo(TZ)))
-    mtd = measurements.month_to_date(db, catalog, [s.id for s in sites], now)
+    now = measurements.as_of(day)
+    mtd = measurements.month_to_date_of(db, catalog, sites, now, cache)
     rows = []
     for s in sites:
         p = plans.get(s.id)
@@ -93,8 +91,12 @@ def overview(db: Session, catalog: Catalog, who: Principal, day: dt.date,
         feeders.append({"name": f.name, "sites": members, "hidden": len(f.site_ids)
                         - len(members), "import_cap_kw": f.import_cap_kw,
                         "export_cap_kw": f.export_cap_kw, "planned_peak_kw": peak})
+    counted = [m.month for m in mtd.values() if m is not None and m.month is not None]
+    measured = {"as_of": now, "sites": sum(m is not None for m in mtd.values()),
+                "demand_charge_yuan": sum(m.demand_charge_yuan for m in counted),
+                "subsidy_yuan": sum(m.subsidy_yuan for m in counted)}
     return {"rows": rows, "totals": totals, "planned": len(plans), "feeders": feeders,
-            "measured": measurements.AVAILABLE}
+            "measured": measured}
 
 
 def plan_chart(plan: dict[str, Any], tr: Translator) -> dict[str, Any]:
@@ -134,6 +136,55 @@ def plan_chart(plan: dict[str, Any], tr: Translator) -> dict[str, Any]:
             "load", "pv_used", "import", "battery", "soc", "peak_target", "import_limit",
             "kw", "soc_axis", "price")},
     }
+
+
+def actual_chart(pva: dict[str, Any], site: Site, tr: Translator) -> dict[str, Any]:
+    """The data of the site page's plan-against-actual chart (:func:`vpp.state.
+    plan_vs_actual`): planned and metered import, battery and PV power [kW] per 15 minutes
+    (battery: discharge positive), SOC [% of the battery's energy], with localised names;
+    None where an interval is not known."""
+    labels = [dt.datetime.fromisoformat(t).strftime("%H:%M") for t in pva["timestamps"]]
+    energy = site.storage.energy_kwh if site.storage else None
+
+    def kw(values: list[float | None]) -> list[float | None]:
+        return [None if v is None else round(v, 1) for v in values]
+
+    def pct(values: list[float | None]) -> list[float | None] | None:
+        if not energy:
+            return None
+        return [None if v is None else round(100.0 * v / energy, 1) for v in values]
+
+    plan, act = pva["planned"], pva["actual"]
+    sources = [s for s in plan["source"] if s is not None]
+    return {
+        "labels": labels,
+        "planned_import_kw": kw(plan["grid_import_kw"]), "actual_import_kw": kw(
+            act["grid_import_kw"]),
+        "planned_battery_kw": kw(plan["battery_kw"]), "actual_battery_kw": kw(
+            act["battery_kw"]),
+        "planned_pv_kw": kw(plan["pv_kw"]), "actual_pv_kw": kw(act["pv_kw"]),
+        "planned_soc_pct": pct(plan["soc_kwh"]), "actual_soc_pct": pct(act["soc_kwh"]),
+        "sources": {k: sources.count(k) for k in ("setpoints", "plan")},
+        "names": {k: tr.t(f"actual.{k}") for k in (
+            "planned_import", "actual_import", "planned_battery", "actual_battery",
+            "planned_pv", "actual_pv", "planned_soc", "actual_soc")} | {"kw": tr.t("chart.kw"),
+                                            "soc_axis": tr.t("chart.soc_axis")},
+    }
+
+
+def setpoints_view(doc: dict[str, Any] | None, rows: int = 8) -> dict[str, Any] | None:
+    """The latest control step for the site page: its header and the first ``rows``
+    intervals of its horizon (time, battery set-point [kW], planned import [kW], SOC
+    [kWh])."""
+    if doc is None:
+        return None
+    n = min(rows, len(doc["timestamps"]))
+    return {**{k: doc.get(k) for k in ("decided_at", "start", "defended_peak_kw",
+                                        "optimality_gap", "status", "notes", "source")},
+            "horizon_h": len(doc["timestamps"]) * doc["interval_minutes"] / 60.0,
+            "rows": [{"at": doc["timestamps"][i], "setpoint_kw": doc["setpoint_kw"][i],
+                      "grid_import_kw": doc["grid_import_kw"][i],
+                      "soc_kwh": doc["soc_kwh"][i]} for i in range(n)]}
 
 
 def fleet_chart(plans: dict[str, dict[str, Any]], tr: Translator,

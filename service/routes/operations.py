@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from pydantic import AwareDatetime
 
 from models.errors import InvalidInputError
@@ -40,13 +40,17 @@ def _site(cat: Catalog, site_id: str) -> Site:
              responses={200: {"description": "stored: rows, first and last time, fields, "
                                              "gaps found (reported, not rejected)"}})
 def post_measurements(site_id: SitePath, body: MeasurementBatchRequest, db: SessionDep,
-                      cat: CatalogDep, who: CurrentKey) -> dict[str, Any]:
+                      cat: CatalogDep, who: CurrentKey, request: Request,
+                      background: BackgroundTasks) -> dict[str, Any]:
     """Store a batch of measurements (park keys: own sites only; admin). Upserted by
-    timestamp; a 422 lists every bad row and stores nothing."""
+    timestamp; a 422 lists every bad row and stores nothing. After the answer, the app's
+    ``measurement_hooks`` run with the site's id (the dashboard precomputes its state)."""
     if not who.can_write(site_id):
         raise Forbidden(f"this key may not write measurements of site {site_id}")
     site = _site(cat, site_id)
     batch = ingest(db, site, body.rows, body.interval_minutes, utcnow())
+    for hook in getattr(request.app.state, "measurement_hooks", ()):
+        background.add_task(hook, site_id)
     return {"site_id": site_id, **batch.summary()}
 
 
@@ -81,7 +85,8 @@ def read_setpoints(site_id: SitePath, db: SessionDep, cat: CatalogDep,
 def read_plan_vs_actual(site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentKey,
                         date: Annotated[IsoDate, Query()]) -> dict[str, Any]:
     """Planned (the control steps' set-points, else the day's stored plan) against metered
-    import, battery power and SOC per 15 minutes of a day, with totals."""
+    import, battery power, SOC and PV per 15 minutes of a day, with totals: energies [kWh],
+    peaks [kW], the import's energy cost and the subsidy earned [yuan]."""
     site = readable_site(cat, who, site_id)
-    return plan_vs_actual_of(db, site, date)
+    return plan_vs_actual_of(db, site, date, cat)
 

@@ -20,7 +20,7 @@ function initChart(id) {
 function planChart() {
   var d = readData("plan-data");
   var chart = d && initChart("plan-chart");
-  if (!chart) return;
+  if (!chart) return null;
   var n = d.names;
   var bands = d.bands.map(function (b) {
     return [{ name: b.name, xAxis: b.from, itemStyle: { color: b.colour } }, { xAxis: b.to }];
@@ -48,6 +48,50 @@ function planChart() {
     yAxis: [{ type: "value", name: n.kw }, { type: "value", name: n.soc_axis, min: 0, max: 100, splitLine: { show: false } }],
     series: series
   });
+  return { chart: chart, labels: d.labels };
+}
+
+/* Plan against actual: planned (dashed) and metered (solid) import, storage and PV power, SOC
+   on the second axis; nulls (no data) break the lines. */
+function actualChart() {
+  var d = readData("actual-data");
+  var chart = d && initChart("actual-chart");
+  if (!chart) return null;
+  var n = d.names;
+  var series = [
+    { name: n.planned_import, type: "line", step: "end", data: d.planned_import_kw, symbol: "none", color: "#c0392b", lineStyle: { type: "dashed", width: 1.5 } },
+    { name: n.actual_import, type: "line", step: "end", data: d.actual_import_kw, symbol: "none", color: "#c0392b", lineStyle: { width: 2.5 } },
+    { name: n.planned_battery, type: "line", step: "end", data: d.planned_battery_kw, symbol: "none", color: "#3a7bd5", lineStyle: { type: "dashed", width: 1.5 } },
+    { name: n.actual_battery, type: "bar", data: d.actual_battery_kw, color: "#3a7bd5", barCategoryGap: "0%" }
+  ];
+  if (d.actual_pv_kw.some(function (v) { return v !== null; }) || d.planned_pv_kw.some(function (v) { return v !== null; })) {
+    series.push({ name: n.planned_pv, type: "line", step: "end", data: d.planned_pv_kw, symbol: "none", color: "#e6a700", lineStyle: { type: "dashed", width: 1.5 } });
+    series.push({ name: n.actual_pv, type: "line", step: "end", data: d.actual_pv_kw, symbol: "none", color: "#e6a700", lineStyle: { width: 2 } });
+  }
+  if (d.actual_soc_pct) {
+    series.push({ name: n.planned_soc, type: "line", yAxisIndex: 1, data: d.planned_soc_pct, symbol: "none", color: "#27ae60", lineStyle: { type: "dashed", width: 1.5 } });
+    series.push({ name: n.actual_soc, type: "line", yAxisIndex: 1, data: d.actual_soc_pct, symbol: "none", color: "#27ae60", lineStyle: { width: 2 } });
+  }
+  chart.setOption({
+    animation: false,
+    tooltip: { trigger: "axis" },
+    legend: { top: 0 },
+    grid: { left: 60, right: 60, top: 40, bottom: 60 },
+    dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 8 }],
+    xAxis: { type: "category", data: d.labels, boundaryGap: false },
+    yAxis: [{ type: "value", name: n.kw }, { type: "value", name: n.soc_axis, min: 0, max: 100, splitLine: { show: false } }],
+    series: series
+  });
+  return { chart: chart, labels: d.labels };
+}
+
+/* The plan's chart and plan against actual share their zoom and tooltip when they show
+   the same intervals (a one-day plan). */
+function linkCharts(a, b) {
+  if (!a || !b || a.labels.length !== b.labels.length) return;
+  for (var i = 0; i < a.labels.length; i++) { if (a.labels[i] !== b.labels[i]) return; }
+  a.chart.group = b.chart.group = "site-day";
+  echarts.connect("site-day");
 }
 
 function fleetChart() {
@@ -108,7 +152,7 @@ function busyForms() {
 }
 
 document.addEventListener("DOMContentLoaded", function () {
-  planChart();
+  linkCharts(planChart(), actualChart());
   fleetChart();
   pollJobs();
   busyForms();
