@@ -150,3 +150,37 @@ def test_the_ledger_api_is_scoped_and_names_bad_months(svc):
         assert [e["field"] for e in r.json()["errors"]] == [f"query.{name}"]
     r = client.get(f"{url}?from=2026-09&to=2026-08", headers={"X-API-Key": keys["ev"]})
     assert r.status_code == 422 and "from=2026-09" in r.text
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def test_vpp_ledger_prints_the_months_with_units_as_table_csv_and_json(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    csv_file = tmp_path / "m.csv"
+    csv_file.write_text("timestamp,grid_import_kw,battery_kw\n" + "".join(
+        f"{r['timestamp']},300,{r['battery_kw']}\n" for r in rows_of()), "utf-8")
+    now = ["--db", url, "--now", "2026-12-01T08:00:00+08:00"]
+    run = CliRunner().invoke
+    r = run(main, ["measurements", "import", str(csv_file), "--site", "CZ-MG-04", *now])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["ledger", "--site", "CZ-MG-04", *now])
+    assert r.exit_code == 0, r.output
+    assert "discharge [kWh]" in r.output and "subsidy [yuan]" in r.output
+    assert "paid 2026-08-01 to 2028-07-31" in r.output
+    assert "subsidy 45.00 yuan; 20 month(s) of the window left" in r.output
+    r = run(main, ["ledger", "--site", "CZ-MG-04", "--format", "csv", *now])
+    lines = r.output.splitlines()
+    assert lines[0].startswith("site_id,month,in_window,complete,discharge_kwh,")
+    assert lines[2].startswith("CZ-MG-04,2026-08,True,True,350.0,150.0,0.3,45.0,3,2976,")
+    r = run(main, ["ledger", "--site", "CZ-MG-04", "--format", "json", "--from", "2026-08",
+                   *now])
+    assert [m["month"] for m in json.loads(r.output)["months"]] == ["2026-08"]
+    r = run(main, ["ledger", "--site", "CZ-MG-04", "--from", "2026-8", *now])
+    assert r.exit_code == 2 and "--from" in r.output
