@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
 import pandas as pd
 import pytest
@@ -114,11 +115,11 @@ def svc(request, tmp_path_factory):
     r = client.post("/v1/sites/CZ-MG-04/measurements", headers={"X-API-Key": keys["park4"]},
                     json={"rows": rows_of()})
     assert r.status_code == 200, r.text
-    return client, keys
+    return client, keys, app
 
 
 def test_the_ledger_api_gives_the_months_with_units_and_totals(svc):
-    client, keys = svc
+    client, keys, _ = svc
     for who in ("park4", "ev", "admin"):
         r = client.get(f"/v1/sites/CZ-MG-04/subsidy-ledger?at={AT}",
                        headers={"X-API-Key": keys[who]})
@@ -137,7 +138,7 @@ def test_the_ledger_api_gives_the_months_with_units_and_totals(svc):
 
 
 def test_the_ledger_api_is_scoped_and_names_bad_months(svc):
-    client, keys = svc
+    client, keys, _ = svc
     url = "/v1/sites/CZ-MG-04/subsidy-ledger"
     assert client.get(url, headers={"X-API-Key": keys["park3"]}).status_code == 403
     assert client.get(url).status_code == 401
@@ -150,6 +151,45 @@ def test_the_ledger_api_is_scoped_and_names_bad_months(svc):
         assert [e["field"] for e in r.json()["errors"]] == [f"query.{name}"]
     r = client.get(f"{url}?from=2026-09&to=2026-08", headers={"X-API-Key": keys["ev"]})
     assert r.status_code == 422 and "from=2026-09" in r.text
+
+
+# ------------------------------------------------------------------------ dashboard
+
+
+def ledger_cells(html: str, site: str) -> dict[str, list[str]]:
+    """The evaluator page's ledger rows of ``site``: month -> its 8 month cells as text
+    (the first row also holds the site's cell)."""
+    body = re.search(rf'<tbody data-site="{site}">(.*?)</tbody>', html, re.S).group(1)
+    out = {}
+    for month, row in re.findall(r'<tr class="ledger-month" data-month="([\d-]+)">(.*?)</tr>',
+                                 body, re.S):
+        out[month] = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
+                      for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)][-8:]
+    return out
+
+
+def test_the_evaluator_page_shows_the_ledger_in_both_languages(svc):
+    from test_dashboard import login
+
+    _, keys, app = svc
+    page = login(app, keys["ev"]).get("/ui/evaluator?date=2026-12-01")
+    assert page.status_code == 200 and 'id="no-ledger"' not in page.text
+    rows = ledger_cells(page.text, "CZ-MG-04")
+    assert list(rows) == ["2026-07", "2026-08"]
+    assert rows["2026-07"][:7] == ["2026年7月", "否", "100.0", "0.0", "0.00", "0.00",
+                                    "1 / 2,976"]
+    assert rows["2026-08"][:7] == ["2026年8月", "是", "350.0", "150.0", "0.30", "45.00",
+                                    "3 / 2,976"]
+    assert "补贴期 2026年8月1日 至 2028年7月31日，剩余 20 个月" in page.text
+    assert 'data-site="CZ-MG-03"' not in page.text  # no measurements: no rows
+    en = login(app, keys["ev"], "en").get("/ui/evaluator?date=2026-12-01")
+    assert "Subsidy [yuan]" in en.text and "Counted discharge [kWh]" in en.text
+    assert ledger_cells(en.text, "CZ-MG-04")["2026-08"][:2] == ["Aug 2026", "yes"]
+    # a park key sees its own sites only: CZ-MG-03 has no measurements, so the note
+    park = login(app, keys["park3"]).get("/ui/evaluator?date=2026-12-01")
+    assert 'data-site="CZ-MG-04"' not in park.text and 'id="no-ledger"' in park.text
+    bad = login(app, keys["ev"]).get("/ui/evaluator?date=2026-13-01")
+    assert bad.status_code == 422 and 'role="alert"' in bad.text
 
 
 # ------------------------------------------------------------------------------ CLI
