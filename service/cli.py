@@ -1,6 +1,6 @@
 """The ``vpp`` command with the service's commands added: ``vpp serve`` and ``vpp keys``
-here, ``vpp measurements``, ``vpp state`` and ``vpp operate`` (:mod:`service.cli_ops`,
-loaded on first use), and the stored state ``vpp plan`` starts from.
+here, ``vpp measurements``, ``vpp state``, ``vpp ledger`` and ``vpp operate``
+(:mod:`service.cli_ops`, loaded on first use), and the stored state ``vpp plan`` starts from.
 
 The console script points here so that ``vpp/`` never imports ``service/``. FastAPI,
 uvicorn, SQLAlchemy and the app are imported inside the commands that use them: ``vpp
@@ -21,6 +21,7 @@ from vpp.cli import STATE_READERS, main
 main.lazy.update({
     "measurements": ("service.cli_ops:measurements", "Import site measurements (CSV)."),
     "state": ("service.cli_ops:state", "A site's measured state: SOC, month peak, costs."),
+    "ledger": ("service.cli_ops:ledger", "A site's storage-subsidy ledger per month."),
     "operate": ("service.cli_ops:operate", "Control steps from stored measurements (MPC)."),
 })
 if "service.cli_ops:plan_state" not in STATE_READERS:

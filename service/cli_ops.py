@@ -1,7 +1,8 @@
-"""``vpp measurements import``, ``vpp state`` and ``vpp operate``: live operation from the
-command line, on the service's database (``--db``, ``DATABASE_URL`` or the SQLite file
-``vpp serve`` uses by default). Loaded only when one of them runs (``service/cli.py`` lists
-them in the ``vpp`` group), so ``vpp --help`` imports no database library.
+"""``vpp measurements import``, ``vpp state``, ``vpp ledger`` and ``vpp operate``: live
+operation from the command line, on the service's database (``--db``, ``DATABASE_URL`` or
+the SQLite file ``vpp serve`` uses by default). Loaded only when one of them runs
+(``service/cli.py`` lists them in the ``vpp`` group), so ``vpp --help`` imports no database
+library.
 """
 
 from __future__ import annotations
@@ -137,6 +138,115 @@ def state_table(st: dict[str, Any]) -> str:
         lines.append(f"    gap {g['start']} .. {g['end']} ({g['intervals']} intervals)")
     if len(st["gaps"]) > 10 or st["gaps_truncated"]:
         lines.append("    ... (more gaps: --format json)")
+    return "\n".join(lines)
+
+
+def _month(text: str | None, option: str) -> dt.date | None:
+    from vpp.ledger import parse_month
+
+    if text is None:
+        return None
+    try:
+        return parse_month(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: {exc}", param_hint=option) from None
+
+
+@click.command()
+@click.option("--site", "site_id", required=True, help="Site id, e.g. CZ-MG-01.")
+@click.option("--from", "from_text", default=None, metavar="YYYY-MM",
+              help="First month. Default: the first month with measurements.")
+@click.option("--to", "to_text", default=None, metavar="YYYY-MM",
+              help="Last month. Default: the month of --now.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@DB_OPTION
+@NOW_OPTION
+@click.pass_context
+def ledger(ctx: click.Context, site_id: str, from_text: str | None, to_text: str | None,
+           fmt: str, database_url: str | None, now_text: str | None) -> None:
+    """The site's storage-subsidy ledger from its stored measurements: per calendar month
+    with data, whether it lies in the paid window, metered and counted discharge [kWh], rate
+    [yuan/kWh], subsidy [yuan] and coverage, with the totals in the window.
+
+    \b
+    vpp ledger --site CZ-MG-04
+    vpp ledger --site CZ-MG-04 --from 2026-01 --format csv > ledger.csv
+    """
+    from service.operations import ledger_of
+
+    first, last = _month(from_text, "--from"), _month(to_text, "--to")
+    if first is not None and last is not None and first > last:
+        raise click.BadParameter(f"{from_text} is after --to {to_text}", param_hint="--from")
+    catalog = catalog_of(ctx)
+    _site(catalog, site_id)
+    with _sessions(database_url)() as db:
+        led = ledger_of(db, catalog, site_id, _now(now_text), first, last).to_dict()
+    if fmt == "json":
+        click.echo(json.dumps(led, indent=1, ensure_ascii=False))
+    elif fmt == "csv":
+        click.echo(ledger_csv(led), nl=False)
+    else:
+        click.echo(ledger_table(led))
+
+
+#: The ledger's columns: (key, heading with unit, format).
+LEDGER_COLUMNS = (
+    ("month", "month", "s"), ("in_window", "in window", "s"),
+    ("discharge_kwh", "discharge [kWh]", ",.1f"),
+    ("counted_discharge_kwh", "counted [kWh]", ",.1f"),
+    ("rate_yuan_per_kwh", "rate [yuan/kWh]", ".2f"), ("subsidy_yuan", "subsidy [yuan]", ",.2f"),
+    ("intervals_measured", "measured [15 min]", "d"),
+    ("intervals_in_month", "in month [15 min]", "d"), ("tariff_version", "tariff", "s"),
+)
+
+
+def ledger_csv(led: dict[str, Any]) -> str:
+    """The ledger's months as CSV, one month a row, units in the column names."""
+    import csv
+    import io
+
+    keys = ["month", "in_window", "complete", "discharge_kwh", "counted_discharge_kwh",
+            "rate_yuan_per_kwh", "subsidy_yuan", "intervals_measured", "intervals_in_month",
+            "coverage_frac", "tariff_version", "counting_rule"]
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=["site_id", *keys], lineterminator="\n")
+    w.writeheader()
+    for m in led["months"]:
+        w.writerow({"site_id": led["site_id"], **{k: m[k] for k in keys}})
+    return out.getvalue()
+
+
+def ledger_table(led: dict[str, Any]) -> str:
+    """The ledger as text: the window, one month a line with units, the totals."""
+    window = (f"paid {led['window_first_day']} to {led['window_last_day']}" if led["eligible"]
+              else "not eligible (rated power below the policy's minimum)")
+    lines = [f"{led['site_id']} at {led['now']}: subsidy {led['policy_version']}, rule "
+             f"{led['counting_rule']}, {window}"]
+    if not led["months"]:
+        lines.append("  no measurements stored in these months (vpp measurements import FILE "
+                     "--site ID, or POST /v1/sites/{id}/measurements)")
+        return "\n".join(lines)
+    cells = [[h for _, h, _ in LEDGER_COLUMNS]]
+    for m in led["months"]:
+        row = []
+        for key, _, f in LEDGER_COLUMNS:
+            v = m[key]
+            row.append(("yes" if v else "no") if key == "in_window" else format(v, f))
+        if not m["complete"]:
+            row[0] += "*"
+        cells.append(row)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(LEDGER_COLUMNS))]
+    for r in cells:
+        lines.append(("  " + "  ".join(
+            c.ljust(w) if LEDGER_COLUMNS[i][2] == "s" else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True)))).rstrip())
+    lines.append(f"  in the window: discharge {led['discharge_in_window_kwh']:,.1f} kWh, "
+                 f"counted {led['counted_discharge_in_window_kwh']:,.1f} kWh, subsidy "
+                 f"{led['subsidy_in_window_yuan']:,.2f} yuan; {led['window_months_left']} "
+                 "month(s) of the window left")
+    if any(not m["complete"] for m in led["months"]):
+        lines.append("  * month still running: counted up to now")
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ from service.db import (
     utcnow,
 )
 from vpp.catalog import Catalog
+from vpp.ledger import Ledger, subsidy_ledger, year_start
 from vpp.measurements import (
     COUNTER_FIELDS,
     FIELDS,
@@ -41,6 +42,7 @@ from vpp.measurements import (
     validate_batch,
 )
 from vpp.operate import Setpoints
+from vpp.options import DATE_MIN
 from vpp.sites import Site
 from vpp.state import (
     SOC_MAX_AGE_MINUTES,
@@ -228,6 +230,22 @@ def state_of(db: Session, catalog: Catalog, site_id: str,
              now: dt.datetime | pd.Timestamp) -> SiteState:
     """:func:`vpp.state.site_state` of the stored measurements."""
     return site_state(catalog, site_id, month_rows(db, site_id, now), now)
+
+
+def ledger_of(db: Session, catalog: Catalog, site_id: str, now: dt.datetime | pd.Timestamp,
+              first: dt.date | None = None, last: dt.date | None = None) -> Ledger:
+    """:func:`vpp.ledger.subsidy_ledger` of the stored measurements, months ``first`` to
+    ``last`` (first days; None: no bound). Reads the rows from January of ``first``'s year
+    (the annual cap's budget) to ``now`` and ends the read transaction before counting, so
+    no connection is held while the months are computed."""
+    t = pd.Timestamp(now).tz_convert(TZ)
+    start = (pd.Timestamp(year_start(first)).tz_localize(TZ) if first is not None
+             else pd.Timestamp(DATE_MIN).tz_localize(TZ))
+    end = t if last is None else min(t, pd.Timestamp(last).tz_localize(TZ)
+                                     + pd.DateOffset(months=1) + LOOKBACK)
+    rows = read_measurements(db, site_id, start - LOOKBACK, end)
+    db.rollback()  # read only: the connection goes back to the pool
+    return subsidy_ledger(catalog, site_id, rows, t, first, last)
 
 
 def initial_state(db: Session, site: Site, plan_start: pd.Timestamp,

@@ -65,6 +65,28 @@ IsoDate = Annotated[dt.date, BeforeValidator(_iso_date),
 Kw = Annotated[float, Field(ge=0, le=1e7)]
 
 
+def _iso_month(value: Any) -> Any:
+    """Months only as ``YYYY-MM`` text, inside :data:`SUPPORTED_DATES`; the month's first
+    day."""
+    from vpp.ledger import parse_month
+
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.replace(day=1)
+    try:
+        month = parse_month(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    if not SUPPORTED_DATES[0] <= month <= SUPPORTED_DATES[1]:
+        raise ValueError(f"a month from {SUPPORTED_DATES[0]:%Y-%m} to "
+                         f"{SUPPORTED_DATES[1]:%Y-%m} (the supported range)")
+    return month
+
+
+IsoMonth = Annotated[dt.date, BeforeValidator(_iso_month),
+                     Field(description=f"YYYY-MM, from {SUPPORTED_DATES[0]:%Y-%m} to "
+                                       f"{SUPPORTED_DATES[1]:%Y-%m}")]
+
+
 def _last_day_supported(first: dt.date, last: dt.date, what: str) -> None:
     if last > SUPPORTED_DATES[1]:
         raise ValueError(f"{what} ends on {last}, after {SUPPORTED_DATES[1]}: every day must "

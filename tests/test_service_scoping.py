@@ -38,6 +38,7 @@ RULES = {
     ("POST", "/v1/jobs/{job_id}/resume"): "owner-or-admin",
     ("POST", "/v1/sites/{site_id}/measurements"): "write-site",
     ("GET", "/v1/sites/{site_id}/state"): "read-site",
+    ("GET", "/v1/sites/{site_id}/subsidy-ledger"): "read-site",
     ("GET", "/v1/sites/{site_id}/setpoints"): "read-site",
     ("GET", "/v1/sites/{site_id}/plan-vs-actual"): "read-site",
 }

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models import InvalidInputError
+from models.components.subsidy import paid_kwh
 from vpp.accounting import FlowArrays, money_yuan, month_demand_charge_yuan
 from vpp.catalog import Catalog
 from vpp.measurements import MAX_GAPS, POWER_FIELDS, to_intervals, zero_fields_of
@@ -242,10 +243,16 @@ def metered_flows(iv: pd.DataFrame) -> FlowArrays:
                       grid_export_kw=col("grid_export_kw"), flexible_load_kw=zeros)
 
 
-def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any) -> dict[str, float]:
+def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any,
+           paid_this_year_kwh: float = 0.0) -> dict[str, float]:
     """Energy cost, export revenue and subsidy earned [yuan] of the metered intervals
-    (:func:`vpp.accounting.money_yuan`)."""
-    zero = {"energy_cost_yuan": 0.0, "export_revenue_yuan": 0.0, "subsidy_yuan": 0.0}
+    (:func:`vpp.accounting.money_yuan`), and the discharge the subsidy pays for
+    (``subsidy_counted_kwh`` [kWh]: by the policy's counting rule, in intervals with a
+    rate). Under ``annual_hours_cap`` the year's budget is what is left after
+    ``paid_this_year_kwh`` [kWh] counted earlier in the calendar year
+    (:func:`vpp.subsidy.annual_budget_kwh`), spent in time order."""
+    zero = {"energy_cost_yuan": 0.0, "export_revenue_yuan": 0.0, "subsidy_yuan": 0.0,
+            "subsidy_counted_kwh": 0.0}
     if iv.empty:
         return zero
     index = iv.index
@@ -261,11 +268,13 @@ def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any) -> dict[
         pv_kw=f.pv_used_kw, import_price=prices["import_price_yuan_per_kwh"].to_numpy(),
         export_price=prices["export_price_yuan_per_kwh"].to_numpy(), subsidy_rate=rate,
         tariff=tariff, labels=False, shiftable=False, subsidy_rule=model_rule(catalog.policy),
-        subsidy_budget_kwh=(annual_budget_kwh(catalog.policy, st.power_kw) if st is not None
-                            else None))
+        subsidy_budget_kwh=(annual_budget_kwh(catalog.policy, st.power_kw, paid_this_year_kwh)
+                            if st is not None else None))
     if p.storage is None:  # not in service: nothing to earn
         rate = np.zeros(len(index))
     m = money_yuan(p, f, rate)
+    counted, _ = paid_kwh(replace(p, subsidy_yuan_per_kwh=rate), f.discharge_kw, f.charge_kw)
+    m["subsidy_counted_kwh"] = float(counted[rate > 0].sum())
     return {k: m[k] for k in zero}
 
 
@@ -273,16 +282,27 @@ def _month_so_far(catalog: Catalog, site: Site, measurements: pd.DataFrame,
                   local_now: pd.Timestamp) -> tuple[MonthToDate, pd.DataFrame, pd.DataFrame]:
     """The month so far at ``local_now``: its :class:`MonthToDate`, the rows up to
     ``local_now`` and the 15-minute intervals (:func:`vpp.measurements.to_intervals`)."""
-    first = month_start(local_now)
-    cut = interval_floor(local_now)
     rows = measurements[measurements.index <= local_now]
+    month, iv, _ = metered_month(catalog, site, rows, month_start(local_now),
+                                 interval_floor(local_now), local_now)
+    return month, rows, iv
+
+
+def metered_month(catalog: Catalog, site: Site, rows: pd.DataFrame, first: pd.Timestamp,
+                  cut: pd.Timestamp, local_now: pd.Timestamp, paid_this_year_kwh: float = 0.0,
+                  ) -> tuple[MonthToDate, pd.DataFrame, float]:
+    """The metered intervals of the billing month starting at ``first`` up to ``cut``
+    (excluded; the month's end for a month that is over) as seen at ``local_now`` from
+    ``rows``: its :class:`MonthToDate`, the 15-minute intervals
+    (:func:`vpp.measurements.to_intervals`) and the discharge the subsidy pays for [kWh]
+    (see :func:`_money`; ``paid_this_year_kwh`` [kWh] for the ``annual_hours_cap`` rule)."""
     iv = to_intervals(rows, first, cut, zero_fields_of(site))
     tariff = catalog.tariffs.select(site.tariff_id, first.date())
     imp = iv["grid_import_kw"].to_numpy(dtype=float)
     measured = np.isfinite(imp)
     peak = float(imp[measured].max()) if measured.any() else 0.0
     peak_at = iv.index[measured][int(np.argmax(imp[measured]))] if measured.any() else None
-    money = _money(catalog, site, iv, tariff)
+    money = _money(catalog, site, iv, tariff, paid_this_year_kwh)
     flows = metered_flows(iv)
     until = data_until(rows)
     month = MonthToDate(
@@ -304,7 +324,7 @@ def _month_so_far(catalog: Catalog, site: Site, measurements: pd.DataFrame,
         last_measurement_at=_iso(rows.index[-1]) if not rows.empty else None,
         data_until=None if until is None else until.isoformat(),
         age_s=data_age_s(until, local_now), intervals_measured=int(measured.sum()))
-    return month, rows, iv
+    return month, iv, money["subsidy_counted_kwh"]
 
 
 def month_to_date(catalog: Catalog, site_id: str, measurements: pd.DataFrame,

@@ -34,6 +34,10 @@ storing a batch through the API recomputes the site's state right after the resp
 another way (``vpp measurements import``) or in another ``--workers`` process are
 recomputed by the first page that needs them.
 
+The evaluator page's subsidy ledger (:func:`ledgers_of`) is :func:`vpp.ledger.subsidy_ledger`
+of the calendar year (the API's ``GET /v1/sites/{id}/subsidy-ledger``), cached by the same
+marks.
+
 The site page reads one site: its :func:`vpp.state.site_state` (cached by the same mark and
 its 15-minute interval), :func:`vpp.state.plan_vs_actual` of the day and the latest
 set-points.
@@ -62,6 +66,7 @@ from service.operations import (
     read_measurements_many,
 )
 from vpp.catalog import Catalog
+from vpp.ledger import Ledger, subsidy_ledger, year_start
 from vpp.sites import Site
 from vpp.state import (
     MonthToDate,
@@ -238,6 +243,52 @@ def site_panel(db: Session, catalog: Catalog, site: Site, day: dt.date,
                                         *pva["actual"]["soc_kwh"], *pva["actual"]["pv_kw"]))
     return {"as_of": now, "state": state, "state_error": error,
             "actual": pva if known else None, "setpoints": latest_setpoints(db, site.id)}
+
+
+@dataclasses.dataclass(frozen=True)
+class LedgerOfYear:
+    """What the evaluator page shows of one site: its subsidy ledger of a calendar year up
+    to the page's time (:func:`vpp.ledger.subsidy_ledger`; None with ``error``: a month
+    could not be counted, e.g. no tariff in force)."""
+
+    ledger: Ledger | None
+    error: str | None = None
+
+
+def ledgers_of(db: Session, catalog: Catalog, sites: Sequence[Site], now: pd.Timestamp,
+               cache: MeasuredCache) -> dict[str, LedgerOfYear]:
+    """The subsidy ledger of ``now``'s calendar year, from January (the annual cap's
+    budget) to ``now``, of each site with a measurement in it (the others are left out):
+    one statement of marks, then one batched read of the sites whose cached ledger is out
+    of date. Cached by the site's mark, its document and the 15-minute interval of ``now``
+    (the running month and the window's months left move with it)."""
+    lo = pd.Timestamp(year_start(now.date())).tz_localize(TZ) - LOOKBACK
+    marks = measurement_marks(db, [s.id for s in sites], lo, now)
+    out: dict[str, LedgerOfYear] = {}
+    missing: dict[str, tuple] = {}
+    for s in sites:
+        mark = marks[s.id]
+        if mark.last_at is None:
+            continue
+        key = ("ledger", s.id, _site_key(s), interval_floor(now).isoformat(), mark.version,
+               mark.last_at)
+        led = cache.get(key)
+        if led is None:
+            missing[s.id] = key
+        else:
+            out[s.id] = led
+    if missing:
+        frames = read_measurements_many(db, list(missing), lo, now)
+        first = year_start(now.date())
+        for sid, key in missing.items():
+            try:
+                led = LedgerOfYear(subsidy_ledger(catalog, sid, frames[sid], now, first))
+            except InvalidInputError as exc:
+                out[sid] = LedgerOfYear(None, str(exc))
+                continue
+            cache.put(key, led)
+            out[sid] = led
+    return {s.id: out[s.id] for s in sites if s.id in out}
 
 
 def warm(app: Any, site_id: str) -> None:

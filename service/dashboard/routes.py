@@ -457,8 +457,10 @@ def job_state(job_id: IdPath, runner: RunnerDep, session: UserDep, tr: TrDep) ->
 
 @router.get("/evaluator")
 def evaluator_page(request: Request, db: SessionDep, cat: CatalogDep, session: UserDep,
-                   tr: TrDep) -> HTMLResponse:
-    """Indicators met or not per site (the newest finished simulation), subsidy ledger."""
+                   tr: TrDep, date: str | None = None) -> HTMLResponse:
+    """Indicators met or not per site (the newest finished simulation), and the subsidy
+    ledger of ``date``'s calendar year (default today) up to that day's end, per site with
+    measurements."""
     from vpp.sim_report import load_indicators
 
     indicators = load_indicators(cat)
@@ -476,9 +478,17 @@ def evaluator_page(request: Request, db: SessionDep, cat: CatalogDep, session: U
                 cells.append({"value": v, "met": ind.met(v)})
             rows.append({"id": r["site_id"], "name": names.get(r["site_id"], r["site_id"]),
                          "cells": cells, "subsidy_yuan": float(r["subsidy_yuan"])})
-    return render(request, "evaluator.html", tr, indicators=indicators, rows=rows,
-                  job=latest[0] if latest else None,
-                  met=[sum(r["cells"][i]["met"] for r in rows) for i in range(len(indicators))])
+    day, error = parse_day(date, tr)
+    as_of = measurements.as_of(day)
+    sites = readable_sites(cat, session.who)
+    ledgers = measurements.ledgers_of(db, cat, sites, as_of, request.app.state.dashboard.cache)
+    ledger_rows = [{"id": s.id, "name": views.site_name(s, tr), "entry": ledgers[s.id]}
+                   for s in sites if s.id in ledgers]
+    return render(request, "evaluator.html", tr, 422 if error else 200, indicators=indicators,
+                  rows=rows, job=latest[0] if latest else None,
+                  met=[sum(r["cells"][i]["met"] for r in rows) for i in range(len(indicators))],
+                  day=day, date_error=error, as_of=as_of, ledger_rows=ledger_rows,
+                  policy=cat.policy)
 
 
 # ----------------------------------------------------------------------- server timing

@@ -1,5 +1,5 @@
 """``/v1/sites/{id}/...`` of live operation: measurements in, the measured state, the latest
-set-points, and plan against actual (see docs/operations.md)."""
+set-points, plan against actual and the subsidy ledger (see docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ from pydantic import AwareDatetime
 from models.errors import InvalidInputError
 from service.db import utcnow
 from service.deps import CatalogDep, CurrentKey, SessionDep
-from service.operations import ingest, latest_setpoints, plan_vs_actual_of, state_of
+from service.operations import (
+    ingest,
+    latest_setpoints,
+    ledger_of,
+    plan_vs_actual_of,
+    state_of,
+)
 from service.routing import CheckedRoute
 from service.schemas import (
     SUPPORTED_DATES,
     SUPPORTED_RANGE_TEXT,
     IsoDate,
+    IsoMonth,
     MeasurementBatchRequest,
 )
 from service.store import Forbidden, NotFound, readable_site
@@ -34,6 +41,13 @@ def _site(cat: Catalog, site_id: str) -> Site:
         return cat.fleet.site(site_id)
     except InvalidInputError:
         raise NotFound(f"site {site_id} does not exist") from None
+
+
+def _check_at(at: AwareDatetime | None, what: str) -> None:
+    """A 422 naming ``at`` when it lies outside the supported dates."""
+    if at is not None and not SUPPORTED_DATES[0] <= at.date() <= SUPPORTED_DATES[1]:
+        raise InvalidInputError(f"at={at.isoformat()}: outside the supported dates "
+                                f"{SUPPORTED_RANGE_TEXT}", f"invalid {what} query")
 
 
 @router.post("/{site_id}/measurements",
@@ -60,9 +74,7 @@ def read_state(site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentK
     """The site's measured state: SOC now, month-to-date peak and its demand charge, energy
     cost, discharge and subsidy this month, freshness and gaps (units in the names)."""
     readable_site(cat, who, site_id)
-    if at is not None and not SUPPORTED_DATES[0] <= at.date() <= SUPPORTED_DATES[1]:
-        raise InvalidInputError(f"at={at.isoformat()}: outside the supported dates "
-                                f"{SUPPORTED_RANGE_TEXT}", "invalid state query")
+    _check_at(at, "state")
     return state_of(db, cat, site_id, at or utcnow()).to_dict()
 
 
@@ -90,3 +102,22 @@ def read_plan_vs_actual(site_id: SitePath, db: SessionDep, cat: CatalogDep, who:
     site = readable_site(cat, who, site_id)
     return plan_vs_actual_of(db, site, date, cat)
 
+
+@router.get("/{site_id}/subsidy-ledger")
+def read_subsidy_ledger(
+        site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentKey,
+        first: Annotated[IsoMonth | None, Query(alias="from", description=(
+            "first month (YYYY-MM); default: the first measured month"))] = None,
+        last: Annotated[IsoMonth | None, Query(alias="to", description=(
+            "last month (YYYY-MM); default: the month of now"))] = None,
+        at: At = None) -> dict[str, Any]:
+    """The site's storage-subsidy ledger from its measurements: per calendar month with
+    data, whether it lies in the paid window, metered and counted discharge [kWh], rate
+    [yuan/kWh], subsidy [yuan] and coverage [intervals], with the totals in the window and
+    the window's months left."""
+    readable_site(cat, who, site_id)
+    _check_at(at, "ledger")
+    if first is not None and last is not None and first > last:
+        raise InvalidInputError(f"from={first:%Y-%m} is after to={last:%Y-%m}",
+                                "invalid ledger query")
+    return ledger_of(db, cat, site_id, at or utcnow(), first, last).to_dict()
