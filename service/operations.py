@@ -42,7 +42,6 @@ from vpp.measurements import (
     validate_batch,
 )
 from vpp.operate import Setpoints
-from vpp.options import DATE_MIN
 from vpp.sites import Site
 from vpp.state import (
     SOC_MAX_AGE_MINUTES,
@@ -235,12 +234,18 @@ def state_of(db: Session, catalog: Catalog, site_id: str,
 def ledger_of(db: Session, catalog: Catalog, site_id: str, now: dt.datetime | pd.Timestamp,
               first: dt.date | None = None, last: dt.date | None = None) -> Ledger:
     """:func:`vpp.ledger.subsidy_ledger` of the stored measurements, months ``first`` to
-    ``last`` (first days; None: no bound). Reads the rows from January of ``first``'s year
-    (the annual cap's budget) to ``now`` and ends the read transaction before counting, so
-    no connection is held while the months are computed."""
+    ``last`` (first days; ``last`` None: no bound; ``first`` None: the month of the
+    station's grid connection - nothing before it is paid - or, without storage, January of
+    ``now``'s year). Reads the rows from ``first`` (under ``annual_hours_cap`` from January
+    of its year: the year's budget) to ``now`` and ends the read transaction before
+    counting, so no connection is held while the months are computed."""
     t = pd.Timestamp(now).tz_convert(TZ)
-    start = (pd.Timestamp(year_start(first)).tz_localize(TZ) if first is not None
-             else pd.Timestamp(DATE_MIN).tz_localize(TZ))
+    if first is None:
+        storage = catalog.fleet.site(site_id).storage
+        first = (storage.grid_connection_date.replace(day=1) if storage is not None
+                 else dt.date(t.year, 1, 1))
+    start = pd.Timestamp(year_start(first) if catalog.policy.rule == "annual_hours_cap"
+                         else first).tz_localize(TZ)
     end = t if last is None else min(t, pd.Timestamp(last).tz_localize(TZ)
                                      + pd.DateOffset(months=1) + LOOKBACK)
     rows = read_measurements(db, site_id, start - LOOKBACK, end)

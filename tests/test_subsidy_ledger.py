@@ -90,6 +90,31 @@ def test_the_annual_hours_cap_carries_over_months_and_resets_in_january(catalog)
     assert [(m.month, m.counted_discharge_kwh) for m in later.months] == [("2026-09", 0.0)]
 
 
+@pytest.mark.parametrize("load_metered", [True, False])
+def test_net_of_grid_charging_counts_no_grid_charged_energy_without_a_load_meter(
+        catalog, load_metered):
+    """August 2026, net_of_grid_charging: at 10:00 the battery charges 400 kW while PV makes
+    400 kW and the site imports 600 kW for a 600 kW load - all of the charge comes from the
+    grid (PV surplus = max(0, 400 - 600) = 0); at 16:00 it discharges 400 kW (100 kWh). The
+    day's discharge net of grid charging is 100 - 100 = 0 kWh: 0 yuan, whether the load was
+    metered or is taken from the meter's balance 600 - 0 + 400 + 0 - 400 = 600 kW (export
+    not metered: 0)."""
+    cat = dataclasses.replace(catalog, policy=dataclasses.replace(
+        catalog.policy, rule="net_of_grid_charging"))
+    charge = {"timestamp": "2026-08-10T10:00:00+08:00", "battery_kw": -400.0,
+              "pv_kw": 400.0, "grid_import_kw": 600.0}  # no export meter either
+    dis = {"timestamp": "2026-08-10T16:00:00+08:00", "battery_kw": 400.0, "pv_kw": 0.0,
+           "grid_import_kw": 0.0}
+    if load_metered:
+        charge["load_kw"], dis["load_kw"] = 600.0, 400.0
+    site = cat.fleet.site("CZ-MG-04")
+    rows = validate_batch(site, [charge, dis], interval_minutes=15, now=NOW).frame
+    (aug,) = subsidy_ledger(cat, "CZ-MG-04", rows, NOW).months
+    assert aug.discharge_kwh == 100.0
+    assert aug.counted_discharge_kwh == pytest.approx(0.0, abs=1e-9)
+    assert aug.subsidy_yuan == pytest.approx(0.0, abs=1e-9)
+
+
 def test_months_are_parsed_strictly():
     assert parse_month("2026-08") == dt.date(2026, 8, 1)
     for bad in ("2026-13", "2026-8", "2026-08-01", "", "x"):
@@ -135,6 +160,24 @@ def test_the_ledger_api_gives_the_months_with_units_and_totals(svc):
     r = client.get(f"/v1/sites/CZ-MG-03/subsidy-ledger?at={AT}",
                    headers={"X-API-Key": keys["ev"]})
     assert r.status_code == 200 and r.json()["months"] == []
+
+
+def test_without_from_the_ledger_starts_at_the_month_of_grid_connection(svc):
+    """CZ-MG-01 is connected on 2025-03-17: a row of February 2025 is not read without
+    ``from`` (nothing before the connection is paid), and is with ``from=2025-02``."""
+    client, keys, _ = svc
+    head = {"X-API-Key": keys["admin"]}
+    rows = [{"timestamp": f"{t}:00+08:00", "battery_kw": 400.0, "grid_import_kw": 300.0}
+            for t in ("2025-02-10T16:00", "2025-04-10T16:00")]
+    r = client.post("/v1/sites/CZ-MG-01/measurements", headers=head, json={"rows": rows})
+    assert r.status_code == 200, r.text
+    at = "2025-05-01T00:00:00%2B08:00"
+    got = client.get(f"/v1/sites/CZ-MG-01/subsidy-ledger?at={at}", headers=head).json()
+    assert [(m["month"], m["in_window"]) for m in got["months"]] == [("2025-04", True)]
+    got = client.get(f"/v1/sites/CZ-MG-01/subsidy-ledger?at={at}&from=2025-02",
+                     headers=head).json()
+    assert [(m["month"], m["in_window"]) for m in got["months"]] == [("2025-02", False),
+                                                                      ("2025-04", True)]
 
 
 def test_the_ledger_api_is_scoped_and_names_bad_months(svc):

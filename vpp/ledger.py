@@ -19,8 +19,8 @@ below). Per month (units in the names):
 * ``rate_yuan_per_kwh`` - the policy's rate in the window, 0 outside;
   ``subsidy_yuan`` - counted x rate;
 * ``intervals_measured`` of ``intervals_in_month`` - the 15-minute intervals with a metered
-  battery power (the coverage of the discharge), ``complete`` - the month is over at
-  ``now`` (the running month counts its intervals so far).
+  battery power (the coverage of the discharge) of the whole calendar month's intervals
+  (also for the running month), ``complete`` - the month is over at ``now``.
 
 **Annual cap.** Under ``annual_hours_cap`` the budget (``annual_hours`` x rated power
 [kWh]) is per calendar year (:func:`vpp.subsidy.annual_budget_kwh`): each month starts with
@@ -111,6 +111,8 @@ def parse_month(text: str) -> dt.date:
     year, month = int(text[:4]), int(text[5:])
     if not 1 <= month <= 12:
         raise ValueError("a month as YYYY-MM (month 01 to 12)")
+    if year < 1:
+        raise ValueError("a month as YYYY-MM from year 0001")
     return dt.date(year, month, 1)
 
 

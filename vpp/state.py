@@ -243,6 +243,16 @@ def metered_flows(iv: pd.DataFrame) -> FlowArrays:
                       grid_export_kw=col("grid_export_kw"), flexible_load_kw=zeros)
 
 
+def metered_load_kw(iv: pd.DataFrame, flows: FlowArrays) -> np.ndarray:
+    """The site's load [kW]: as measured, and where it was not, from the meter's balance
+    ``import - export + PV + discharge - charge`` (a load left at 0 would make all PV a
+    surplus, and grid charging count as PV charging under ``net_of_grid_charging``)."""
+    measured = iv["load_kw"].to_numpy(dtype=float)
+    balance = (flows.grid_import_kw - flows.grid_export_kw + flows.pv_used_kw
+               + flows.discharge_kw - flows.charge_kw)
+    return np.where(np.isfinite(measured), measured, np.clip(balance, 0.0, None))
+
+
 def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any,
            paid_this_year_kwh: float = 0.0) -> dict[str, float]:
     """Energy cost, export revenue and subsidy earned [yuan] of the metered intervals
@@ -264,7 +274,7 @@ def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any,
                                    periods=prices["period"].to_numpy()).to_numpy()
     f = metered_flows(iv)
     p = site_problem(
-        site, index, load_kw=np.nan_to_num(iv["load_kw"].to_numpy(dtype=float), nan=0.0),
+        site, index, load_kw=metered_load_kw(iv, f),
         pv_kw=f.pv_used_kw, import_price=prices["import_price_yuan_per_kwh"].to_numpy(),
         export_price=prices["export_price_yuan_per_kwh"].to_numpy(), subsidy_rate=rate,
         tariff=tariff, labels=False, shiftable=False, subsidy_rule=model_rule(catalog.policy),

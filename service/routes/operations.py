@@ -4,6 +4,7 @@ set-points, plan against actual and the subsidy ledger (see docs/operations.md).
 from __future__ import annotations
 
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from pydantic import AwareDatetime
@@ -29,6 +30,7 @@ from service.schemas import (
 from service.store import Forbidden, NotFound, readable_site
 from vpp.catalog import Catalog
 from vpp.sites import SITE_ID_PATTERN, Site
+from vpp.timebase import TZ
 
 router = APIRouter(prefix="/sites", tags=["operations"], route_class=CheckedRoute)
 SitePath = Annotated[str, Path(pattern=SITE_ID_PATTERN)]
@@ -45,7 +47,8 @@ def _site(cat: Catalog, site_id: str) -> Site:
 
 def _check_at(at: AwareDatetime | None, what: str) -> None:
     """A 422 naming ``at`` when it lies outside the supported dates."""
-    if at is not None and not SUPPORTED_DATES[0] <= at.date() <= SUPPORTED_DATES[1]:
+    if at is not None and not (SUPPORTED_DATES[0] <= at.astimezone(ZoneInfo(TZ)).date()
+                               <= SUPPORTED_DATES[1]):
         raise InvalidInputError(f"at={at.isoformat()}: outside the supported dates "
                                 f"{SUPPORTED_RANGE_TEXT}", f"invalid {what} query")
 
