@@ -13,9 +13,9 @@ import (rows may be 1, 3 or 5 minutes, or counter readings: a ``MAX`` over store
 would be a second, wrong definition) and the subsidy depends on each interval's tariff
 period, so both need the month's 15-minute series (:func:`vpp.measurements.to_intervals`).
 For the 30 pilots with a month of 15-minute rows (89,280), reading them in one statement
-takes about 25 ms on SQLite and counting the 30 months about 50 ms (2 shared cores; more
-under load: the first overview after a start, ``bench/dashboard.py``, takes 150-170 ms of
-the page's 200 ms budget) - so the overview does not recompute them per request. It keeps
+takes 0.4-0.5 s on SQLite and counting the 30 months about 0.3 s (2 shared cores, load 3;
+the first overview after a start, ``bench/dashboard.py`` on 07-31, takes about 1 s, five
+times the page's 200 ms budget) - so the overview does not recompute them per request. It keeps
 each site's :class:`vpp.state.MonthToDate` in a per-process cache keyed by what decides it:
 
 * the site's **measurement mark** (:func:`service.operations.measurement_marks`): its
