@@ -39,6 +39,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 from test_dashboard import login
+from test_subsidy_ledger import ledger_cells
 
 from service.app import create_app
 from service.auth import create_key
@@ -277,3 +278,120 @@ def test_fresh_data_is_not_marked_stale(world):
     assert 'class="tag green"' in age and 'data-stale="no"' in age and "过时" not in age
     site = c.get(f"/ui/sites/CZ-MG-04?date={day}").text
     assert 'data-stale="no"' in re.search(r'id="state-age">(.*?)</b>', site, re.S).group(1)
+
+
+# ------------------------------------------------------------------- a month's last day
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def monthend(request, tmp_path_factory):
+    """15-minute rows stored through the API (same tariff and policy as above):
+
+    CZ-MG-01 in July 2026 (subsidy window 2025-04-01 to 2027-03-31):
+
+    ===========  ===========  ===========  ======================
+    row          import [kW]  battery [kW] period: counted [kWh]
+    ===========  ===========  ===========  ======================
+    07-10 16:00  3000         400          peak: 100
+    07-30 08:00  3500         200          flat: 50
+    07-31 20:00  4200         800          critical peak: 200
+    ===========  ===========  ===========  ======================
+
+    * as of the end of 07-30 (07-31 00:00): peak 3500 kW -> 3500 x 40 = 140,000 yuan;
+      subsidy (100 + 50) x 0.3 = 45 yuan; discharge 150 kWh; 30 x 96 = 2880 intervals,
+      2 measured;
+    * as of the end of 07-31 (08-01 00:00): still July, with the 31st's row: peak 4200 kW
+      -> 168,000 yuan; subsidy 350 x 0.3 = 105 yuan; discharge 350 kWh; 31 x 96 = 2976
+      intervals, 3 measured;
+    * 08-01: August has no row (none in its read range, 07-31 23:00 on): no measurements.
+
+    For the evaluator's ledger of 2025: CZ-MG-05 (window 2024-10-01 to 2026-09-30) discharges
+    200 kW on 2025-06-10 16:00 (peak: 50 kWh, 15 yuan) and 400 kW on 2025-12-31 08:00 (flat:
+    100 kWh, 30 yuan), in all 150 kWh and 45 yuan; CZ-MG-06 has one row, 2025-12-31 23:30
+    (import 500 kW, battery at rest): in the 2025 ledger as December, and in the hour that
+    2026's ledger reads before January, where it makes no month of 2026."""
+    url = (f"sqlite:///{tmp_path_factory.mktemp('monthend') / 'vpp.sqlite3'}"
+           if request.param == "sqlite" else request.getfixturevalue("postgres").new_database())
+    app = create_app(url, job_slots=0)
+    with session_factory(app.state.engine)() as s:
+        keys = {"ev": create_key(s, "evaluator"), "admin": create_key(s, "admin"),
+                "park1": create_key(s, "park", ["CZ-MG-01"])}
+    api = TestClient(app, raise_server_exceptions=False)
+    for site, rows in (
+            ("CZ-MG-01", [("2026-07-10T16:00", 3000.0, 400.0), ("2026-07-30T08:00", 3500.0, 200.0),
+                          ("2026-07-31T20:00", 4200.0, 800.0)]),
+            ("CZ-MG-05", [("2025-06-10T16:00", 1000.0, 200.0),
+                          ("2025-12-31T08:00", 1000.0, 400.0)]),
+            ("CZ-MG-06", [("2025-12-31T23:30", 500.0, 0.0)])):
+        r = api.post(f"/v1/sites/{site}/measurements", headers={"X-API-Key": keys["admin"]},
+                     json={"rows": [{"timestamp": f"{t}:00+08:00", "grid_import_kw": imp,
+                                     "battery_kw": bat} for t, imp, bat in rows]})
+        assert r.status_code == 200, r.text
+    return app, keys
+
+
+@pytest.mark.parametrize(("date", "peak", "demand", "subsidy", "discharge", "gaps", "as_of"), [
+    ("2026-07-30", "3,500", "140,000", "45.0", "150 kWh", "2,878 / 2,880", "2026-07-31 00:00"),
+    ("2026-07-31", "4,200", "168,000", "105.0", "350 kWh", "2,973 / 2,976", "2026-08-01 00:00"),
+])
+def test_a_months_last_day_shows_that_month_to_its_end(monthend, date, peak, demand, subsidy,
+                                                       discharge, gaps, as_of):
+    """The page of 07-31 is as of 08-01 00:00 and still shows July, the 31st's row
+    included (numbers in the fixture's docstring), on the overview and the site page."""
+    app, keys = monthend
+    over = login(app, keys["ev"]).get(f"/ui/?date={date}")
+    assert over.status_code == 200
+    mg01 = cells(over.text, "CZ-MG-01")
+    assert (mg01["mtd-peak"], mg01["mtd-demand"], mg01["mtd-subsidy"]) == (peak, demand,
+                                                                           subsidy)
+    assert tile(over.text, "measured-demand") == f"{demand} 元"
+    assert tile(over.text, "measured-subsidy") == f"{subsidy} 元"
+    assert f"本月截至 {as_of}" in over.text
+    site = login(app, keys["park1"]).get(f"/ui/sites/CZ-MG-01?date={date}")
+    assert site.status_code == 200
+    assert tile(site.text, "state-peak") == f"{peak} kW"
+    assert tile(site.text, "state-demand") == f"{demand} 元"
+    assert tile(site.text, "state-subsidy") == f"{subsidy} 元"
+    assert tile(site.text, "state-discharge") == discharge
+    assert tile(site.text, "state-gaps") == gaps
+    assert f"截至 {as_of}" in site.text
+
+
+def test_the_next_months_first_day_starts_a_new_month(monthend):
+    app, keys = monthend
+    over = login(app, keys["ev"]).get("/ui/?date=2026-08-01").text
+    assert cells(over, "CZ-MG-01") == {"no-measurements": "本月尚无实测数据"}
+    assert tile(over, "measured-sites") == "0 / 30"
+    site = login(app, keys["park1"]).get("/ui/sites/CZ-MG-01?date=2026-08-01").text
+    assert 'id="no-measurements"' in site and 'id="state-peak"' not in site
+
+
+def test_the_evaluators_page_of_new_years_eve_shows_that_years_ledger(monthend):
+    """As of 2026-01-01 00:00, the ledger of 2025 (numbers in the fixture's docstring)."""
+    app, keys = monthend
+    page = login(app, keys["ev"]).get("/ui/evaluator?date=2025-12-31")
+    assert page.status_code == 200 and 'id="no-ledger"' not in page.text
+    assert "2025 年，截至 2026-01-01 00:00" in page.text
+    mg05 = ledger_cells(page.text, "CZ-MG-05")
+    assert list(mg05) == ["2025-06", "2025-12"]
+    assert mg05["2025-06"][1:7] == ["是", "50.0", "50.0", "0.30", "15.00", "1 / 2,880"]
+    assert mg05["2025-12"][1:7] == ["是", "100.0", "100.0", "0.30", "30.00", "1 / 2,976"]
+    total = re.search(r'<tbody data-site="CZ-MG-05">.*?<tr class="total">(.*?)</tr>',
+                      page.text, re.S).group(1)
+    assert [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(
+        r"<td[^>]*>(.*?)</td>", total, re.S)][1:4] == ["150.0", "150.0", ""]
+    assert "45.00" in total
+    assert list(ledger_cells(page.text, "CZ-MG-06")) == ["2025-12"]
+    assert 'data-site="CZ-MG-01"' not in page.text  # its rows are of 2026
+
+
+def test_a_site_without_a_month_in_the_year_is_left_out_of_the_ledger(monthend):
+    """The page of 2026-01-05 reads 2026's rows from 2025-12-31 23:00 on: CZ-MG-06's row at
+    23:30 is among them but is December 2025's, so CZ-MG-06 has no month of 2026 and no
+    row (not a totals row without its site); no other site has a row by 01-06 00:00."""
+    app, keys = monthend
+    page = login(app, keys["ev"]).get("/ui/evaluator?date=2026-01-05").text
+    assert "<tbody data-site=" not in page and 'id="no-ledger"' in page
+    july = login(app, keys["ev"]).get("/ui/evaluator?date=2026-07-31").text
+    assert re.findall(r'<tbody data-site="([^"]+)"', july) == ["CZ-MG-01"]
+    assert list(ledger_cells(july, "CZ-MG-01")) == ["2026-07"]

@@ -24,6 +24,7 @@ from vpp.state import (
     apply_initial_state,
     battery_state,
     month_peak_warning,
+    month_to_date,
     plan_initial_state,
     plan_vs_actual,
     planned_intervals,
@@ -224,6 +225,35 @@ def test_a_new_month_starts_from_no_peak(catalog, site):
                                                                        tzinfo=CST))
     assert s.month == "2026-08" and s.month_peak_kw == 0.0 and s.energy_cost_yuan == 0.0
     assert s.soc_kwh == 1925.0  # the latest reading, whenever it was
+
+
+def test_a_month_named_by_its_first_day_is_counted_to_its_end(catalog, site):
+    """The four rows and, at the month's very end, 07-31 23:45 importing 4000 kW (battery
+    at rest, SOC 1800 kWh), then 5000 kW on 08-01 00:00 and 00:30. July counted at 08-01
+    00:00 (the end of 07-31) and at 08-02: all 31 x 96 = 2976 intervals, 5 measured; peak
+    4000 kW at 23:45 -> 160,000 yuan; import 1875 + 1000 = 2875 kWh; discharge and subsidy
+    those of the four rows (125 kWh, 22.5 yuan); August's rows are not July's. Without
+    ``first`` the month is the one containing the instant: at 08-01 00:00, August."""
+    extra = [{"timestamp": "2026-07-31T23:45:00+08:00", "grid_import_kw": 4000.0,
+              "battery_kw": 0.0, "soc_kwh": 1800.0},
+             {"timestamp": "2026-08-01T00:00:00+08:00", "grid_import_kw": 5000.0},
+             {"timestamp": "2026-08-01T00:30:00+08:00", "grid_import_kw": 5000.0}]
+    later = dt.datetime(2026, 8, 2, tzinfo=CST)
+    rows = pd.concat([four_rows(site), batch(site, extra, now=later).frame]).sort_index()
+    july = pd.Timestamp("2026-07-01T00:00:00+08:00")
+    end = dt.datetime(2026, 8, 1, tzinfo=CST)
+    for now in (end, later):
+        s = site_state(catalog, "CZ-MG-01", rows, now, first=july)
+        assert s.month == "2026-07" and s.month_peak_kw == 4000.0
+        assert s.month_peak_at == "2026-07-31T23:45:00+08:00"
+        assert s.demand_charge_yuan == pytest.approx(160_000.0)
+        assert s.import_kwh == pytest.approx(2875.0)
+        assert s.discharge_kwh == pytest.approx(125.0) and s.subsidy_yuan == pytest.approx(22.5)
+        assert s.intervals_so_far == 31 * 96 and s.intervals_measured == 5
+        assert s.soc_kwh == 1800.0
+    assert month_to_date(catalog, "CZ-MG-01", rows, end, july).month_peak_kw == 4000.0
+    s = site_state(catalog, "CZ-MG-01", rows, end)  # the API's instant: August begins
+    assert s.month == "2026-08" and s.month_peak_kw == 0.0 and s.intervals_so_far == 0
 
 
 def test_plan_initial_state_and_the_options_that_win(site):

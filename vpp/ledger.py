@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vpp.catalog import Catalog
-from vpp.state import _local, interval_floor, metered_month
+from vpp.state import _local, metered_month, month_cut, month_end, month_rows
 from vpp.subsidy import subsidy_window
 from vpp.timebase import INTERVAL_MINUTES, TZ
 
@@ -116,10 +116,6 @@ def parse_month(text: str) -> dt.date:
     return dt.date(year, month, 1)
 
 
-def _next_month(day: dt.date) -> dt.date:
-    return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
 def year_start(month: dt.date) -> dt.date:
     """The first day of ``month``'s calendar year: where a ledger from ``month`` must read
     from (the annual cap's budget, see the module docstring)."""
@@ -169,12 +165,11 @@ def subsidy_ledger(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
     paid_in_year: dict[int, float] = {}
     for day in months:
         start = pd.Timestamp(day).tz_localize(TZ)
-        end = pd.Timestamp(_next_month(day)).tz_localize(TZ)
+        end = month_end(start)
         complete = end <= local_now
-        cut = end if complete else interval_floor(local_now)
-        sel = (rows.index >= start - lookback) & (rows.index <= end + step)
-        month, iv, counted = metered_month(catalog, site, rows[sel], start, cut, local_now,
-                                           paid_in_year.get(day.year, 0.0))
+        month, iv, counted = metered_month(
+            catalog, site, month_rows(rows, start, local_now, lookback), start,
+            month_cut(start, local_now), local_now, paid_in_year.get(day.year, 0.0))
         paid_in_year[day.year] = paid_in_year.get(day.year, 0.0) + counted
         if (first is not None and day < first) or (last is not None and day > last):
             continue

@@ -12,7 +12,8 @@ earned from :func:`vpp.accounting.money_yuan` on the metered flows, priced by
 Definitions (local time Asia/Shanghai, billing month = calendar month):
 
 * the month so far: the completed 15-minute intervals from 00:00 on the month's first day
-  up to the interval that contains ``now`` (excluded: it is not over);
+  up to the interval that contains ``now`` (excluded: it is not over), or to the month's
+  end for a month that is over at ``now`` (named by its first day, see :func:`site_state`);
 * month-to-date peak: the highest measured 15-minute average import of those intervals
   [kW]; intervals without a measured import are gaps, listed and counted, never guessed;
 * SOC now: the latest SOC reading at or before ``now`` [kWh], with its time;
@@ -157,6 +158,34 @@ def month_start(t: pd.Timestamp) -> pd.Timestamp:
     return local.normalize() - (local.day - 1) * _day()
 
 
+def month_end(first: pd.Timestamp) -> pd.Timestamp:
+    """00:00 on the first day of the billing month after the one starting at ``first``
+    (local): where that month ends."""
+    import pandas as pd
+
+    return first.tz_convert(TZ) + pd.DateOffset(months=1)
+
+
+def month_cut(first: pd.Timestamp, local_now: pd.Timestamp) -> pd.Timestamp:
+    """Where the metered billing month starting at ``first`` ends as seen at ``local_now``
+    (excluded): the interval containing ``local_now`` while the month runs, the month's end
+    (:func:`month_end`) once it is over, ``first`` itself before it begins."""
+    return max(first, min(interval_floor(local_now), month_end(first)))
+
+
+def month_rows(rows: pd.DataFrame, first: pd.Timestamp, local_now: pd.Timestamp,
+               lookback: pd.Timedelta | None = None) -> pd.DataFrame:
+    """The rows the billing month starting at ``first`` reads at ``local_now``: those at or
+    before ``local_now`` and at most one interval after the month's end (a reading that
+    closes its last interval); with ``lookback``, from that long before ``first`` (a
+    reading that opens its first interval)."""
+    until = min(local_now, month_end(first) + _interval())
+    sel = rows.index <= until
+    if lookback is not None:
+        sel &= rows.index >= first - lookback
+    return rows[sel]
+
+
 def _day() -> pd.Timedelta:
     import pandas as pd
 
@@ -289,12 +318,16 @@ def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any,
 
 
 def _month_so_far(catalog: Catalog, site: Site, measurements: pd.DataFrame,
-                  local_now: pd.Timestamp) -> tuple[MonthToDate, pd.DataFrame, pd.DataFrame]:
-    """The month so far at ``local_now``: its :class:`MonthToDate`, the rows up to
-    ``local_now`` and the 15-minute intervals (:func:`vpp.measurements.to_intervals`)."""
-    rows = measurements[measurements.index <= local_now]
-    month, iv, _ = metered_month(catalog, site, rows, month_start(local_now),
-                                 interval_floor(local_now), local_now)
+                  local_now: pd.Timestamp, first: pd.Timestamp | None = None,
+                  ) -> tuple[MonthToDate, pd.DataFrame, pd.DataFrame]:
+    """The billing month starting at ``first`` (default: the month containing
+    ``local_now``) so far at ``local_now``, up to :func:`month_cut`: its
+    :class:`MonthToDate`, the rows it reads (:func:`month_rows`) and the 15-minute intervals
+    (:func:`vpp.measurements.to_intervals`)."""
+    first = month_start(local_now) if first is None else _local(first)
+    rows = month_rows(measurements, first, local_now)
+    month, iv, _ = metered_month(catalog, site, rows, first, month_cut(first, local_now),
+                                 local_now)
     return month, rows, iv
 
 
@@ -338,11 +371,12 @@ def metered_month(catalog: Catalog, site: Site, rows: pd.DataFrame, first: pd.Ti
 
 
 def month_to_date(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
-                  now: dt.datetime | pd.Timestamp) -> MonthToDate:
+                  now: dt.datetime | pd.Timestamp,
+                  first: dt.datetime | pd.Timestamp | None = None) -> MonthToDate:
     """What the metered intervals of ``site_id``'s billing month so far say at ``now``: the
     month-to-date peak, its demand charge, energy cost, export revenue, energies, the
     subsidy earned and the data's freshness (the numbers of :func:`site_state` without the
-    SOC and the gaps). ``measurements`` as for :func:`site_state`.
+    SOC and the gaps). ``measurements`` and ``first`` as for :func:`site_state`.
 
     Raises
     ------
@@ -350,23 +384,30 @@ def month_to_date(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
         Unknown site, or no tariff in force this month.
     """
     site = catalog.fleet.site(site_id)
-    return _month_so_far(catalog, site, measurements, _local(now))[0]
+    return _month_so_far(catalog, site, measurements, _local(now), first)[0]
 
 
 def site_state(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
-               now: dt.datetime | pd.Timestamp) -> SiteState:
+               now: dt.datetime | pd.Timestamp,
+               first: dt.datetime | pd.Timestamp | None = None) -> SiteState:
     """The state of ``site_id`` at ``now`` from its measurement rows (see the module
     docstring): :func:`month_to_date` with the SOC now and the month's gaps.
     ``measurements`` is a frame as :mod:`vpp.measurements` stores it (rows of the month so
     far at least; later rows are ignored).
 
+    ``first`` (00:00 on a month's first day) names the billing month when it is not the
+    one containing ``now``: a month that is over at ``now`` is counted to its end
+    (:func:`month_cut`), its SOC and freshness from its rows up to then (:func:`month_rows`).
+    The dashboard's page of a day shows the day's month as of the day's end, which on a
+    month's last day is 00:00 of the next month.
+
     Raises
     ------
     InvalidInputError
         Unknown site, or no tariff in force this month.
     """
     site = catalog.fleet.site(site_id)
-    month, rows, iv = _month_so_far(catalog, site, measurements, _local(now))
+    month, rows, iv = _month_so_far(catalog, site, measurements, _local(now), first)
     soc_rows = rows["soc_kwh"].dropna()
     soc = float(soc_rows.iloc[-1]) if len(soc_rows) else None
     energy = site.storage.energy_kwh if site.storage else None
@@ -419,8 +460,8 @@ def plan_initial_state(site: Site, measurements: pd.DataFrame,
     if start == first:
         peak, peak_src = 0.0, "first day of a billing month: no peak yet"
     else:
-        end = min(interval_floor(clock), first + pd.DateOffset(months=1))
-        iv = to_intervals(rows, first, max(end, first), zero_fields_of(site))
+        end = month_cut(first, clock)
+        iv = to_intervals(rows, first, end, zero_fields_of(site))
         imp = iv["grid_import_kw"].to_numpy(dtype=float)
         ok = np.isfinite(imp)
         if ok.any():

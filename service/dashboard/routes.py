@@ -481,7 +481,8 @@ def evaluator_page(request: Request, db: SessionDep, cat: CatalogDep, session: U
     day, error = parse_day(date, tr)
     as_of = measurements.as_of(day)
     sites = readable_sites(cat, session.who)
-    ledgers = measurements.ledgers_of(db, cat, sites, as_of, request.app.state.dashboard.cache)
+    ledgers = measurements.ledgers_of(db, cat, sites, as_of, request.app.state.dashboard.cache,
+                                      day.year)
     ledger_rows = [{"id": s.id, "name": views.site_name(s, tr), "entry": ledgers[s.id]}
                    for s in sites if s.id in ledgers]
     return render(request, "evaluator.html", tr, 422 if error else 200, indicators=indicators,

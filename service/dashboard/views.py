@@ -61,12 +61,13 @@ def _net_import(plan: dict[str, Any]) -> np.ndarray:
 def overview(db: Session, catalog: Catalog, who: Principal, day: dt.date,
              tr: Translator, cache: measurements.MeasuredCache) -> dict[str, Any]:
     """Every site this key reads: size, subsidy window, the day's plan KPIs, the measured
-    month so far (at the day's end, or now while it runs); the feeder groups with their
-    caps and the planned flow at their heads."""
+    billing month of the day so far (at the day's end, or now while it runs); the feeder
+    groups with their caps and the planned flow at their heads."""
     sites = readable_sites(catalog, who)
     plans = plans_of_day(db, who, day)
     now = measurements.as_of(day)
-    mtd = measurements.month_to_date_of(db, catalog, sites, now, cache)
+    mtd = measurements.month_to_date_of(db, catalog, sites, now, cache,
+                                        measurements.billing_month(day))
     rows = []
     for s in sites:
         p = plans.get(s.id)
