@@ -11,6 +11,7 @@ see :mod:`service.serve`).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,6 +58,8 @@ def create_app(settings: Settings | str | None = None, **overrides: Any) -> Fast
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runner.start()
         operate.start()
+        for hook in app.state.startup_hooks:  # optimisations (caches): never hold the start
+            threading.Thread(target=hook, name="startup-hook", daemon=True).start()
         yield
         operate.stop()
         runner.stop()
@@ -73,6 +76,7 @@ def create_app(settings: Settings | str | None = None, **overrides: Any) -> Fast
     app.state.workers = workers
     app.state.operate = operate
     app.state.measurement_hooks = []  # f(site_id) after a batch is stored through the API
+    app.state.startup_hooks = []  # f() run in a thread of its own when the app starts
     errors.install(app)
     api = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
     for router in ROUTERS:

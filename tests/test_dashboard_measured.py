@@ -395,3 +395,34 @@ def test_a_site_without_a_month_in_the_year_is_left_out_of_the_ledger(monthend):
     july = login(app, keys["ev"]).get("/ui/evaluator?date=2026-07-31").text
     assert re.findall(r'<tbody data-site="([^"]+)"', july) == ["CZ-MG-01"]
     assert list(ledger_cells(july, "CZ-MG-01")) == ["2026-07"]
+
+
+def test_the_overview_months_are_computed_into_the_cache_at_start_up(tmp_path):
+    """A server that starts on a database with this month's rows counts every site's month
+    in a thread of its own, so the first overview reads only the marks: after the start the
+    cache holds CZ-MG-01's month, its peak the 1234 kW of the one row stored."""
+    import time
+
+    url = f"sqlite:///{tmp_path / 'vpp.sqlite3'}"
+    first = create_app(url, job_slots=0)
+    with session_factory(first.state.engine)() as s:
+        key = create_key(s, "admin")
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=8)))
+    t = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    t = max(t - dt.timedelta(minutes=15), t.replace(day=1, hour=0, minute=0))
+    r = TestClient(first).post("/v1/sites/CZ-MG-01/measurements",
+                               headers={"X-API-Key": key},
+                               json={"rows": [{"timestamp": t.isoformat(),
+                                               "grid_import_kw": 1234.0}]})
+    assert r.status_code == 200, r.text
+    first.state.engine.dispose()
+    app = create_app(url, job_slots=0)
+    cache = app.state.dashboard.cache
+    assert len(cache) == 0
+    with TestClient(app):  # runs the start-up
+        deadline = time.monotonic() + 60
+        while len(cache) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(cache) == 1
+        (month,) = list(cache._data.values())
+        assert month.site_id == "CZ-MG-01" and month.month_peak_kw == 1234.0

@@ -58,7 +58,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     measured state of a site that just received measurements ready for the pages."""
     from functools import partial
 
-    from service.dashboard.measurements import MeasuredCache, warm
+    from service.dashboard.measurements import MeasuredCache, warm, warm_overview
     from service.dashboard.routes import ServerTiming, render, router, translator
 
     secret = (settings.session_secret.get_secret_value() if settings.session_secret
@@ -66,6 +66,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.dashboard = Dashboard(_environment(), make_serializer(secret), MeasuredCache())
     if hasattr(app.state, "measurement_hooks"):
         app.state.measurement_hooks.append(partial(warm, app))
+    if hasattr(app.state, "startup_hooks"):
+        app.state.startup_hooks.append(partial(warm_overview, app))
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.include_router(router)
     app.add_middleware(ServerTiming)

@@ -334,3 +334,21 @@ def warm(app: Any, site_id: str) -> None:
             state_of_site(db, catalog, site, local_now(), app.state.dashboard.cache)
     except Exception:  # a warm-up is an optimisation: the page computes what it misses
         log.warning("could not precompute the measured state of %s", site_id, exc_info=True)
+
+
+def warm_overview(app: Any) -> None:
+    """Compute today's measured month of every site into the app's cache (at start-up, in a
+    thread of its own), so that the first overview after a start reads marks only instead of
+    every site's month of rows (measured: 1.0-1.1 s cold for 30 sites with a month of
+    15-minute rows); a failure is logged."""
+    from service.store import catalog_with_sites
+
+    try:
+        with app.state.sessions() as db:
+            catalog = catalog_with_sites(db, app.state.catalog)
+            today = local_now().date()
+            month_to_date_of(db, catalog, list(catalog.fleet.sites), as_of(today),
+                             app.state.dashboard.cache, billing_month(today))
+    except Exception:  # an optimisation: the page computes what it misses
+        log.warning("could not precompute the measured months at start-up", exc_info=True)
+
