@@ -155,7 +155,7 @@ def _month(text: str | None, option: str) -> dt.date | None:
 @click.command()
 @click.option("--site", "site_id", required=True, help="Site id, e.g. CZ-MG-01.")
 @click.option("--from", "from_text", default=None, metavar="YYYY-MM",
-              help="First month. Default: the first month with measurements.")
+              help="First month. Default: the month of the station's grid connection.")
 @click.option("--to", "to_text", default=None, metavar="YYYY-MM",
               help="Last month. Default: the month of --now.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",

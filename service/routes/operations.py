@@ -110,7 +110,8 @@ def read_plan_vs_actual(site_id: SitePath, db: SessionDep, cat: CatalogDep, who:
 def read_subsidy_ledger(
         site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentKey,
         first: Annotated[IsoMonth | None, Query(alias="from", description=(
-            "first month (YYYY-MM); default: the first measured month"))] = None,
+            "first month (YYYY-MM); default: the month of the station's grid connection "
+            "(January of now's year for a site without storage)"))] = None,
         last: Annotated[IsoMonth | None, Query(alias="to", description=(
             "last month (YYYY-MM); default: the month of now"))] = None,
         at: At = None) -> dict[str, Any]:
