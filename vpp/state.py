@@ -63,8 +63,8 @@ ACTIVE_SHARE = 0.01
 @dataclass
 class MonthToDate:
     """A site's metered billing month so far at ``now``: what its measured 15-minute
-    intervals decide (units in the names; times ISO 8601 +08:00). The fields mean what the
-    same-named fields of :class:`SiteState` mean."""
+    intervals decide (units in the names; times ISO 8601 +08:00; the fields are described in
+    docs/operations.md)."""
 
     site_id: str
     now: str
@@ -92,37 +92,15 @@ class MonthToDate:
 
 
 @dataclass
-class SiteState:
-    """A site's state from its measurements at ``now`` (see the module docstring)."""
+class SiteState(MonthToDate):
+    """A site's state from its measurements at ``now`` (see the module docstring): its
+    :class:`MonthToDate` with the SOC now and the month's gaps."""
 
-    site_id: str
-    now: str
-    month: str
-    measured: bool
-    soc_kwh: float | None
-    soc_frac: float | None
-    soc_measured_at: str | None
-    month_peak_kw: float
-    month_peak_at: str | None
-    billing_basis: str
-    demand_rate_yuan_per_kw_month: float
-    demand_charge_yuan: float
-    energy_cost_yuan: float
-    export_revenue_yuan: float
-    import_kwh: float
-    export_kwh: float
-    discharge_kwh: float
-    charge_kwh: float
-    subsidy_yuan: float
-    subsidy_rule: str
-    subsidy_rate_yuan_per_kwh: float
-    tariff_version: str
-    last_measurement_at: str | None
-    data_until: str | None
-    age_s: float | None
-    intervals_so_far: int
-    intervals_measured: int
-    gap_intervals: int
+    soc_kwh: float | None = None
+    soc_frac: float | None = None
+    soc_measured_at: str | None = None
+    intervals_so_far: int = 0
+    gap_intervals: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)
     gaps_truncated: bool = False
 
