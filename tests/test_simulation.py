@@ -147,6 +147,24 @@ def test_three_days_by_hand(tmp_path):
     assert [d["soc_end_kwh"] for d in days] == pytest.approx([50.0, 50.0, 50.0], abs=1e-6)
 
 
+def test_a_day_the_connection_cannot_carry_is_planned_without_its_limit(tmp_path):
+    """The hand case with a 90 kW import limit on 1 Feb 2025: above the limit the day needs
+    10 kW x 10 h (08-18) + 60 kW x 2 h (18-20) + 10 kW x 4 h (20-24) = 260 kWh, and the
+    battery can give at most its one cycle, 100 kWh. No plan keeps the limit (the run used
+    to fail here); the day is planned without it and the real-time rule imports above the
+    limit what the battery cannot cover: between 260 - 100 = 160 and 260 kWh."""
+    cat = _hand_catalog()
+    site = dict(HAND_SITE, grid=dict(HAND_SITE["grid"], import_limit_kw=90.0))
+    cat = dataclasses.replace(cat, fleet=parse_fleet(
+        {"version": "t", "source": "test", "sites": [site]}))
+    opts = SimulationOptions(start=dt.date(2025, 2, 1), days=1, foresight="perfect",
+                             control="day-ahead")
+    (feb,), _, _ = simulate_site(cat, "HAND-1", opts, series=_hand_series(cat, opts),
+                                 out=tmp_path)
+    assert 160.0 - 1e-6 <= feb["import_over_limit_kwh"] <= 260.0 + 1e-6
+    assert feb["discharge_kwh"] <= 100.0 + 1e-6
+
+
 # --------------------------------------------------------------------------- subsidy windows
 
 

@@ -268,7 +268,7 @@ class SiteController:
         then the day's cycles already used and the hold carried in; then the import limit
         (a nowcast above what the connection can carry). The real-time rule still keeps all
         of them: a plan that asks for more is corrected, and the correction counted."""
-        changes: list[tuple[dict, dict]] = [({}, {"import_limit_kw": _limit_for(p)})]
+        changes: list[tuple[dict, dict]] = [({}, {"import_limit_kw": load_carrying_limit(p)})]
         if p.storage is not None:
             s = p.storage
             end = {"soc_terminal_min_kwh": s.soc_min_kwh}
@@ -381,7 +381,7 @@ def replan_step(ctl: SiteController, start: int, *, today: np.ndarray,
     return ctl.replan(start, p, at_stake)
 
 
-def _limit_for(p: DispatchProblem) -> float | np.ndarray:
+def load_carrying_limit(p: DispatchProblem) -> float | np.ndarray:
     """An import limit [kW] that carries the whole load of ``p`` (same shape as its own)."""
     limit = np.maximum(p.grid.import_limit_kw, p.load_kw.max(initial=0.0))
     return float(limit) if np.ndim(limit) == 0 else limit

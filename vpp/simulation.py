@@ -79,7 +79,7 @@ from vpp.accounting import (
 )
 from vpp.catalog import Catalog
 from vpp.closed_loop import ClosedLoop
-from vpp.control import ErrorStats
+from vpp.control import ErrorStats, load_carrying_limit
 from vpp.options import SimulationOptions
 from vpp.problem import demand_rate, grid_spec, site_problem, storage_spec
 from vpp.pv_inputs import site_pv_model
@@ -459,12 +459,20 @@ def simulate_site(
         try:
             plan = solver.solve(p, strict=False, gap_floor_yuan=at_stake)
         except InfeasiblePlanError:
-            if storage is None or level >= nominal:
-                raise
-            terminal = level  # cannot get back to nominal today: hold the level instead
-            plan = solver.solve(problem(ser.load_forecast_kw[sl], ser.pv_forecast_kw[sl],
-                                        terminal), strict=False, gap_floor_yuan=at_stake)
-            acc["terminal_relaxed_days"] += 1
+            try:
+                if storage is None or level >= nominal:
+                    raise
+                terminal = level  # cannot get back to nominal today: hold the level instead
+                p = problem(ser.load_forecast_kw[sl], ser.pv_forecast_kw[sl], terminal)
+                plan = solver.solve(p, strict=False, gap_floor_yuan=at_stake)
+                acc["terminal_relaxed_days"] += 1
+            except InfeasiblePlanError:
+                # a forecast load the connection cannot carry even with the battery: planned
+                # without the import limit; the real-time rule keeps it where the battery
+                # can and counts the rest (import_over_limit_kwh)
+                p = dataclasses.replace(p, grid=dataclasses.replace(
+                    p.grid, import_limit_kw=load_carrying_limit(p)))
+                plan = solver.solve(p, strict=False, gap_floor_yuan=at_stake)
         if plan.optimality_gap > opts.mip_rel_gap + 1e-9:  # out of time: kept, and counted
             acc["plans_uncertified"] += 1
         if opts.compare_blind and opts.subsidy_aware and storage is not None:
