@@ -467,9 +467,13 @@ def simulate_site(
                 plan = solver.solve(p, strict=False, gap_floor_yuan=at_stake)
                 acc["terminal_relaxed_days"] += 1
             except InfeasiblePlanError:
-                # a forecast load the connection cannot carry even with the battery: planned
-                # without the import limit; the real-time rule keeps it where the battery
-                # can and counts the rest (import_over_limit_kwh)
+                # a forecast load above what the connection carries even with the battery:
+                # on a site built to carry its peak load (an excursion of the forecast),
+                # planned without the import limit - the real-time rule keeps the limit
+                # where the battery can and counts the rest (import_over_limit_kwh); a site
+                # that cannot carry its own peak load is an error in its data
+                if not _carries_its_peak(site):
+                    raise
                 p = dataclasses.replace(p, grid=dataclasses.replace(
                     p.grid, import_limit_kw=load_carrying_limit(p)))
                 plan = solver.solve(p, strict=False, gap_floor_yuan=at_stake)
@@ -580,6 +584,13 @@ def _closed_loop(catalog: Catalog, site: Site, ser: SiteSeries, opts: Simulation
     return ClosedLoop(
         site, ser, rates, month_key, clear, lambda pos: by_day[pos // PER_DAY],
         stats, opts)
+
+
+def _carries_its_peak(site: Site) -> bool:
+    """Whether the connection and the battery together carry the site's nominal peak load
+    (``load.peak_kw`` <= import limit + storage power [kW])."""
+    power = site.storage.power_kw if site.storage is not None else 0.0
+    return site.load.peak_kw <= site.grid.import_limit_kw + power
 
 
 def _perfect_day(solver: PersistentDispatch, p: DispatchProblem, realised_cost: float,
