@@ -38,6 +38,13 @@ function planChart() {
   if (d.soc_pct) {
     series.push({ name: n.soc, type: "line", yAxisIndex: 1, data: d.soc_pct, symbol: "none", color: "#27ae60", lineStyle: { width: 2 } });
   }
+  return powerChart(chart, d, series);
+}
+
+/* The plan's chart and plan against actual: power [kW] over the intervals, SOC [%] on the
+   second axis, zoomable; returns what linkCharts needs. */
+function powerChart(chart, d, series) {
+  var n = d.names;
   chart.setOption({
     animation: false,
     tooltip: { trigger: "axis" },
@@ -72,17 +79,7 @@ function actualChart() {
     series.push({ name: n.planned_soc, type: "line", yAxisIndex: 1, data: d.planned_soc_pct, symbol: "none", color: "#27ae60", lineStyle: { type: "dashed", width: 1.5 } });
     series.push({ name: n.actual_soc, type: "line", yAxisIndex: 1, data: d.actual_soc_pct, symbol: "none", color: "#27ae60", lineStyle: { width: 2 } });
   }
-  chart.setOption({
-    animation: false,
-    tooltip: { trigger: "axis" },
-    legend: { top: 0 },
-    grid: { left: 60, right: 60, top: 40, bottom: 60 },
-    dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 8 }],
-    xAxis: { type: "category", data: d.labels, boundaryGap: false },
-    yAxis: [{ type: "value", name: n.kw }, { type: "value", name: n.soc_axis, min: 0, max: 100, splitLine: { show: false } }],
-    series: series
-  });
-  return { chart: chart, labels: d.labels };
+  return powerChart(chart, d, series);
 }
 
 /* The plan's chart and plan against actual share their zoom and tooltip when they show
