@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
+from service_load import database, p95  # the load bench's throw-away database
 
 from service.app import create_app
 from service.auth import create_key
@@ -37,25 +37,7 @@ from vpp.catalog import Catalog
 from vpp.measurements import validate_batch
 from vpp.state import site_state
 
-ROOT = Path(__file__).resolve().parent.parent
 CST = dt.timezone(dt.timedelta(hours=8))
-
-
-def database(kind: str, tmp: Path):
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'state.sqlite3'}", lambda: None
-    sys.path.insert(0, str(ROOT / "tests"))
-    import postgres
-
-    server = postgres.start()
-    if isinstance(server, str):
-        raise SystemExit(f"no PostgreSQL server: {server}")
-    return server.new_database(), server.stop
-
-
-def p95(values: list[float]) -> float:
-    s = sorted(values)
-    return s[max(0, round(0.95 * len(s)) - 1)]
 
 
 def site_rows(site, start: dt.datetime, days: int, rng: np.random.Generator) -> list[dict]:
