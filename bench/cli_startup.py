@@ -28,7 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRY = "import sys; from service.cli import main; sys.exit(main())"  # the console script
+# the console script as pyproject.toml names it (``console``; ``main`` in revisions before it)
+ENTRY = ("import sys, service.cli as c; "
+         "sys.exit(getattr(c, 'console', c.main)())")
 
 
 def unpack(rev: str, into: Path) -> Path:

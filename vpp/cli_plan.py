@@ -4,7 +4,6 @@ flexibility."""
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
 import sys
 import time
@@ -179,10 +178,6 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
     from vpp.plan_io import format_table, plan_json, summary_table
     from vpp.vpp_io import events_text, feeder_text
 
-    # The imported modules (pandas, scipy, pvlib: ~10^6 objects) live until exit: moving them
-    # out of the cyclic collector spares the collections during planning, the workers'
-    # copy-on-write of them and the final collection at exit (~0.1 s of a 2 s run).
-    gc.freeze()
     folder = Path(out) if out else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
