@@ -64,15 +64,20 @@ class PlanOptions(SolverChoices):
     days: int = Field(1, ge=1, le=MAX_DAYS, description="Horizon in calendar days [d]")
     subsidy_aware: bool = Field(True, description=(
         "Count the subsidy in the objective; the subsidy the plan earns is reported either "
-        "way"), json_schema_extra={"cli": "--subsidy-blind", "invert": True})
+        "way"), json_schema_extra={"cli": "--subsidy-blind", "invert": True, "cli_help": (
+            "Leave the subsidy out of the objective (plan as if it were not paid); the "
+            "subsidy the plan earns is reported either way")})
     subsidy_rate_yuan_per_kwh: float | None = Field(None, ge=0, description=(
         "Subsidy per kWh discharged [yuan/kWh], at most the policy's maximum; default the "
-        "policy's rate"), json_schema_extra={"cli": "--subsidy-rate"})
+        "policy's rate"), json_schema_extra={"cli": "--subsidy-rate",
+                                             "cli_range": "[0, the policy's maximum]"})
     month_peak_kw: float = Field(0.0, ge=0, le=1e7, description=(
         "Highest 15-minute import so far this billing month [kW]; 0 on the first day of a "
-        "billing month"))
+        "billing month"), json_schema_extra={"cli_default": (
+            "a single site's stored measurements (see --db, --no-state), else 0")})
     soc_initial_frac: float | None = Field(None, ge=0, le=1, description=(
-        "Initial state of charge [-] of nameplate energy; default the site's"),
+        "Initial state of charge [-] of nameplate energy; default the site's stored SOC, "
+        "else its nominal one (vpp plan: of a single --site, see --db and --no-state)"),
         json_schema_extra={"cli": "--soc-initial"})
     soc_terminal_min_frac: float | None = Field(None, ge=0, le=1, description=(
         "Lowest end-of-horizon state of charge [-] of nameplate energy; default the "
@@ -113,10 +118,13 @@ class SimulationOptions(SolverChoices, ControlChoices):
         "Tariff version in force each day, or 426号 (2025) / 555号 (2023) throughout"))
     subsidy_rate_yuan_per_kwh: float | None = Field(None, ge=0, description=(
         "Subsidy per kWh discharged [yuan/kWh], at most the policy's maximum; default the "
-        "policy's rate"), json_schema_extra={"cli": "--subsidy-rate"})
+        "policy's rate"), json_schema_extra={"cli": "--subsidy-rate",
+                                             "cli_range": "[0, the policy's maximum]"})
     subsidy_aware: bool = Field(True, description=(
         "Plans count the subsidy (it is paid on realised discharge either way)"),
-        json_schema_extra={"cli": "--subsidy-blind", "invert": True})
+        json_schema_extra={"cli": "--subsidy-blind", "invert": True, "cli_help": (
+            "Plans leave the subsidy out of their objective (it is paid on realised "
+            "discharge either way)")})
     foresight: Literal["forecast", "perfect"] = Field("forecast", description=(
         "Plan on forecasts, or on the actual PV and load"))
     control: Literal["mpc", "day-ahead"] = Field("mpc", description=(
@@ -155,7 +163,9 @@ class OperateOptions(SolverChoices, ControlChoices):
         json_schema_extra={"cli": "--cadence"})
     subsidy_aware: bool = Field(True, description=(
         "Re-plans count the subsidy (it is paid on metered discharge either way)"),
-        json_schema_extra={"cli": "--subsidy-blind", "invert": True})
+        json_schema_extra={"cli": "--subsidy-blind", "invert": True, "cli_help": (
+            "Re-plans leave the subsidy out of their objective (it is paid on metered "
+            "discharge either way)")})
     max_age_minutes: float = Field(60.0, gt=0, le=1440, description=(
         "Measurements older than this are stale: the step warns (the service's scheduler "
         "skips the site) [min]"))
@@ -258,17 +268,18 @@ def cli_options(model: type[BaseModel], exclude: tuple[str, ...] = ()) -> Callab
             text = f.description or ""
             if f.annotation is bool:
                 fn = click.option(flag, name, is_flag=True, default=False,
-                                  help=text + (" (inverts the default)" if extra.get("invert")
-                                               else ""))(fn)
+                                  help=str(extra.get("cli_help") or text))(fn)
                 continue
-            rng = range_text(f.metadata)
+            rng = str(extra.get("cli_range") or range_text(f.metadata))
             choices = getattr(f.annotation, "__args__", None)
             if choices and all(isinstance(c, str) for c in choices):
                 fn = click.option(flag, name, type=click.Choice(list(choices)), default=None,
                                   help=f"{text}. Default: {f.default}.")(fn)
                 continue
-            default = "" if f.default is None else f" Default: {f.default:g}." if isinstance(
-                f.default, int | float) else f" Default: {f.default}."
+            default = (f" Default: {extra['cli_default']}." if extra.get("cli_default")
+                       else "" if f.default is None
+                       else f" Default: {f.default:g}." if isinstance(f.default, int | float)
+                       else f" Default: {f.default}.")
             fn = click.option(flag, name, type=str, default=None,
                               metavar="NUMBER" if rng else "TEXT",
                               help=f"{text}{'; allowed ' + rng if rng else ''}.{default}")(fn)
