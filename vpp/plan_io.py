@@ -142,19 +142,31 @@ def format_table(df: pd.DataFrame) -> str:
 
 
 def site_table(plan: dict[str, Any]) -> str:
-    """Human summary of one plan: KPIs, then hourly means of powers [kW] and prices
-    [yuan/kWh] with the state of charge at the end of each hour [kWh]."""
+    """Human summary of one plan: the initial state it started from and its flags, KPIs,
+    then hourly means of powers [kW] (they balance: import - export = load + flexible -
+    PV + curtailed + charge - discharge) and prices [yuan/kWh] with the state of charge at
+    the end of each hour [kWh]."""
     lines = [f"{plan['site_id']} {plan['site_name']}  {plan['start']} .. {plan['end']}",
              f"solver: {plan['solver']['name']} {plan['solver']['version']}, "
              f"{plan['solver']['method']}, gap {plan['solver']['optimality_gap']:.4%}, "
              f"{plan['solver']['seconds']:.2f} s"]
     if plan.get("status", "optimal") != "optimal":
         lines.append(status_line(plan))
+    ini = plan.get("initial_state")
+    if ini:
+        soc = ("none (no battery)" if ini.get("soc_initial_kwh") is None
+               else f"{ini['soc_initial_kwh']:,.1f} kWh ({ini['soc_initial_source']})")
+        lines.append(f"initial state: month peak {ini['month_peak_kw']:,.1f} kW "
+                     f"({ini['month_peak_source']}); SOC {soc}")
+    lines.extend(f"flag: {f}" for f in plan.get("flags", []))
     for key, value in plan["kpis"].items():
         lines.append(f"  {key:<28} {value:>14,.3f}")
     df = intervals_frame(plan)
-    powers = ["load_kw", "pv_forecast_kw", "charge_kw", "discharge_kw", "grid_import_kw",
-              "grid_export_kw", "import_price_yuan_per_kwh"]
+    # the columns balance: import - export = load + flexible - (pv - curtailed) + charge -
+    # discharge
+    powers = ["load_kw", "flexible_load_kw", "pv_forecast_kw", "pv_curtailed_kw",
+              "charge_kw", "discharge_kw", "grid_import_kw", "grid_export_kw",
+              "import_price_yuan_per_kwh"]
     hourly = df[powers].resample("1h").mean()
     hourly["soc_end_kwh"] = df["soc_kwh"].resample("1h").last()
     hourly.index = hourly.index.strftime("%m-%d %H:%M")
