@@ -17,7 +17,8 @@ def day_kind(day: dt.date) -> tuple[bool, str | None]:
 
     Uses the State Council schedule shipped in the ``chinesecalendar`` package, so make-up
     working days on weekends count as working days. For years the package does not cover, falls
-    back to Monday-Friday with no holidays and logs a warning once per day asked.
+    back to Monday-Friday with no holidays and logs a warning once per year asked (per
+    process: a month of such days is one line, not 31).
 
     Returns
     -------
@@ -29,6 +30,12 @@ def day_kind(day: dt.date) -> tuple[bool, str | None]:
         workday = chinese_calendar.is_workday(day)
         is_holiday, name = chinese_calendar.get_holiday_detail(day)
     except NotImplementedError:
-        log.warning("no Chinese holiday data for %s: using Mon-Fri as working days", day)
+        _warn_year(day.year)
         return day.weekday() < 5, None
     return bool(workday), (str(name) if is_holiday and name else None)
+
+
+@lru_cache(maxsize=256)
+def _warn_year(year: int) -> None:
+    log.warning("no Chinese holiday data for %d: using Mon-Fri as working days, no holidays",
+                year)

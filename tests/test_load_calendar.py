@@ -99,3 +99,17 @@ def test_meter_csv_with_offset():
 def test_meter_csv_errors(text, match):
     with pytest.raises(ValueError, match=match):
         read_meter_csv(io.StringIO(text))
+
+
+def test_a_year_without_holiday_data_warns_once_not_once_a_day(caplog):
+    import logging
+
+    from forecasts.calendar import _warn_year
+
+    _warn_year.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="forecasts.calendar"):
+        kinds = [day_kind(dt.date(2097, 12, d)) for d in range(1, 32)]
+    assert [r.getMessage() for r in caplog.records] == [
+        "no Chinese holiday data for 2097: using Mon-Fri as working days, no holidays"]
+    # 2097-12-01 is a Sunday: Mon-Fri, no holiday names
+    assert kinds[0] == (False, None) and kinds[1] == (True, None)
