@@ -38,7 +38,9 @@ from vpp.measurements import (
     FIELDS,
     MAX_BATCH_ROWS,
     MeasurementBatch,
+    MeasurementError,
     empty_frame,
+    overlapping_rows,
     validate_batch,
 )
 from vpp.operate import Setpoints
@@ -89,27 +91,44 @@ def _neighbours(db: Session, site_id: str, first: dt.datetime, last: dt.datetime
     return out, prev
 
 
-def _span(rows: Sequence[Mapping[str, Any]]) -> tuple[dt.datetime, dt.datetime] | None:
-    """First and last parsable timestamp of a batch (for the stored neighbours)."""
-    times = []
+def _times(rows: Sequence[Mapping[str, Any]]) -> list[pd.Timestamp | None]:
+    """Each row's timestamp in UTC, None where it does not parse or has no offset."""
+    out: list[pd.Timestamp | None] = []
     for r in rows:
         try:
             t = dt.datetime.fromisoformat(str(r.get("timestamp", "")).strip())
         except ValueError:
-            continue
-        if t.tzinfo is not None:
-            times.append(t.astimezone(dt.UTC))
+            t = None
+        out.append(pd.Timestamp(t).tz_convert("UTC") if t is not None and t.tzinfo else None)
+    return out
+
+
+def _span(rows: Sequence[Mapping[str, Any]]) -> tuple[dt.datetime, dt.datetime] | None:
+    """First and last parsable timestamp of a batch (for the stored neighbours)."""
+    times = [t.to_pydatetime() for t in _times(rows) if t is not None]
     return (min(times), max(times)) if times else None
 
 
 def ingest(db: Session, site: Site, rows: Sequence[Mapping[str, Any]], interval_minutes: int,
-           now: dt.datetime, max_rows: int = MAX_BATCH_ROWS) -> MeasurementBatch:
+           now: dt.datetime, max_rows: int = MAX_BATCH_ROWS,
+           text_numbers: bool = False) -> MeasurementBatch:
     """Validate a batch against the site and its stored counters, then upsert it in one
-    transaction (commits). :class:`vpp.measurements.MeasurementError` stores nothing."""
+    transaction (commits). :class:`vpp.measurements.MeasurementError` stores nothing.
+    ``text_numbers``: the rows come from a file (values as text)."""
     span = _span(rows)
     counters, prev = _neighbours(db, site.id, *span) if span else ({}, None)
     batch = validate_batch(site, list(rows), interval_minutes=interval_minutes, now=now,
-                           max_rows=max_rows, stored_counters=counters, stored_before=prev)
+                           max_rows=max_rows, stored_counters=counters, stored_before=prev,
+                           text_numbers=text_numbers)
+    first, last = batch.frame.index[0], batch.frame.index[-1]
+    stored = read_measurements(db, site.id, first - pd.Timedelta(minutes=15),
+                               last + pd.Timedelta(minutes=15))
+    clashes = overlapping_rows(batch.frame, stored)
+    if clashes:
+        number = {t: i for i, t in enumerate(_times(rows), start=1) if t is not None}
+        for e in clashes:
+            e["row"] = number.get(pd.Timestamp(e["timestamp"]).tz_convert("UTC"))
+        raise MeasurementError(clashes)
     upsert(db, site.id, batch)
     db.commit()
     return batch

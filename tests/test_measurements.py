@@ -101,6 +101,19 @@ def test_batch_size_and_resolution_are_bounded(site):
     assert e["field"] == "interval_minutes" and e["allowed"] == "1, 3, 5, 15 minutes"
 
 
+def test_a_json_batch_sends_numbers_a_file_may_send_text(site):
+    rows = [{"timestamp": "2026-07-15T10:00:00+08:00", "grid_import_kw": "1e3",
+             "pv_kw": True, "load_kw": [1]}]
+    errs = errors_of(site, rows)
+    assert [(e["field"], e["value"]) for e in errs] == [
+        ("grid_import_kw", "1e3"), ("pv_kw", "True"), ("load_kw", "[1]")]
+    assert errs[0]["message"] == "must be a number (a JSON number, not text)"
+    # a CSV file's rows are text: the same value is a number there, an empty cell absent
+    b = batch(site, [{"timestamp": "2026-07-15T10:00:00+08:00", "grid_import_kw": "1e3",
+                      "pv_kw": ""}], text_numbers=True)
+    assert b.frame["grid_import_kw"].iloc[0] == 1000.0 and np.isnan(b.frame["pv_kw"].iloc[0])
+
+
 def test_counters_never_run_backwards_nor_jump(site):
     rows = [{"timestamp": f"2026-07-15T10:{m:02d}:00+08:00", "import_counter_kwh": v}
             for m, v in ((0, 100.0), (15, 90.0), (30, 2000.0))]
@@ -115,6 +128,14 @@ def test_counters_never_run_backwards_nor_jump(site):
     errs = errors_of(site, rows[:1], stored_counters={"import_counter_kwh": (before, None)})
     assert "runs backwards: 100 kWh after 500 kWh" in errs[0]["message"]
     assert "the stored reading" in errs[0]["message"]
+    # against a stored reading after the batch: that one is named, at its own time, and a
+    # meter register keeps all its digits
+    after = (dt.datetime(2026, 7, 15, 2, 30, tzinfo=dt.UTC), 1_000_000.0)
+    late = [{"timestamp": "2026-07-15T10:15:00+08:00", "import_counter_kwh": 1_031_650.0}]
+    (e,) = errors_of(site, late, stored_counters={"import_counter_kwh": (None, after)})
+    assert e["row"] == 1 and e["message"] == (
+        "counter runs backwards: 1031650 kWh here, but the stored reading at the later "
+        "2026-07-15T10:30:00+08:00 is 1000000 kWh")
 
 
 def test_gaps_are_reported_not_rejected(site):
@@ -264,8 +285,12 @@ def test_plan_initial_state_and_the_options_that_win(site):
     assert st.soc_kwh is None  # nothing measured within an hour before 00:00
     st = plan_initial_state(site, rows, pd.Timestamp("2026-07-15T12:15:00+08:00"), NOW)
     assert st.soc_kwh == 1925.0
+    # a plan of the first of a month made before it: nothing metered yet (the default 0)
     first = plan_initial_state(site, rows, pd.Timestamp("2026-08-01T00:00:00+08:00"), NOW)
-    assert first.month_peak_kw == 0.0 and "first day" in first.month_peak_source
+    assert first.month_peak_kw is None and "no import measured" in first.month_peak_source
+    # made later in the month (or later that day): the peak metered since is billed anyway
+    first = plan_initial_state(site, rows, pd.Timestamp("2026-07-01T00:00:00+08:00"), NOW)
+    assert first.month_peak_kw == 3000.0 and "measured" in first.month_peak_source
     assert plan_initial_state(site, rows.iloc[:0], start, NOW) is None
     opts, rec = apply_initial_state(PlanOptions(), set(), st, site, start.date())
     assert opts.month_peak_kw == 3000.0 and opts.soc_initial_frac == pytest.approx(1925 / 4000)

@@ -124,6 +124,35 @@ def test_counters_are_checked_against_stored_readings(svc):
     assert r.status_code == 422 and "runs backwards: 5100 kWh after 5250 kWh" in r.text
 
 
+def test_json_numbers_only_and_an_at_without_a_tariff_is_named(svc):
+    client, keys, _, _ = svc
+    r = post(client, keys["park1"], [{"timestamp": "2026-07-13T10:00:00+08:00",
+                                      "grid_import_kw": "1e3"}])
+    assert r.status_code == 422 and "a JSON number, not text" in r.text
+    r = client.get("/v1/sites/CZ-MG-01/state?at=2000-01-01T00:00:00%2B08:00",
+                   headers=h(keys["ev"]))
+    assert r.status_code == 422 and "at=2000-01-01T00:00:00+08:00: " in r.text
+
+
+def test_rows_of_another_length_may_replace_but_not_overlap_stored_ones(svc):
+    client, keys, sessions, _ = svc
+    quarter = [{"timestamp": "2026-05-12T08:00:00+08:00", "grid_import_kw": 100.0}]
+    assert post(client, keys["park1"], quarter).status_code == 200
+    n = stored(sessions)
+    fives = [{"timestamp": f"2026-05-12T08:{m:02d}:00+08:00", "grid_import_kw": 7000.0}
+             for m in (5, 10)]
+    r = post(client, keys["park1"], fives, interval_minutes=5)
+    assert r.status_code == 422, r.text
+    errs = r.json()["errors"]
+    assert [(e["row"], e["field"]) for e in errs] == [(1, "timestamp"), (2, "timestamp")]
+    assert "overlaps the stored 15-minute row at 2026-05-12T08:00:00+08:00" in errs[0]["message"]
+    assert stored(sessions) == n  # nothing of it stored
+    # the whole quarter re-sent at 5 minutes replaces the 15-minute row
+    whole = [{"timestamp": "2026-05-12T08:00:00+08:00", "grid_import_kw": 7000.0}, *fives]
+    assert post(client, keys["park1"], whole, interval_minutes=5).status_code == 200
+    assert stored(sessions) == n + 2
+
+
 def test_park_keys_write_only_their_own_sites(svc):
     client, keys, _, _ = svc
     one = [{"timestamp": "2026-07-15T10:00:00+08:00", "pv_kw": 1.0}]

@@ -194,14 +194,15 @@ def _timestamp(raw: Any) -> tuple[dt.datetime | None, str | None]:
     return t.astimezone(dt.UTC), None
 
 
-def _number(raw: Any) -> tuple[float | None, str | None]:
-    """A finite number, None for absent (None or empty text), or why it is not one."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+def _number(raw: Any, text: bool) -> tuple[float | None, str | None]:
+    """A finite number, None for absent (None, or empty text from a file), or why it is not
+    one; ``text``: numbers may come as text (a CSV file), else only as JSON numbers."""
+    if raw is None or (text and isinstance(raw, str) and not raw.strip()):
         return None, None
     if isinstance(raw, bool):
         return None, "must be a number"
-    if not isinstance(raw, int | float | str):
-        return None, "must be a number"
+    if not isinstance(raw, int | float | str) or (isinstance(raw, str) and not text):
+        return None, "must be a number" + ("" if text else " (a JSON number, not text)")
     try:
         v = float(raw)
     except ValueError:
@@ -222,7 +223,7 @@ def validate_batch(
     max_rows: int = MAX_BATCH_ROWS,
     stored_counters: Mapping[str, tuple[tuple[dt.datetime, float] | None,
                                         tuple[dt.datetime, float] | None]] | None = None,
-    stored_before: dt.datetime | None = None,
+    stored_before: dt.datetime | None = None, text_numbers: bool = False,
 ) -> MeasurementBatch:
     """Validate ``rows`` (dicts of :data:`FIELDS` and ``timestamp``) for ``site``.
 
@@ -240,6 +241,8 @@ def validate_batch(
         run backwards across them either.
     stored_before : datetime, optional
         The last stored timestamp before the batch, for the gap report.
+    text_numbers : bool
+        Values may be text (rows of a CSV file); a JSON batch must send numbers.
 
     Raises
     ------
@@ -291,10 +294,10 @@ def validate_batch(
             continue
         values: dict[str, float] = {}
         for name in FIELDS:
-            v, why = _number(row.get(name))
+            raw = row.get(name)
+            v, why = _number(raw, text_numbers)
             if why:
-                bad(i, stamp, name, why, row.get(name) if isinstance(row.get(name), str)
-                    else None)
+                bad(i, stamp, name, why, raw if isinstance(raw, str) else repr(raw)[:64])
                 continue
             if v is None:
                 continue
@@ -330,14 +333,17 @@ def validate_batch(
             stamp = _fmt_time(t1 if i1 is not None else t0)
             where = "the stored reading" if i0 is None or i1 is None else f"row {i0}"
             if v1 < v0 - 1e-9:
-                bad(row_no, stamp, name, f"counter runs backwards: {v1:g} kWh after {v0:g} "
-                    f"kWh at {_fmt_time(t0)} ({where})", v1 if i1 is not None else v0,
+                text = (f"counter runs backwards: {v1:.12g} kWh after {v0:.12g} kWh at "
+                        f"{_fmt_time(t0)} ({where})" if i1 is not None else
+                        f"counter runs backwards: {v0:.12g} kWh here, but the stored reading "
+                        f"at the later {_fmt_time(t1)} is {v1:.12g} kWh")
+                bad(row_no, stamp, name, text, v1 if i1 is not None else v0,
                     "readings that never decrease")
                 continue
             hours = (t1 - t0).total_seconds() / 3600.0
             cap = limits[COUNTER_POWER[name]]
             if hours > 0 and (v1 - v0) / hours > cap.hi:
-                bad(row_no, stamp, name, f"counter jumps {v1 - v0:g} kWh in {hours * 60:g} min "
+                bad(row_no, stamp, name, f"counter jumps {v1 - v0:.12g} kWh in {hours * 60:g} min "
                     f"({(v1 - v0) / hours:.6g} kW on average, {where})",
                     v1 if i1 is not None else v0, f"an average power in {cap.text()}")
     if errors:
@@ -410,6 +416,44 @@ def read_csv_rows(source: str | Path | io.TextIOBase) -> list[dict[str, str]]:
 #: Columns of :func:`to_intervals`.
 INTERVAL_COLUMNS = ("grid_import_kw", "grid_export_kw", "pv_kw", "load_kw", "battery_kw",
                     "soc_kwh", "import_coverage", "load_derived")
+
+
+def overlapping_rows(batch: pd.DataFrame, stored: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a validated ``batch`` that overlap a stored row of another length (both
+    measurement frames: UTC index, ``interval_minutes``), one error each as in
+    :class:`MeasurementError` (``row`` None: the caller numbers them). A stored row the
+    batch replaces (same time) does not count: a stretch may be re-sent at another
+    resolution, but one time is measured at one resolution, not blended."""
+    if batch.empty or stored.empty:
+        return []
+    kept = stored[~stored.index.isin(batch.index)]
+    if kept.empty:
+        return []
+    ns = 60_000_000_000
+    b0 = batch.index.as_unit("ns").asi8
+    b1 = b0 + batch["interval_minutes"].to_numpy(dtype=np.int64) * ns
+    s0 = kept.index.as_unit("ns").asi8
+    s1 = s0 + kept["interval_minutes"].to_numpy(dtype=np.int64) * ns
+    order = np.argsort(s0)
+    s0, s1, minutes = s0[order], s1[order], kept["interval_minutes"].to_numpy()[order]
+    # stored rows start no earlier than 15 min before a batch row that they overlap
+    lo = np.searchsorted(s0, b0 - 15 * ns, side="left")
+    hi = np.searchsorted(s0, b1, side="left")
+    errors = []
+    for k in range(len(b0)):
+        hit = [j for j in range(lo[k], hi[k]) if s1[j] > b0[k]]
+        if not hit:
+            continue
+        j = hit[0]
+        at = dt.datetime.fromtimestamp(int(s0[j]) // 1_000_000_000, dt.UTC)
+        errors.append({
+            "row": None, "timestamp": _fmt_time(batch.index[k].to_pydatetime()),
+            "field": "timestamp", "value": None,
+            "message": f"overlaps the stored {minutes[j]:g}-minute row at {_fmt_time(at)}: "
+                       "a time is measured at one resolution; re-send that stretch at one "
+                       "interval length (a row at the same time replaces the stored one)",
+            "allowed": "intervals that do not overlap stored rows of another length"})
+    return errors
 
 
 def empty_frame() -> pd.DataFrame:

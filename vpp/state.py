@@ -419,11 +419,12 @@ def plan_initial_state(site: Site, measurements: pd.DataFrame,
     """The month-to-date peak and the SOC a plan from ``plan_start`` (its first interval)
     starts from, by the measurements up to the clock ``now``; None without any measurement.
 
-    Peak: 0 when the plan starts on the first day of its billing month; else the highest
-    measured 15-minute import of the plan's billing month up to ``now`` - the month's
-    billing peak is at least that, so it is the peak the plan must not pay for again (a plan
-    of a past day is planned against the month's peak as known now); None when the month
-    has no measured import. SOC: the latest reading at most :data:`SOC_MAX_AGE_MINUTES`
+    Peak: the highest measured 15-minute import of the plan's billing month up to ``now`` -
+    the month's billing peak is at least that, so it is the peak the plan must not pay for
+    again (a plan of a past day, or of today on the first of the month, is planned against
+    the month's peak as known now); None when the month has no measured import yet (a plan
+    of the first day made before it: the caller's default 0 is then right).
+    SOC: the latest reading at most :data:`SOC_MAX_AGE_MINUTES`
     before ``plan_start`` (the SOC at the plan's start, not now: a plan starts at 00:00);
     None otherwise (a plan of tomorrow starts from the site's default SOC).
     """
@@ -435,21 +436,18 @@ def plan_initial_state(site: Site, measurements: pd.DataFrame,
     if rows.empty:
         return None
     first = month_start(start)
-    if start == first:
-        peak, peak_src = 0.0, "first day of a billing month: no peak yet"
+    end = month_cut(first, clock)
+    iv = to_intervals(rows, first, end, zero_fields_of(site)) if end > first else None
+    imp = np.empty(0) if iv is None else iv["grid_import_kw"].to_numpy(dtype=float)
+    ok = np.isfinite(imp)
+    if ok.any():
+        peak = float(imp[ok].max())
+        at = iv.index[ok][int(np.argmax(imp[ok]))]
+        peak_src = (f"measured: highest 15-minute import of the billing month, "
+                    f"{peak:g} kW at {at.isoformat()} ({int(ok.sum())} intervals measured "
+                    f"from {first.isoformat()} to {end.isoformat()})")
     else:
-        end = month_cut(first, clock)
-        iv = to_intervals(rows, first, end, zero_fields_of(site))
-        imp = iv["grid_import_kw"].to_numpy(dtype=float)
-        ok = np.isfinite(imp)
-        if ok.any():
-            peak = float(imp[ok].max())
-            at = iv.index[ok][int(np.argmax(imp[ok]))]
-            peak_src = (f"measured: highest 15-minute import of the billing month, "
-                        f"{peak:g} kW at {at.isoformat()} ({int(ok.sum())} intervals measured "
-                        f"from {first.isoformat()} to {end.isoformat()})")
-        else:
-            peak, peak_src = None, "no import measured this billing month"
+        peak, peak_src = None, "no import measured this billing month"
     socs = rows["soc_kwh"].dropna()
     socs = socs[(socs.index <= start)
                 & (socs.index >= start - pd.Timedelta(minutes=SOC_MAX_AGE_MINUTES))]

@@ -78,7 +78,13 @@ def read_state(site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentK
     cost, discharge and subsidy this month, freshness and gaps (units in the names)."""
     readable_site(cat, who, site_id)
     _check_at(at, "state")
-    return state_of(db, cat, site_id, at or utcnow()).to_dict()
+    try:
+        return state_of(db, cat, site_id, at or utcnow()).to_dict()
+    except InvalidInputError as exc:  # e.g. no tariff in force at that time
+        if at is None:
+            raise
+        raise InvalidInputError([f"at={at.isoformat()}: {p}" for p in exc.problems],
+                                "invalid state query") from None
 
 
 @router.get("/{site_id}/setpoints",
