@@ -45,10 +45,32 @@ def _settings(database_url: str | None, obj: dict[str, Any] | None = None,
     return Settings(**{k: v for k, v in given.items() if v}, **fields)
 
 
-def _sessions(database_url: str | None) -> Any:
+def missing_sqlite_file(url: str) -> str | None:
+    """The file of a SQLite ``url`` when it does not exist (None: it exists, is in memory or
+    the database is not SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    if not url.startswith("sqlite"):
+        return None
+    db_file = make_url(url).database
+    if not db_file or db_file == ":memory:" or os.path.isfile(db_file):
+        return None
+    return db_file
+
+
+def _sessions(database_url: str | None, existing: bool = False) -> Any:
+    """Sessions on the service's database, migrated to the current schema. ``existing``: a
+    command that only reads what was stored refuses a SQLite file that is not there (a
+    mistyped ``--db``) instead of creating an empty one."""
     from service.db import make_engine, migrate, session_factory
 
-    engine = make_engine(_settings(database_url).database_url)
+    url = _settings(database_url).database_url
+    missing = missing_sqlite_file(url) if existing else None
+    if missing:
+        raise click.ClickException(
+            f"no database file {missing}: nothing is stored there (import measurements with "
+            "`vpp measurements import FILE`, or check --db / DATABASE_URL)")
+    engine = make_engine(url)
     migrate(engine)
     return session_factory(engine)
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from service.cli import DB_OPTION, _sessions, _settings
+from service.cli import DB_OPTION, _sessions, _settings, missing_sqlite_file
 from vpp.cli import catalog_of
 from vpp.options import OperateOptions, cli_name, cli_options, cli_values, parse
 
@@ -26,7 +25,7 @@ NOW_OPTION = click.option(
 
 def _now(text: str | None) -> dt.datetime:
     if text is None:
-        return dt.datetime.now(dt.UTC)
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)  # shown in whole seconds
     try:
         t = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -66,7 +65,7 @@ def import_cmd(ctx: click.Context, file: str, site_id: str, interval_minutes: st
     rows = read_csv_rows(file)
     with _sessions(database_url)() as db:
         batch = ingest(db, site, rows, int(interval_minutes), _now(now_text),
-                       max_rows=MAX_FILE_ROWS)
+                       max_rows=MAX_FILE_ROWS, text_numbers=True)
     s = batch.summary()
     click.echo(f"{site_id}: stored {s['rows']} rows from {s['first']} to {s['last']} "
                f"({', '.join(s['fields'])}) in {_settings(database_url).database_url}")
@@ -92,7 +91,7 @@ def state(ctx: click.Context, site_id: str, fmt: str, database_url: str | None,
 
     catalog = catalog_of(ctx)
     _site(catalog, site_id)
-    with _sessions(database_url)() as db:
+    with _sessions(database_url, existing=True)() as db:
         st = state_of(db, catalog, site_id, _now(now_text)).to_dict()
     if fmt == "json":
         click.echo(json.dumps(st, indent=1, ensure_ascii=False))
@@ -135,7 +134,8 @@ def state_table(st: dict[str, Any]) -> str:
         f"{st['intervals_so_far']} this month ({st['gap_intervals']} missing)",
     ]
     for g in st["gaps"][:10]:
-        lines.append(f"    gap {g['start']} .. {g['end']} ({g['intervals']} intervals)")
+        lines.append(f"    gap {g['start']} .. {g['end']} ({g['intervals']} interval"
+                     f"{'' if g['intervals'] == 1 else 's'})")
     if len(st["gaps"]) > 10 or st["gaps_truncated"]:
         lines.append("    ... (more gaps: --format json)")
     return "\n".join(lines)
@@ -180,7 +180,7 @@ def ledger(ctx: click.Context, site_id: str, from_text: str | None, to_text: str
         raise click.BadParameter(f"{from_text} is after --to {to_text}", param_hint="--from")
     catalog = catalog_of(ctx)
     _site(catalog, site_id)
-    with _sessions(database_url)() as db:
+    with _sessions(database_url, existing=True)() as db:
         led = ledger_of(db, catalog, site_id, _now(now_text), first, last).to_dict()
     if fmt == "json":
         click.echo(json.dumps(led, indent=1, ensure_ascii=False))
@@ -284,7 +284,7 @@ def operate(ctx: click.Context, site_id: str | None, all_sites: bool, loop: bool
     options = parse(OperateOptions, cli_values(OperateOptions, choices),
                     "invalid operate options", names=lambda f: cli_name(f, OperateOptions))
     base = catalog_of(ctx)
-    sessions = _sessions(database_url)
+    sessions = _sessions(database_url, existing=True)
     with sessions() as db:
         catalog = catalog_with_sites(db, base)
     if site_id:
@@ -352,11 +352,28 @@ def _show(doc: dict[str, Any], fmt: str) -> None:
                f"({doc['status']}, {doc['solve_seconds']:.2f} s)")
     click.echo(f"  from SOC {_num(ini['soc_kwh'], ',.1f')} kWh ({ini['soc_source']}), month "
                f"peak {ini['month_peak_kw']:,.1f} kW ({ini['month_peak_source']})")
+    rise = doc["defended_peak_kw"] - (ini["month_peak_kw"] or 0.0)
+    if ini["month_peak_kw"] is not None and rise > 0.05:
+        click.echo(f"  the re-plan lets the month's peak rise by {rise:,.1f} kW (to the "
+                   "defended peak): on the forecast load, the cheapest plan within its gap")
     for note in doc["notes"]:
         click.echo(f"  note: {note}")
-    click.echo("  hourly set-points [kW]: " + " ".join(
-        f"{t[11:16]} {v:,.0f}" for t, v in list(zip(doc["timestamps"], doc["setpoint_kw"],
-                                                    strict=True))[::4][:24]))
+    click.echo(hourly_table(doc))
+
+
+def hourly_table(doc: dict[str, Any], hours: int = 24) -> str:
+    """The step's horizon by hour: mean set-point (discharge +) and planned import [kW],
+    SOC at the end of the hour [kWh] (the JSON has every 15-minute interval)."""
+    rows = ["  hour from          set-point [kW]   import [kW]   SOC end [kWh]"]
+    times, n = doc["timestamps"], len(doc["timestamps"])
+    soc = doc.get("soc_kwh") or [None] * n
+    for h in range(min(hours, n // 4)):
+        sl = slice(4 * h, 4 * h + 4)
+        sp = sum(doc["setpoint_kw"][sl]) / 4.0
+        imp = sum(doc["grid_import_kw"][sl]) / 4.0
+        rows.append(f"  {times[4 * h][:16]}   {sp:>14,.1f}   {imp:>11,.1f}   "
+                    f"{_num(soc[4 * h + 3], ',.1f'):>13}")
+    return "\n".join(rows)
 
 
 def plan_state(database_url: str | None, site: Any, plan_start: Any) -> Any:
@@ -364,16 +381,13 @@ def plan_state(database_url: str | None, site: Any, plan_start: Any) -> Any:
     state.plan_initial_state`) for ``vpp plan``; None without a database or measurements.
     Creates no database: a missing SQLite file means no state."""
     from sqlalchemy import inspect
-    from sqlalchemy.engine import make_url
 
     from service.db import make_engine, session_factory
     from service.operations import initial_state
 
     url = _settings(database_url).database_url
-    if url.startswith("sqlite"):
-        db_file = make_url(url).database
-        if not db_file or db_file == ":memory:" or not Path(db_file).is_file():
-            return None
+    if missing_sqlite_file(url):
+        return None
     engine = make_engine(url)
     try:
         if not inspect(engine).has_table("measurements"):

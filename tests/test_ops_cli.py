@@ -65,6 +65,17 @@ def test_state_table_and_json(db):
     assert st["energy_cost_yuan"] == 1121.25 and st["soc_kwh"] == 1925.0
 
 
+def test_reading_commands_refuse_a_missing_database_file_instead_of_creating_it(tmp_path):
+    missing = tmp_path / "typo.sqlite3"
+    url = f"sqlite:///{missing}"
+    for args in (("state", "--site", "CZ-MG-01"), ("ledger", "--site", "CZ-MG-01"),
+                 ("operate", "--site", "CZ-MG-01", "--now", NOW)):
+        r = run(*args, "--db", url)
+        assert r.exit_code == 1, (args, r.output)
+        assert f"no database file {missing}" in r.output and "Traceback" not in r.output
+        assert not missing.exists()
+
+
 def test_operate_stores_setpoints_and_prints_them(db):
     url, _ = db
     r = run("operate", "--site", "CZ-MG-01", "--db", url, "--now", "2026-07-15T12:20:00+08:00",
@@ -118,3 +129,16 @@ def test_vpp_help_lists_operations_without_importing_them():
             "'service.cli_ops'} & set(sys.modules); assert not heavy, heavy")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_operate_table_shows_hourly_means_and_the_soc_at_each_hours_end():
+    from service.cli_ops import hourly_table
+
+    doc = {"timestamps": [f"2026-07-15T12:{m:02d}:00+08:00" for m in (0, 15, 30, 45)]
+           + [f"2026-07-15T13:{m:02d}:00+08:00" for m in (0, 15, 30, 45)],
+           "setpoint_kw": [100.0, 200.0, -300.0, 400.0, 0.0, 0.0, 0.0, -800.0],
+           "grid_import_kw": [1000.0] * 4 + [2000.0, 2000.0, 3000.0, 3000.0],
+           "soc_kwh": [1, 2, 3, 4, 5, 6, 7, 8]}
+    lines = hourly_table(doc).splitlines()
+    assert lines[1].split() == ["2026-07-15T12:00", "100.0", "1,000.0", "4.0"]
+    assert lines[2].split() == ["2026-07-15T13:00", "-200.0", "2,500.0", "8.0"]
