@@ -383,6 +383,11 @@ def test_finance_by_hand():
     assert f["npv_without_subsidy_yuan"] == pytest.approx(-8_301.34, abs=0.01)
     assert f["npv_with_subsidy_yuan"] == pytest.approx(-8_301.34 + 2_400 / 1.1, abs=0.01)
     assert f["payback_without_subsidy_years"] == pytest.approx(4 + 6 / 11)
+    # a month simulated for 2 of its 31 days stands for the whole month: 100 yuan a day
+    part = pd.DataFrame({"month": ["2025-03"], "days": [2],
+                         "net_cost_without_storage_yuan": [1_000.0], "net_cost_yuan": [800.0],
+                         "subsidy_yuan": [0.0], "degradation_cost_yuan": [0.0]})
+    assert annual_flows(part, 100.0, fi, False)[1] == pytest.approx(100.0 * 31 * 12 - 1_000.0)
     assert irr(np.array([-100.0, 110.0])) == pytest.approx(0.10)
     assert payback_years(np.array([-100.0, 40.0, 40.0, 40.0])) == pytest.approx(2.5)
     assert payback_years(np.array([-100.0, 10.0, 10.0])) is None
@@ -563,7 +568,7 @@ def test_short_runs_warn_that_finance_is_annualised(tmp_path):
                                   "--days", "2", "--jobs", "1", "--control", "day-ahead",
                                   "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "WARNING: NPV, IRR and payback come from 1 simulated month(s)" in r.output
+    assert "WARNING: NPV, IRR and payback come from 2 simulated day(s)" in r.output
     assert "**WARNING: NPV, IRR and payback" in (out / "report.md").read_text()
 
 

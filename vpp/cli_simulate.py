@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from typing import Any
@@ -111,6 +112,8 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
                           actuals=measured)
     for sid, msg in result.failures.items():
         click.echo(f"{sid}: FAILED: {msg}", err=True)
+    for note in _storage_notes(catalog, opts, ids):
+        click.echo(note, err=True)
     table = None
     if sens:
         table = sensitivity(catalog, opts, ids, [0.0, 0.1, 0.2, 0.3], ["2025", "2023"], finance,
@@ -122,7 +125,9 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
     from vpp.finance import annualisation_warning
 
     if len(result.months):
-        warning = annualisation_warning(int(result.months.groupby("site_id").size().min()))
+        per_site = result.months.groupby("site_id")
+        warning = annualisation_warning(int(per_site.size().min()),
+                                        int(per_site["days"].sum().min()))
         if warning:
             click.echo(warning, err=True)
     tot = result.fleet_totals()
@@ -133,3 +138,23 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
     click.echo(f"report: {files['report.md']} (and .html, months.csv, sites.csv, days.csv)")
     if result.failures:
         sys.exit(1)
+
+
+def _storage_notes(catalog: Any, opts: SimulationOptions, ids: list[str] | None) -> list[str]:
+    """A note per simulated site whose battery is connected to the grid after the period
+    starts: the days before run without it (no discharge, no savings from it)."""
+    from vpp.simulation import period
+
+    days = period(opts).normalize().unique()
+    first, last = days[0].date(), days[-1].date()
+    notes = []
+    for site in (catalog.fleet.site(i) for i in ids) if ids else catalog.fleet.sites:
+        s = site.storage
+        if s is None or s.grid_connection_date <= first:
+            continue
+        without = (min(s.grid_connection_date, last + dt.timedelta(days=1)) - first).days
+        notes.append(f"note: {site.id}'s battery is connected to the grid on "
+                     f"{s.grid_connection_date}: {without} of the {len(days)} simulated days "
+                     f"run without it (no discharge, no savings from it); start at or after "
+                     f"{s.grid_connection_date} (--start) to simulate it")
+    return notes

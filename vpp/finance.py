@@ -111,12 +111,14 @@ def payback_years(flows: np.ndarray) -> float | None:
 
 def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
                  with_subsidy: bool) -> np.ndarray:
-    """Cash flows [yuan], year 0 .. life, of one site from its simulated month rows."""
+    """Cash flows [yuan], year 0 .. life, of one site from its simulated month rows (a
+    month simulated for part of its days scaled to the whole month)."""
     capex = fi.capex_yuan_per_wh * energy_kwh * 1000.0
     m = months.reset_index(drop=True)
-    savings = (m["net_cost_without_storage_yuan"] - m["net_cost_yuan"]
-               - m["subsidy_yuan"] + m["degradation_cost_yuan"]).to_numpy()
-    subsidy = m["subsidy_yuan"].to_numpy()
+    scale = _month_scale(m)
+    savings = scale * (m["net_cost_without_storage_yuan"] - m["net_cost_yuan"]
+                       - m["subsidy_yuan"] + m["degradation_cost_yuan"]).to_numpy()
+    subsidy = scale * m["subsidy_yuan"].to_numpy()
     year_of = np.arange(len(m)) // 12
     n_sim = len(m)
     mean_year = savings.sum() * 12.0 / n_sim if n_sim else 0.0
@@ -133,14 +135,28 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
     return flows
 
 
-def annualisation_warning(months_simulated: int) -> str | None:
+def annualisation_warning(months_simulated: int, days_simulated: int | None = None,
+                          ) -> str | None:
     """The warning finance from fewer than 12 simulated months must carry (a season's
-    savings taken for a year's), or None."""
+    savings taken for a year's), or None. ``days_simulated``: named instead of the months
+    when the run is shorter than a month."""
     if months_simulated >= 12:
         return None
-    return (f"WARNING: NPV, IRR and payback come from {months_simulated} simulated month(s) "
-            "annualised: the season simulated stands for the whole year, so they can be far "
-            "off (a summer is not a year). Simulate 12 months or more for finance.")
+    span = (f"{days_simulated} simulated day(s)" if days_simulated is not None
+            and days_simulated < 28 else f"{months_simulated} simulated month(s)")
+    return (f"WARNING: NPV, IRR and payback come from {span} annualised: the season "
+            "simulated stands for the whole year, so they can be far off (a summer is not a "
+            "year). Simulate 12 months or more for finance.")
+
+
+def _month_scale(m: pd.DataFrame) -> np.ndarray:
+    """Per month row, calendar days of its month / days simulated in it: a month simulated
+    for part of its days stands for the whole month (1 without ``month``/``days``)."""
+    if "month" not in m or "days" not in m:
+        return np.ones(len(m))
+    full = pd.PeriodIndex(m["month"].astype(str), freq="M").days_in_month.to_numpy()
+    days = m["days"].to_numpy(dtype=float)
+    return np.where(days > 0, full / np.maximum(days, 1.0), 1.0)
 
 
 def site_finance(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs) -> dict:

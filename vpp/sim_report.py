@@ -104,6 +104,16 @@ def fleet_row(summary: pd.DataFrame) -> dict:
     return out
 
 
+def _replan_line(result: SimulationResult) -> list[str]:
+    """The closed loop's re-plans through the day (none under day-ahead control)."""
+    m = result.months
+    if not len(m) or "replans" not in m or not m["replans"].sum():
+        return []
+    return [f"- Closed-loop re-plans: {int(m['replans'].sum()):,}; not certified within the "
+            f"gap {int(m['replans_uncertified'].sum())}; largest certified gap "
+            f"{m['gap_max'].max():.4%}"]
+
+
 def _perfect_line(result: SimulationResult) -> list[str]:
     """The forecast's price, when the run costed every day with perfect foresight too."""
     pf = result.months["perfect_net_cost_yuan"]
@@ -306,9 +316,10 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         *_perfect_line(result),
         f"- CO2 avoided: {fleet['co2_avoided_t']:,.0f} t; adjustable capacity "
         f"{fleet['adjustable_capacity_kw'] / 1e3:,.1f} MW",
-        f"- Daily plans: {len(gaps)}; certified gap median {gaps.median():.2e}, 99th "
-        f"percentile {gaps.quantile(0.99):.2e}, max {gaps.max():.2e}"
-        if len(gaps) else "- Daily plans: none",
+        f"- Day-ahead plans (one each morning): {len(gaps)}; certified gap median "
+        f"{gaps.median():.4%}, 99th percentile {gaps.quantile(0.99):.4%}, max "
+        f"{gaps.max():.4%}" if len(gaps) else "- Day-ahead plans: none",
+        *_replan_line(result),
         "",
         "## Action-plan indicators",
         "",
@@ -330,8 +341,9 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         shown["demand_cut"] = [f"{v:.1%}" for v in shown["demand_cut"]]
         lines += ["", "## Month by month", "", _md_table(shown)]
     if finance is not None and "npv_with_subsidy_yuan" in summary:
-        n_months = int(result.months.groupby("site_id").size().min())
-        warning = annualisation_warning(n_months)
+        per_site = result.months.groupby("site_id")
+        n_months = int(per_site.size().min())
+        warning = annualisation_warning(n_months, int(per_site["days"].sum().min()))
         lines += ["", "## Storage finance", ""] + ([f"**{warning}**", ""] if warning else []) + [
                   f"Capex {finance.capex_yuan_per_wh} yuan/Wh, life {finance.life_years} years, "
                   f"discount rate {finance.discount_rate:.1%}, O&M "
