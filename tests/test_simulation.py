@@ -388,6 +388,18 @@ def test_finance_by_hand():
                          "net_cost_without_storage_yuan": [1_000.0], "net_cost_yuan": [800.0],
                          "subsidy_yuan": [0.0], "degradation_cost_yuan": [0.0]})
     assert annual_flows(part, 100.0, fi, False)[1] == pytest.approx(100.0 * 31 * 12 - 1_000.0)
+    # ... but its demand-charge saving is the month's already (billed on its peak): 200 yuan
+    # of energy over 2 of 31 days and 1,000 yuan of demand charge make 4,100 yuan a month
+    part = part.assign(demand_charge_without_storage_yuan=[5_000.0],
+                       demand_charge_yuan=[4_000.0], net_cost_yuan=[-200.0])
+    assert annual_flows(part, 100.0, fi, False)[1] == pytest.approx(4_100.0 * 12 - 1_000.0)
+    # the subsidy of the paid window goes on after a 12-month run: 24 months from 2025-04
+    year = m.assign(month=[f"2025-{k:02d}" if k <= 12 else f"2026-{k - 12:02d}"
+                           for k in range(4, 16)], days=[30] * 12)
+    window = (dt.date(2025, 4, 1), dt.date(2027, 3, 31))
+    with_sub = annual_flows(year.assign(days=[pd.Period(x).days_in_month for x in year.month]),
+                            100.0, fi, True, window)
+    assert with_sub[1:4].tolist() == pytest.approx([13_400.0, 13_400.0, 11_000.0])
     assert irr(np.array([-100.0, 110.0])) == pytest.approx(0.10)
     assert payback_years(np.array([-100.0, 40.0, 40.0, 40.0])) == pytest.approx(2.5)
     assert payback_years(np.array([-100.0, 10.0, 10.0])) is None
@@ -637,3 +649,11 @@ def test_html_reports_are_valid_documents_in_both_languages(july_runs, tmp_path)
     assert total.to_numpy() == pytest.approx(parts["savings_yuan"].to_numpy(), abs=1e-6)
     for name in ("net_cost.png", "net_cost.zh-CN.png", "subsidy_by_month.zh-CN.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_site_named_twice_is_simulated_once():
+    from vpp.simulation import check_simulation
+
+    opts = SimulationOptions(start=dt.date(2025, 7, 1), days=1)
+    ids = check_simulation(default_catalog(), opts, ["CZ-MG-01", "CZ-MG-05", "CZ-MG-01"])
+    assert ids == ["CZ-MG-01", "CZ-MG-05"]

@@ -18,6 +18,7 @@ simulation is the unmanaged site (:func:`vpp.planning.baseline`).
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,29 +111,60 @@ def payback_years(flows: np.ndarray) -> float | None:
 
 
 def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
-                 with_subsidy: bool) -> np.ndarray:
-    """Cash flows [yuan], year 0 .. life, of one site from its simulated month rows (a
-    month simulated for part of its days scaled to the whole month)."""
+                 with_subsidy: bool, window: tuple[dt.date, dt.date] | None = None,
+                 ) -> np.ndarray:
+    """Cash flows [yuan], year 0 .. life, of one site from its simulated month rows.
+
+    Month by month over the life: a simulated month's savings (energy and demand charge,
+    without the subsidy) and subsidy; after the simulated months, the mean simulated month's
+    savings and - ``with_subsidy``, in the months of the paid ``window`` (first, last paid
+    day) - the mean subsidy of the simulated months inside it. A month simulated for part of
+    its days stands for the whole month: its energy savings and subsidy are scaled by
+    days in month / days simulated; its demand-charge saving is not (the month is billed on
+    its peak either way). Without ``month``/``days`` columns rows are whole months, and
+    without ``window`` (or a ``month`` column) no subsidy is projected.
+    """
     capex = fi.capex_yuan_per_wh * energy_kwh * 1000.0
     m = months.reset_index(drop=True)
     scale = _month_scale(m)
-    savings = scale * (m["net_cost_without_storage_yuan"] - m["net_cost_yuan"]
-                       - m["subsidy_yuan"] + m["degradation_cost_yuan"]).to_numpy()
-    subsidy = scale * m["subsidy_yuan"].to_numpy()
-    year_of = np.arange(len(m)) // 12
-    n_sim = len(m)
-    mean_year = savings.sum() * 12.0 / n_sim if n_sim else 0.0
+    total = (m["net_cost_without_storage_yuan"] - m["net_cost_yuan"]
+             - m["subsidy_yuan"] + m["degradation_cost_yuan"]).to_numpy(dtype=float)
+    demand = ((m["demand_charge_without_storage_yuan"] - m["demand_charge_yuan"])
+              .to_numpy(dtype=float) if {"demand_charge_yuan",
+                                         "demand_charge_without_storage_yuan"} <= set(m)
+              else np.zeros(len(m)))
+    savings = scale * (total - demand) + demand
+    subsidy = scale * m["subsidy_yuan"].to_numpy(dtype=float)
+    n_sim, n_life = len(m), 12 * fi.life_years
+    monthly = np.zeros(n_life)
+    monthly[:min(n_sim, n_life)] = savings[:n_life]
+    if n_sim:
+        monthly[n_sim:] = savings.mean()
+    if with_subsidy:
+        monthly[:min(n_sim, n_life)] += subsidy[:n_life]
+        monthly[n_sim:] += _projected_subsidy(m, subsidy, window, n_life)[n_sim:]
     flows = np.zeros(fi.life_years + 1)
     flows[0] = -capex
-    for y in range(1, fi.life_years + 1):
-        sel = year_of == y - 1
-        covered = int(sel.sum())
-        # a partly simulated year is topped up with the mean month
-        flows[y] = savings[sel].sum() + (12 - covered) * mean_year / 12.0
-        if with_subsidy:
-            flows[y] += subsidy[sel].sum()
-        flows[y] -= fi.om_frac_per_year * capex
+    flows[1:] = monthly.reshape(fi.life_years, 12).sum(axis=1) - fi.om_frac_per_year * capex
     return flows
+
+
+def _projected_subsidy(m: pd.DataFrame, subsidy: np.ndarray,
+                       window: tuple[dt.date, dt.date] | None, n_life: int) -> np.ndarray:
+    """Per month of the life from the first simulated one: the mean subsidy of the simulated
+    months inside ``window`` for the months inside it, else 0 [yuan]."""
+    out = np.zeros(n_life)
+    if window is None or "month" not in m or not len(m):
+        return out
+    first = pd.Period(str(m["month"].iloc[0]), freq="M")
+    months = pd.period_range(first, periods=n_life, freq="M")
+    lo, hi = pd.Period(window[0], freq="M"), pd.Period(window[1], freq="M")
+    inside = (months >= lo) & (months <= hi)
+    simulated = pd.PeriodIndex(m["month"].astype(str), freq="M")
+    paid = (simulated >= lo) & (simulated <= hi)
+    if paid.any():
+        out[inside] = subsidy[paid].mean()
+    return out
 
 
 def annualisation_warning(months_simulated: int, days_simulated: int | None = None,
@@ -159,13 +191,15 @@ def _month_scale(m: pd.DataFrame) -> np.ndarray:
     return np.where(days > 0, full / np.maximum(days, 1.0), 1.0)
 
 
-def site_finance(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs) -> dict:
-    """NPV [yuan], IRR [-] and payback [years] of one site with and without the subsidy, and
-    from how many simulated months they are annualised."""
+def site_finance(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
+                 window: tuple[dt.date, dt.date] | None = None) -> dict:
+    """NPV [yuan], IRR [-] and payback [years] of one site with and without the subsidy
+    (projected over the rest of the paid ``window``, see :func:`annual_flows`), and from
+    how many simulated months they are annualised."""
     out: dict[str, float | None] = {"capex_yuan": fi.capex_yuan_per_wh * energy_kwh * 1000.0,
                                     "finance_months": float(len(months))}
     for label, with_sub in (("with_subsidy", True), ("without_subsidy", False)):
-        flows = annual_flows(months, energy_kwh, fi, with_sub)
+        flows = annual_flows(months, energy_kwh, fi, with_sub, window)
         out[f"npv_{label}_yuan"] = npv(fi.discount_rate, flows)
         out[f"irr_{label}"] = irr(flows)
         out[f"payback_{label}_years"] = payback_years(flows)

@@ -13,6 +13,7 @@ import pandas as pd
 from vpp.catalog import Catalog
 from vpp.finance import FinanceInputs, site_finance
 from vpp.simulation import SimulationOptions, SimulationResult, simulate
+from vpp.subsidy import subsidy_window
 
 
 def sensitivity(
@@ -40,7 +41,8 @@ def sensitivity(
                 st = catalog.fleet.site(sid).storage
                 if st is None:
                     continue
-                f = site_finance(m, st.energy_kwh, finance)
+                f = site_finance(m, st.energy_kwh, finance, subsidy_window(
+                    catalog.policy, st.power_kw, st.grid_connection_date))
                 npvs.append(f["npv_with_subsidy_yuan"])
                 if f["irr_with_subsidy"] is not None:
                     irrs.append(f["irr_with_subsidy"])

@@ -19,6 +19,7 @@ from models import InvalidInputError
 from vpp.catalog import Catalog
 from vpp.finance import FinanceInputs, annualisation_warning, site_finance
 from vpp.simulation import SimulationResult
+from vpp.subsidy import subsidy_window
 
 INDICATORS_FILE = "policies/changzhou-pilot-indicators.toml"
 
@@ -90,7 +91,8 @@ def site_summary(result: SimulationResult, catalog: Catalog,
                 tot["plans_uncertified"]), "gap_max": float(m["gap_max"].max()),
         }
         if finance is not None and st is not None:
-            row.update(site_finance(m, st.energy_kwh, finance))
+            row.update(site_finance(m, st.energy_kwh, finance, subsidy_window(
+                catalog.policy, st.power_kw, st.grid_connection_date)))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -290,8 +292,9 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         "# Pilot evaluation: simulated operation of the Changzhou smart microgrids",
         "",
         f"Period {period}; tariff policy {o.tariff_policy}; subsidy rate "
-        f"{'policy' if o.subsidy_rate_yuan_per_kwh is None else o.subsidy_rate_yuan_per_kwh}"
-        f" yuan/kWh; dispatch {'subsidy-aware' if o.subsidy_aware else 'subsidy-blind'}; "
+        + (f"{catalog.policy.rate_yuan_per_kwh:g} yuan/kWh (the policy's)"
+           if o.subsidy_rate_yuan_per_kwh is None else f"{o.subsidy_rate_yuan_per_kwh:g} yuan/kWh")
+        + f"; dispatch {'subsidy-aware' if o.subsidy_aware else 'subsidy-blind'}; "
         f"{o.foresight} foresight; seed {o.seed}; emission factor "
         f"{o.emission_factor_t_per_mwh} tCO2/MWh. Sites: {len(summary)}"
         + (f" ({len(result.failures)} failed: {', '.join(result.failures)})"
@@ -347,8 +350,9 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         lines += ["", "## Storage finance", ""] + ([f"**{warning}**", ""] if warning else []) + [
                   f"Capex {finance.capex_yuan_per_wh} yuan/Wh, life {finance.life_years} years, "
                   f"discount rate {finance.discount_rate:.1%}, O&M "
-                  f"{finance.om_frac_per_year:.1%} of capex a year ({finance.source}). Years "
-                  "after the simulated ones repeat the mean simulated savings without subsidy.",
+                  f"{finance.om_frac_per_year:.1%} of capex a year ({finance.source}). "
+                  "Months after the simulated ones repeat the mean simulated month's savings, "
+                  "plus the mean simulated subsidy in the months of the paid window.",
                   ""]
         fin = summary[["site_id", "capex_yuan", "npv_with_subsidy_yuan",
                        "npv_without_subsidy_yuan", "irr_with_subsidy", "irr_without_subsidy",
@@ -428,10 +432,12 @@ def report_context(result: SimulationResult, summary: pd.DataFrame,
         "finance": None, "sensitivity": None,
     }
     if finance is not None and "npv_with_subsidy_yuan" in summary:
-        n_months = int(result.months.groupby("site_id").size().min())
+        per_site = result.months.groupby("site_id")
+        n_months, n_days = int(per_site.size().min()), int(per_site["days"].sum().min())
         fin = summary.dropna(subset=["capex_yuan"])
         ctx["finance"] = {
             "warning": bool(annualisation_warning(n_months)), "months": n_months,
+            "days": n_days,
             "capex": finance.capex_yuan_per_wh, "life": finance.life_years,
             "rate": finance.discount_rate, "om": finance.om_frac_per_year,
             "source": finance.source,
