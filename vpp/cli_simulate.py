@@ -148,7 +148,8 @@ def _storage_notes(catalog: Any, opts: SimulationOptions, ids: list[str] | None)
     days = period(opts).normalize().unique()
     first, last = days[0].date(), days[-1].date()
     notes = []
-    for site in (catalog.fleet.site(i) for i in ids) if ids else catalog.fleet.sites:
+    for site in ((catalog.fleet.site(i) for i in dict.fromkeys(ids)) if ids
+                 else catalog.fleet.sites):
         s = site.storage
         if s is None or s.grid_connection_date <= first:
             continue

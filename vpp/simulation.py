@@ -666,12 +666,12 @@ def check_simulation(catalog: Catalog, opts: SimulationOptions,
                      site_ids: list[str] | None) -> list[str]:
     """The site ids a simulation covers, after checking what can be checked before any
     work: the subsidy rate against the policy, known sites, a tariff version for the
-    period's first day."""
+    period's first day. A site named twice is simulated once."""
     rate, cap = opts.subsidy_rate_yuan_per_kwh, catalog.policy.max_rate_yuan_per_kwh
     if rate is not None and rate > cap:
         raise InvalidInputError(f"subsidy_rate_yuan_per_kwh={rate}: allowed range [0, {cap}] "
                                 f"under {catalog.policy.version}", "invalid simulation options")
-    ids = site_ids or [s.id for s in catalog.fleet.sites]
+    ids = list(dict.fromkeys(site_ids)) if site_ids else [s.id for s in catalog.fleet.sites]
     version = TARIFF_POLICIES[opts.tariff_policy]
     for sid in ids:
         site = catalog.fleet.site(sid)  # unknown ids fail here
