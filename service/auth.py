@@ -58,7 +58,7 @@ def create_key(session: Session, role: str, site_ids: list[str] | None = None,
     if role == "park" and not sites:
         raise ValueError("a park key needs the site ids it may plan and read")
     if role != "park" and sites:
-        raise ValueError(f"site ids are for park keys; a {role} key reads every site")
+        raise ValueError(f"site ids are for park keys; {role} keys read every site")
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(24)
     session.add(ApiKey(prefix=prefix, secret_sha256=_sha(secret), role=role,

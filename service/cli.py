@@ -136,7 +136,7 @@ def keys_create(ctx: click.Context, database_url: str | None, role: str, sites: 
 
     site_ids = [x.strip() for x in sites.split(",") if x.strip()]
     if site_ids and role != "park":
-        raise click.UsageError(f"--sites is for park keys; a {role} key reads every site")
+        raise click.UsageError(f"--sites is for park keys; {role} keys read every site")
     obj = ctx.find_root().obj or {}
     with _sessions(database_url)() as s:
         known = {x.id for x in catalog_with_sites(
