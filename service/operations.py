@@ -91,21 +91,16 @@ def _neighbours(db: Session, site_id: str, first: dt.datetime, last: dt.datetime
     return out, prev
 
 
-def _times(rows: Sequence[Mapping[str, Any]]) -> list[pd.Timestamp | None]:
-    """Each row's timestamp in UTC, None where it does not parse or has no offset."""
-    out: list[pd.Timestamp | None] = []
+def _span(rows: Sequence[Mapping[str, Any]]) -> tuple[dt.datetime, dt.datetime] | None:
+    """First and last parsable timestamp of a batch (for the stored neighbours)."""
+    times = []
     for r in rows:
         try:
             t = dt.datetime.fromisoformat(str(r.get("timestamp", "")).strip())
         except ValueError:
-            t = None
-        out.append(pd.Timestamp(t).tz_convert("UTC") if t is not None and t.tzinfo else None)
-    return out
-
-
-def _span(rows: Sequence[Mapping[str, Any]]) -> tuple[dt.datetime, dt.datetime] | None:
-    """First and last parsable timestamp of a batch (for the stored neighbours)."""
-    times = [t.to_pydatetime() for t in _times(rows) if t is not None]
+            continue
+        if t.tzinfo is not None:
+            times.append(t.astimezone(dt.UTC))
     return (min(times), max(times)) if times else None
 
 
@@ -123,11 +118,8 @@ def ingest(db: Session, site: Site, rows: Sequence[Mapping[str, Any]], interval_
     first, last = batch.frame.index[0], batch.frame.index[-1]
     stored = read_measurements(db, site.id, first - pd.Timedelta(minutes=15),
                                last + pd.Timedelta(minutes=15))
-    clashes = overlapping_rows(batch.frame, stored)
+    clashes = overlapping_rows(batch, stored)
     if clashes:
-        number = {t: i for i, t in enumerate(_times(rows), start=1) if t is not None}
-        for e in clashes:
-            e["row"] = number.get(pd.Timestamp(e["timestamp"]).tz_convert("UTC"))
         raise MeasurementError(clashes)
     upsert(db, site.id, batch)
     db.commit()

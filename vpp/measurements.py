@@ -153,12 +153,14 @@ def field_limits(site: Site) -> dict[str, Limit]:
 @dataclass
 class MeasurementBatch:
     """A validated batch: ``frame`` indexed by UTC timestamps (sorted, unique) with
-    ``interval_minutes`` and every field of :data:`FIELDS` (NaN: not measured), and the
-    gaps found (reported, not rejected)."""
+    ``interval_minutes`` and every field of :data:`FIELDS` (NaN: not measured), the gaps
+    found (reported, not rejected) and, per frame row, its row number in the batch as sent
+    (from 1; for errors found after validation)."""
 
     frame: pd.DataFrame
     interval_minutes: int
     gaps: list[dict[str, Any]] = field(default_factory=list)
+    row_numbers: tuple[int, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         idx = self.frame.index
@@ -353,7 +355,8 @@ def validate_batch(
                          index=index, dtype=float)
     frame.insert(0, "interval_minutes", interval_minutes)
     return MeasurementBatch(frame, interval_minutes,
-                            _gaps(list(index), step, stored_before))
+                            _gaps(list(index), step, stored_before),
+                            tuple(i for _, i, _ in good))
 
 
 def _gaps(times: list[Any], step: dt.timedelta, stored_before: dt.datetime | None,
@@ -418,26 +421,27 @@ INTERVAL_COLUMNS = ("grid_import_kw", "grid_export_kw", "pv_kw", "load_kw", "bat
                     "soc_kwh", "import_coverage", "load_derived")
 
 
-def overlapping_rows(batch: pd.DataFrame, stored: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a validated ``batch`` that overlap a stored row of another length (both
-    measurement frames: UTC index, ``interval_minutes``), one error each as in
-    :class:`MeasurementError` (``row`` None: the caller numbers them). A stored row the
-    batch replaces (same time) does not count: a stretch may be re-sent at another
-    resolution, but one time is measured at one resolution, not blended."""
-    if batch.empty or stored.empty:
+def overlapping_rows(batch: MeasurementBatch, stored: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a validated ``batch`` that overlap a ``stored`` row (a measurement frame:
+    UTC index, ``interval_minutes``) of another length, one error each as in
+    :class:`MeasurementError`. A stored row the batch replaces (same time) does not count:
+    a stretch may be re-sent at another resolution, but one time is measured at one
+    resolution, not blended."""
+    frame = batch.frame
+    if frame.empty or stored.empty:
         return []
-    kept = stored[~stored.index.isin(batch.index)]
+    kept = stored[~stored.index.isin(frame.index)]
     if kept.empty:
         return []
-    ns = 60_000_000_000
-    b0 = batch.index.as_unit("ns").asi8
-    b1 = b0 + batch["interval_minutes"].to_numpy(dtype=np.int64) * ns
+    minute_ns = 60_000_000_000
+    b0 = frame.index.as_unit("ns").asi8
+    b1 = b0 + batch.interval_minutes * minute_ns
     s0 = kept.index.as_unit("ns").asi8
-    s1 = s0 + kept["interval_minutes"].to_numpy(dtype=np.int64) * ns
+    s1 = s0 + kept["interval_minutes"].to_numpy(dtype=np.int64) * minute_ns
     order = np.argsort(s0)
     s0, s1, minutes = s0[order], s1[order], kept["interval_minutes"].to_numpy()[order]
     # stored rows start no earlier than 15 min before a batch row that they overlap
-    lo = np.searchsorted(s0, b0 - 15 * ns, side="left")
+    lo = np.searchsorted(s0, b0 - 15 * minute_ns, side="left")
     hi = np.searchsorted(s0, b1, side="left")
     errors = []
     for k in range(len(b0)):
@@ -447,7 +451,8 @@ def overlapping_rows(batch: pd.DataFrame, stored: pd.DataFrame) -> list[dict[str
         j = hit[0]
         at = dt.datetime.fromtimestamp(int(s0[j]) // 1_000_000_000, dt.UTC)
         errors.append({
-            "row": None, "timestamp": _fmt_time(batch.index[k].to_pydatetime()),
+            "row": batch.row_numbers[k] if batch.row_numbers else None,
+            "timestamp": _fmt_time(frame.index[k].to_pydatetime()),
             "field": "timestamp", "value": None,
             "message": f"overlaps the stored {minutes[j]:g}-minute row at {_fmt_time(at)}: "
                        "a time is measured at one resolution; re-send that stretch at one "
