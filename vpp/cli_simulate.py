@@ -143,6 +143,7 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
 def _storage_notes(catalog: Any, opts: SimulationOptions, ids: list[str] | None) -> list[str]:
     """A note per simulated site whose battery is connected to the grid after the period
     starts: the days before run without it (no discharge, no savings from it)."""
+    from vpp.problem import storage_in_service
     from vpp.simulation import period
 
     days = period(opts).normalize().unique()
@@ -151,7 +152,7 @@ def _storage_notes(catalog: Any, opts: SimulationOptions, ids: list[str] | None)
     for site in ((catalog.fleet.site(i) for i in dict.fromkeys(ids)) if ids
                  else catalog.fleet.sites):
         s = site.storage
-        if s is None or s.grid_connection_date <= first:
+        if s is None or storage_in_service(site, first):
             continue
         without = (min(s.grid_connection_date, last + dt.timedelta(days=1)) - first).days
         notes.append(f"note: {site.id}'s battery is connected to the grid on "
