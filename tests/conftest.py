@@ -54,12 +54,22 @@ def postgres():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def empty_database(request):
+    """``empty_database(kind, folder)``: the URL of an empty database of ``kind``
+    (``"sqlite"``: a file in ``folder``; ``"postgresql"``: a new database on the throw-away
+    server, or a skip with the reason)."""
+    def make(kind: str, folder) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{folder / 'vpp.sqlite3'}"
+        return request.getfixturevalue("postgres").new_database()
+    return make
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
+def database_url(request, tmp_path, empty_database):
     """An empty database of each kind the service supports."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vpp.sqlite3'}"
-    return request.getfixturevalue("postgres").new_database()
+    return empty_database(request.param, tmp_path)
 
 
 @pytest.fixture(scope="session")

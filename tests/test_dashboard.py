@@ -23,12 +23,11 @@ DATE = "2026-07-15"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request, tmp_path_factory):
+def world(request, tmp_path_factory, empty_database):
     """An app with a park key for CZ-MG-01, one for CZ-MG-02, an evaluator and an admin; a
     plan of CZ-MG-02 stored through the API; on SQLite and PostgreSQL."""
     tmp = tmp_path_factory.mktemp("dash")
-    url = (f"sqlite:///{tmp / 'vpp.sqlite3'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres").new_database())
+    url = empty_database(request.param, tmp)
     app = create_app(url, job_slots=0, simulations_dir=str(tmp / "sims"))
     with session_factory(app.state.engine)() as s:
         keys = {"park1": create_key(s, "park", ["CZ-MG-01"]),

@@ -77,11 +77,10 @@ def setpoints() -> Setpoints:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request, tmp_path_factory):
+def world(request, tmp_path_factory, empty_database):
     """Keys of park 1 (CZ-MG-01), park 2 (CZ-MG-02) and an evaluator; the rows above
     stored through the API, and the control step's set-points."""
-    url = (f"sqlite:///{tmp_path_factory.mktemp('measured') / 'vpp.sqlite3'}"
-           if request.param == "sqlite" else request.getfixturevalue("postgres").new_database())
+    url = empty_database(request.param, tmp_path_factory.mktemp("measured"))
     app = create_app(url, job_slots=0)
     sessions = session_factory(app.state.engine)
     with sessions() as s:
@@ -284,7 +283,7 @@ def test_fresh_data_is_not_marked_stale(world):
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def monthend(request, tmp_path_factory):
+def monthend(request, tmp_path_factory, empty_database):
     """15-minute rows stored through the API (same tariff and policy as above):
 
     CZ-MG-01 in July 2026 (subsidy window 2025-04-01 to 2027-03-31):
@@ -310,8 +309,7 @@ def monthend(request, tmp_path_factory):
     100 kWh, 30 yuan), in all 150 kWh and 45 yuan; CZ-MG-06 has one row, 2025-12-31 23:30
     (import 500 kW, battery at rest): in the 2025 ledger as December, and in the hour that
     2026's ledger reads before January, where it makes no month of 2026."""
-    url = (f"sqlite:///{tmp_path_factory.mktemp('monthend') / 'vpp.sqlite3'}"
-           if request.param == "sqlite" else request.getfixturevalue("postgres").new_database())
+    url = empty_database(request.param, tmp_path_factory.mktemp("monthend"))
     app = create_app(url, job_slots=0)
     with session_factory(app.state.engine)() as s:
         keys = {"ev": create_key(s, "evaluator"), "admin": create_key(s, "admin"),

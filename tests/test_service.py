@@ -16,12 +16,9 @@ DATE = "2026-07-15"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def svc(request, tmp_path_factory):
+def svc(request, tmp_path_factory, empty_database):
     """The service on each database it supports (PostgreSQL: a throw-away server)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('svc') / 'vpp.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres").new_database()
+    url = empty_database(request.param, tmp_path_factory.mktemp("svc"))
     app = create_app(url)
     sessions = session_factory(app.state.engine)
     with sessions() as s:

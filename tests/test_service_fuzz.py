@@ -52,10 +52,9 @@ def fuzzed_schema(database: str, url: str, tmp):
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_every_operation(database, request, tmp_path):
+def test_every_operation(database, tmp_path, empty_database):
     """Each operation of the schema in turn, with hypothesis; every failure reported."""
-    url = (f"sqlite:///{tmp_path / 'vpp.sqlite3'}" if database == "sqlite"
-           else request.getfixturevalue("postgres").new_database())
+    url = empty_database(database, tmp_path)
     schema = fuzzed_schema(database, url, tmp_path)
     failures = []
     for result in schema.get_all_operations():

@@ -20,13 +20,10 @@ DATE = "2026-07-15"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def hostile(request, tmp_path_factory):
+def hostile(request, tmp_path_factory, empty_database):
     """The service on each database; jobs are queued but never run here (no job slot)."""
     tmp = tmp_path_factory.mktemp("hostile")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'vpp.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres").new_database()
+    url = empty_database(request.param, tmp)
     app = create_app(url, job_slots=0, max_queued_jobs=100_000,
                      simulations_dir=str(tmp / "sims"))
     sessions = session_factory(app.state.engine)

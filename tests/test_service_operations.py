@@ -32,11 +32,8 @@ def rows4() -> list[dict]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def svc(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('ops') / 'vpp.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres").new_database()
+def svc(request, tmp_path_factory, empty_database):
+    url = empty_database(request.param, tmp_path_factory.mktemp("ops"))
     app = create_app(url, job_slots=0)
     sessions = session_factory(app.state.engine)
     with sessions() as s:

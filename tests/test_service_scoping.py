@@ -45,12 +45,11 @@ RULES = {
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request, tmp_path_factory):
+def world(request, tmp_path_factory, empty_database):
     """An app with park keys for CZ-MG-03 and CZ-MG-04, two evaluators, an admin, a plan
     of CZ-MG-04 and a simulation job of the first evaluator (jobs stay queued)."""
     tmp = tmp_path_factory.mktemp("scoping")
-    url = (f"sqlite:///{tmp / 'vpp.sqlite3'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres").new_database())
+    url = empty_database(request.param, tmp)
     app = create_app(url, job_slots=0, max_queued_jobs=1000,
                      simulations_dir=str(tmp / "sims"))
     with session_factory(app.state.engine)() as s:

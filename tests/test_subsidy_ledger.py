@@ -126,11 +126,8 @@ def test_months_are_parsed_strictly():
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def svc(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'vpp.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres").new_database()
+def svc(request, tmp_path_factory, empty_database):
+    url = empty_database(request.param, tmp_path_factory.mktemp("ledger"))
     app = create_app(url, job_slots=0)
     with session_factory(app.state.engine)() as s:
         keys = {"park4": create_key(s, "park", ["CZ-MG-04"]),
