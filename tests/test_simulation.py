@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ import pytest
 from forecasts.synthetic import load_error_model
 from models import PersistentDispatch, SolveOptions, solve_dispatch
 from models.errors import InvalidInputError
-from vpp.catalog import default_catalog
+from vpp.catalog import DEFAULT_POLICY, PACKAGE_DATA, Catalog, default_catalog
 from vpp.options import PlanOptions, SimulationOptions, parse, with_policy
 from vpp.planning import build_inputs
 from vpp.simulation import (
@@ -296,8 +298,34 @@ def test_interrupted_run_resumes_after_its_last_complete_month(july_runs, tmp_pa
     assert len(again.days) == 10
     assert july["net_cost_yuan"] == pytest.approx(full.months.iloc[1]["net_cost_yuan"],
                                                   rel=5e-3)
-    with pytest.raises(InvalidInputError, match="different simulation"):
+    with pytest.raises(InvalidInputError, match="different simulation: seed differ"):
         simulate(cat, opts.model_copy(update={"seed": 8}), ["CZ-MG-05"], out=folder)
+
+
+def test_a_run_never_resumes_on_other_data(tmp_path):
+    """A folder simulated with one subsidy policy file is refused to the same options on a
+    data folder whose policy pays 0.2 instead of 0.3 yuan/kWh (it would otherwise keep the
+    old months under the new policy's name); the data's versions are in run.json."""
+    opts = SimulationOptions(start=dt.date(2026, 3, 30), days=1, control="day-ahead")
+    out = tmp_path / "run"
+    simulate(default_catalog(), opts, ["CZ-MG-01"], out=out)
+    manifest = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert manifest["data_versions"]["subsidy_policy"] == "changzhengbanfa-2024-32"
+    data = tmp_path / "data"
+    shutil.copytree(PACKAGE_DATA, data)
+    policy = data / DEFAULT_POLICY
+    policy.write_text(policy.read_text(encoding="utf-8").replace(
+        "rate_yuan_per_kwh = 0.3", "rate_yuan_per_kwh = 0.2"), encoding="utf-8")
+    other = Catalog.load(data)
+    assert other.policy.rate_yuan_per_kwh == 0.2
+    assert other.fingerprint != default_catalog().fingerprint
+    with pytest.raises(InvalidInputError, match="different simulation: the data files"):
+        simulate(other, opts, ["CZ-MG-01"], out=out)
+    # the same files in another folder are the same data: the run resumes
+    assert Catalog.load(data).fingerprint == other.fingerprint
+    shutil.copytree(PACKAGE_DATA, tmp_path / "copy")
+    assert Catalog.load(tmp_path / "copy").fingerprint == default_catalog().fingerprint
+    simulate(Catalog.load(tmp_path / "copy"), opts, ["CZ-MG-01"], out=out)
 
 
 def test_reproducible_and_seed_sensitive():

@@ -7,6 +7,7 @@ changes: ``VPP_DATA_DIR`` (a folder laid out like ``vpp/data``) or the CLI's ``-
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -68,6 +69,9 @@ class Catalog:
     root: Path
     calibrations: Path | None = None
     feeders: FeederFile | None = None
+    #: A digest of every data file read (:func:`data_fingerprint`): what a resumed simulation
+    #: checks so that it never mixes results computed from other data.
+    fingerprint: str = ""
 
     @property
     def feeder_caps(self) -> tuple[FeederCap, ...]:
@@ -95,8 +99,21 @@ class Catalog:
             folder / DEFAULT_FEEDERS if fleet is None else None)
         fd = (load_feeders(feeder_path, fl)
               if feeder_path is not None and (feeders or feeder_path.is_file()) else None)
+        cal_dir = cal if cal.is_dir() or calibrations else None
+        read = [*sorted((folder / "tariffs").glob("*.toml")), folder / DEFAULT_POLICY,
+                folder / "loads" / "archetypes.toml", fleet_path]
+        read += [feeder_path] if fd is not None else []
+        read += sorted(cal_dir.glob("*.toml")) if cal_dir is not None and cal_dir.is_dir() else []
         return cls(fleet=fl, tariffs=tariffs, policy=policy, archetypes=archetypes, root=folder,
-                   calibrations=cal if cal.is_dir() or calibrations else None, feeders=fd)
+                   calibrations=cal_dir, feeders=fd, fingerprint=data_fingerprint(read))
+
+
+def data_fingerprint(paths: list[Path]) -> str:
+    """16 hex digits of SHA-256 over the files' names and bytes, in the given order."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 @lru_cache(maxsize=4)

@@ -738,7 +738,7 @@ def simulate(
     ids = check_simulation(catalog, opts, site_ids)
     folder = Path(out) / "sites" if out else None
     if out:
-        _claim(Path(out), opts, ids, errors, weather, actuals or {})
+        _claim(Path(out), opts, ids, errors, weather, actuals or {}, catalog)
     t0 = time.perf_counter()
     index = period(opts)
     n_months = len(pd.period_range(index[0].date(), index[-1].date(), freq="M"))
@@ -813,10 +813,14 @@ def _run_dask(catalog, ids, args, jobs, address, settle, tick, actuals) -> None:
 
 
 def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorModel,
-           weather: Weather | None, actuals: dict[str, pd.DataFrame]) -> None:
-    """Write ``run.json`` or check that the folder holds the same simulation."""
+           weather: Weather | None, actuals: dict[str, pd.DataFrame],
+           catalog: Catalog) -> None:
+    """Write ``run.json`` or check that the folder holds the same simulation: the same
+    options, sites, error model, weather, measured actuals and data files (tariffs, policy,
+    fleet, load archetypes, feeders, PV calibrations)."""
     out.mkdir(parents=True, exist_ok=True)
-    extra = {"errors": dataclasses.asdict(errors),
+    extra = {"data": catalog.fingerprint,
+             "errors": dataclasses.asdict(errors),
              "weather": weather.source if weather is not None else None,
              "actuals": {sid: hashlib.sha256(pd.util.hash_pandas_object(df).values.tobytes())
                          .hexdigest()[:16] for sid, df in sorted(actuals.items())}}
@@ -828,9 +832,31 @@ def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorMode
         except json.JSONDecodeError:
             old = {}
         if old.get("key") != key:
+            new = {"options": opts.describe(), "sites": ids, **extra}
+            def same(a: object, b: object) -> bool:
+                return (json.dumps(a, sort_keys=True, default=str)
+                        == json.dumps(b, sort_keys=True, default=str))
+
+            differ = [k for k in new if not same(old.get(k), new[k])]
+            if "options" in differ and isinstance(old.get("options"), dict):
+                differ[differ.index("options")] = ", ".join(
+                    k for k in new["options"] if not same(old["options"].get(k),
+                                                          new["options"][k]))
+            what = ("the data files (tariffs, policy, fleet, load archetypes, feeders or PV "
+                    "calibrations)" if differ == ["data"] else ", ".join(differ) or "its key")
             raise InvalidInputError(
-                f"{out} holds results of a different simulation (run.json key "
-                f"{old.get('key')!r}, this run {key!r}); choose another output folder")
+                f"{out} holds results of a different simulation: {what} differ from this run's "
+                f"(run.json key {old.get('key')!r}, this run {key!r}); choose another output "
+                "folder")
         return
     manifest.write_text(json.dumps({"key": key, "options": opts.describe(), "sites": ids,
-                                    **extra}, indent=2, ensure_ascii=False))
+                                    **extra, "data_versions": _data_versions(catalog)},
+                                   indent=2, ensure_ascii=False))
+
+
+def _data_versions(catalog: Catalog) -> dict[str, object]:
+    """The versions of the data a run used, for people reading ``run.json``."""
+    tariffs = catalog.tariffs
+    return {"tariffs": sorted(f"{i} {t.version}" for i in tariffs.ids
+                              for t in tariffs.versions(i)),
+            "subsidy_policy": catalog.policy.version, "fleet": catalog.fleet.version}
