@@ -38,7 +38,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from test_dashboard import login
+from test_dashboard import csrf_of, login
 from test_subsidy_ledger import ledger_cells
 
 from service.app import create_app
@@ -424,3 +424,33 @@ def test_the_overview_months_are_computed_into_the_cache_at_start_up(tmp_path):
         assert len(cache) == 1
         (month,) = list(cache._data.values())
         assert month.site_id == "CZ-MG-01" and month.month_peak_kw == 1234.0
+
+
+def test_a_plan_from_the_blank_form_starts_from_the_stored_state(world):
+    """The plan form leaves the month-to-date peak blank (it used to show 0.0, which then
+    overrode the meter): submitted as rendered, a plan of 2026-07-16 starts from the July
+    peak metered so far, 3000 kW, as the API and the CLI do; the SOC read at 16:10 is more
+    than 60 minutes before the plan's start, so the site's nominal 50 % (2000 kWh) is used
+    and the plan says why. A number typed in still wins."""
+    app, keys, _ = world
+    c = login(app, keys["park1"])
+    page = c.get("/ui/sites/CZ-MG-01?date=2026-07-16").text
+    peak_input = re.search(r'<input type="number" id="f-month_peak_kw"[^>]*>', page).group(0)
+    assert 'value=""' in peak_input and "placeholder=" in peak_input
+    form = {"csrf": csrf_of(page), "date": "2026-07-16", "subsidy_aware": "on",
+            "month_peak_kw": "", "soc_initial_frac": "", "method": "auto",
+            "pv_quantile": "p50", "days": "1"}
+    r = c.post("/ui/sites/CZ-MG-01/plans", data=form)
+    assert r.status_code == 200 and r.url.path == "/ui/sites/CZ-MG-01", r.text[-800:]
+    plan_id = re.search(r'href="/ui/plans/([0-9a-f-]+)\.json"', r.text).group(1)
+    init = c.get(f"/ui/plans/{plan_id}.json").json()["initial_state"]
+    assert init["month_peak_kw"] == 3000.0
+    assert init["month_peak_source"].startswith("stored measurements")
+    assert init["soc_initial_kwh"] == pytest.approx(2000.0)
+    assert "no SOC measured within 60 min" in init["soc_initial_source"]
+    r = c.post("/ui/sites/CZ-MG-01/plans", data={**form, "csrf": csrf_of(r.text),
+                                                 "month_peak_kw": "3500"})
+    plan_id = re.search(r'href="/ui/plans/([0-9a-f-]+)\.json"', r.text).group(1)
+    init = c.get(f"/ui/plans/{plan_id}.json").json()["initial_state"]
+    assert init["month_peak_kw"] == 3500.0 and init["month_peak_source"] == (
+        "option month_peak_kw")

@@ -72,8 +72,8 @@ class PlanOptions(SolverChoices):
         "policy's rate"), json_schema_extra={"cli": "--subsidy-rate",
                                              "cli_range": "[0, the policy's maximum]"})
     month_peak_kw: float = Field(0.0, ge=0, le=1e7, description=(
-        "Highest 15-minute import so far this billing month [kW]; 0 on the first day of a "
-        "billing month"), json_schema_extra={"cli_default": (
+        "Highest 15-minute import so far this billing month [kW]; default the site's stored "
+        "measurements, else 0"), json_schema_extra={"cli_default": (
             "a single site's stored measurements (see --db, --no-state), else 0")})
     soc_initial_frac: float | None = Field(None, ge=0, le=1, description=(
         "Initial state of charge [-] of nameplate energy; default the site's stored SOC, "

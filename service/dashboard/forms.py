@@ -88,7 +88,10 @@ def option_fields(model: type[BaseModel], tr: Translator, values: dict[str, Any]
         key = (words or {}).get(name, name)
         help_text = (_UNIT.sub("", desc).strip() if tr.lang == "en" and desc
                      else tr.t(f"option.{key}.help"))
-        default = None if f.is_required() else f.default
+        # a default that comes from the site's stored state (``cli_default``) is left blank:
+        # an empty input means "the stored state", a pre-filled number would override it
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        default = None if f.is_required() or "cli_default" in extra else f.default
         view = FieldView(name=name, label=tr.t(f"option.{key}.label"), help=help_text,
                          kind="text", unit=tr.unit(unit) if unit else "",
                          default=default, required=f.is_required(),

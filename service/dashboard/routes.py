@@ -271,7 +271,9 @@ async def request_plan(site_id: SitePath, request: Request, db: SessionDep, cat:
     problems: list[str] = []
     status = 422
     if parsed is not None:
-        values = parsed.model_dump()
+        # only what the user filled in: an empty field means the default, and for the month
+        # peak and the SOC the default is the site's stored state (as in the API and the CLI)
+        values = parsed.model_dump(exclude_unset=True)
         try:
             req = PlanRequest.model_validate({"site_id": site_id, **values})
             await solve_and_store(req, request, db, cat, session.who)
