@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+from itertools import pairwise
+from json import loads as json_loads
 from pathlib import Path
 
 import pytest
@@ -111,8 +113,11 @@ def test_logout_and_revocation_end_the_session(world):
     with session_factory(app.state.engine)() as s:
         key = create_key(s, "park", ["CZ-MG-01"])
     c = login(app, key)
-    r = c.post("/ui/logout", data={"csrf": csrf_of(c.get("/ui/").text)},
-               follow_redirects=False)
+    page = c.get("/ui/")
+    # signed-in pages are never cached: Back after logging out cannot show them
+    assert page.headers["cache-control"] == "no-store"
+    assert "no-store" not in c.get("/ui/login").headers.get("cache-control", "")
+    r = c.post("/ui/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui/login"
     assert c.get("/ui/", follow_redirects=False).status_code == 303
     c = login(app, key)
@@ -316,3 +321,49 @@ def test_vpp_page_shows_the_days_finished_fleet_plan_events_and_settlement(world
     assert 'class="total"' in page
     assert "DR-test" not in c.get("/ui/vpp?date=2026-07-16").text
     assert "DR-test" not in login(app, keys["park1"]).get(f"/ui/vpp?date={DATE}").text
+
+
+def test_plan_chart_tariff_bands_meet_at_the_period_boundaries():
+    """CZ-MG-01 on 2026-07-15 (`vpp tariff --date 2026-07-15`): valley 00:00-06:00, flat
+    06:00-11:00, valley 11:00-13:00, flat 13:00-14:00, critical peak 14:00-15:00, peak
+    15:00-19:30, critical peak 19:30-21:30, peak 21:30-22:00, flat 22:00-24:00. Each band
+    ends on the axis point where the next one starts (the chart used to stop every band one
+    interval early, leaving white gaps at 05:45-06:00, 12:45-13:00, ...), the last at the
+    axis' end."""
+    import datetime as dt
+
+    from service.dashboard import views
+    from service.dashboard.routes import LOCALES as DASH_LOCALES
+    from vpp.catalog import default_catalog
+    from vpp.planning import plan_site
+
+    plan = plan_site(default_catalog(), "CZ-MG-01", dt.date(2026, 7, 15))
+    chart = views.plan_chart(plan, Translator("en", (DASH_LOCALES,)))
+    labels, bands, periods = chart["labels"], chart["bands"], plan["inputs"]["period"]
+    assert len(labels) == 96
+    assert bands[0]["from"] == "00:00" and bands[-1]["to"] == "23:45"
+    for a, b in pairwise(bands):
+        assert a["to"] == b["from"]
+    starts = [labels[i] for i in range(1, 96) if periods[i] != periods[i - 1]]
+    assert [b["from"] for b in bands[1:]] == starts
+    assert starts == ["06:00", "11:00", "13:00", "14:00", "15:00", "19:30", "21:30", "22:00"]
+
+
+def test_vpp_events_box_takes_its_own_example_and_names_a_lone_events_fields(world):
+    """The events box's placeholder is a valid event list; one event object sent without
+    the list is read as that event (it used to queue a fleet plan without any event): with
+    ``start`` missing and ``requested_kw`` instead of ``requested_mw`` it is refused, 422,
+    naming both fields."""
+    from vpp.network import EventFile
+
+    app, keys, _ = world
+    c = login(app, keys["ev"], "en")
+    page = c.get(f"/ui/vpp?date={DATE}").text
+    example = re.search(r"placeholder='(\[.*?\])'", page).group(1)
+    assert EventFile.model_validate({"events": json_loads(example)}).events[0].requested_mw == 3
+    lone = ('{"id": "DR-1", "type": "peak_shaving", "end": "2026-07-15T19:00", '
+            '"requested_kw": 3000}')
+    r = c.post("/ui/vpp/fleet-plans", data={"csrf": csrf_of(page), "date": DATE,
+                                            "events": lone})
+    assert r.status_code == 422
+    assert "events.0.start" in r.text and "events.0.requested_mw" in r.text

@@ -115,7 +115,10 @@ def render(request: Request, template: str, tr: Translator, status: int = 200,
         tr=tr, langs=LANGS, session=session, who=session.who if session else None,
         csrf=session.csrf if session else "", path=request.url.path,
         query=str(request.url.query), **context)
-    return HTMLResponse(html, status_code=status)
+    # a signed-in page holds a park's data: never stored, so Back after logging out (or
+    # another user of the browser) cannot show it from the cache
+    headers = {"Cache-Control": "no-store"} if session else None
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def parse_day(value: str | None, tr: Translator) -> tuple[dt.date, str]:
@@ -347,7 +350,8 @@ async def request_fleet_plan(request: Request, db: SessionDep, cat: CatalogDep,
     try:
         events = json.loads(text) if text else None
         if isinstance(events, dict):
-            events = events.get("events")
+            # an event file ({"events": [...]}) or one event by itself
+            events = events.get("events", [events])
         req = FleetPlanRequest.model_validate_json(json.dumps({
             "date": str(form.get("date") or ""), "use_feeders": "use_feeders" in form,
             "events": events}))

@@ -111,7 +111,10 @@ def plan_chart(plan: dict[str, Any], tr: Translator) -> dict[str, Any]:
     start = 0
     for i in range(1, len(periods) + 1):
         if i == len(periods) or periods[i] != periods[start]:
-            bands.append({"from": labels[start], "to": labels[i - 1], "period": periods[start],
+            # the axis has a point per interval start: a band runs to the next band's first
+            # point (its intervals end there), the last one to the axis' end
+            bands.append({"from": labels[start], "to": labels[min(i, len(labels) - 1)],
+                          "period": periods[start],
                           "name": tr.t(f"period.{periods[start]}"),
                           "colour": PERIOD_COLOURS.get(periods[start], "rgba(0,0,0,0.05)")})
             start = i
