@@ -133,3 +133,30 @@ def test_user_fleet_replaces_the_default(tmp_path):
 def test_missing_data_dir(tmp_path):
     with pytest.raises(InvalidInputError, match=r"data folder .*nowhere does not exist"):
         Catalog.load(tmp_path / "nowhere")
+
+
+def test_data_file_errors_name_the_file(tmp_path):
+    """A data folder with a bad fleet value, or without its load archetypes, or with a
+    malformed policy: one clear error naming the file, never a traceback."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(PACKAGE_DATA, data)
+    fleet = data / "fleet" / "changzhou-pilots.toml"
+    text = fleet.read_text(encoding="utf-8")
+    fleet.write_text(text.replace("eta_charge = ", "eta_charge = 93 #", 1), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"changzhou-pilots.toml: sites\[0\] "
+                       r"\(CZ-MG-01\).storage.eta_charge") as err:
+        Catalog.load(data)
+    assert str(fleet) in err.value.context
+    fleet.write_text(text, encoding="utf-8")
+    policy = data / "policies" / "changzhou-storage-subsidy-2024.toml"
+    policy.write_text(policy.read_text(encoding="utf-8").replace(
+        "rate_yuan_per_kwh = 0.3", "rate_yuan_per_kwh = 0,3", 1), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"subsidy policy file .*changzhou-storage-"
+                       r"subsidy-2024.toml: not valid TOML"):
+        Catalog.load(data)
+    (data / "loads" / "archetypes.toml").unlink()
+    with pytest.raises(InvalidInputError, match=r"load archetype file .*archetypes.toml not "
+                       r"found"):
+        Catalog.load(data)

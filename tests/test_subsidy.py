@@ -117,6 +117,15 @@ def test_shipped_policy():
                                                      r"allowed all, peak_flat"),
         ({"counting": {"rule": "annual_hours_cap", "annual_hours": 9000}},
          r"counting.annual_hours=9000: allowed range \(0, 8760\] h"),
+        # found by a user replacing the policy file (each was accepted)
+        ({"rate_yuan_per_kwh": 30, "max_rate_yuan_per_kwh": 30},
+         r"max_rate_yuan_per_kwh=30: allowed range \[0, 2\] yuan/kWh"),
+        ({"end_date": dt.date(2026, 12, 31), "max_total_yuan": 1e6},
+         r"unknown key\(s\) end_date, max_total_yuan; allowed"),
+        ({"counting": {"rule": "all", "cap": 1}}, r"counting: unknown key\(s\) cap"),
+        ({"duration_months": True}, r"duration_months=True: need a whole number > 0"),
+        ({"effective_from": "2024-07-11"}, r"effective_from='2024-07-11': write the date "
+                                           r"unquoted"),
     ],
 )
 def test_policy_file_errors(change, match):

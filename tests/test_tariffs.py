@@ -216,6 +216,35 @@ def test_shipped_tariff_parses():
          r"holiday_deep_valley.min_transformer_kva=-1: need a number >= 0 \[kVA\]"),
         (lambda d: d["critical_peak"].update(min_transformer_kva="315"),
          r"critical_peak.min_transformer_kva='315': need a number >= 0"),
+        # found by a user replacing the data files (each was accepted, or a traceback)
+        (lambda d: d.update(prices_yuan_per_kwh=0.65),
+         r"prices_yuan_per_kwh must be a table \(\[prices_yuan_per_kwh\]\), got 0.65"),
+        (lambda d: d["critical_peak"].update(multiplier=-1.2),
+         r"critical_peak.multiplier=-1.2: allowed range \[1, 3\] \(of the peak price\)"),
+        (lambda d: d["holiday_deep_valley"].update(multiplier=1.5),
+         r"holiday_deep_valley.multiplier=1.5: allowed range \[0, 1\] \(of the valley"),
+        (lambda d: d["export"].update(price_yuan_per_kwh=-0.5),
+         r"export.price_yuan_per_kwh=-0.5: allowed range \[0, 5\] yuan/kWh"),
+        (lambda d: d["prices_yuan_per_kwh"].update(peak=97.0),
+         r"prices_yuan_per_kwh.peak=97.0: allowed range \[0, 5\] yuan/kWh"),
+        (lambda d: d.update(effective_to=dt.date(2025, 12, 31)),
+         r"unknown key\(s\) effective_to; allowed"),
+        (lambda d: d["prices_yuan_per_kwh"].update(sharp=2.0),
+         r"prices_yuan_per_kwh: unknown key\(s\) sharp"),
+        (lambda d: d["seasons"][0].update(valey=d["seasons"][0].pop("valley")),
+         r"seasons\[0\] \(summer-winter\): unknown key\(s\) valey"),
+        (lambda d: d["seasons"][1].update(months=[3, 4, 5, 9, 10, 11, 13]),
+         r"seasons\[1\] \(spring-autumn\): months contains 13: allowed whole numbers 1-12"),
+        (lambda d: d["seasons"][1].update(months=[3, 4, 5, 9, 10, "11"]),
+         r"months contains '11'"),
+        (lambda d: d["critical_peak"]["windows"][0].update(months=[7, 8, 14]),
+         r"critical_peak.windows\[0\]: months contains 14"),
+        (lambda d: d["holiday_deep_valley"].update(holidays=["Spring festival", "国庆节"]),
+         r"holidays contains 'Spring festival': allowed New Year's Day, Spring Festival"),
+        (lambda d: d.update(effective_from="2025-06-01"),
+         r"effective_from='2025-06-01': write the date unquoted"),
+        (lambda d: d["basic_charge"].update(demand_yuan_per_kw_month=4000),
+         r"demand_yuan_per_kw_month=4000: allowed range \[0, 200\] yuan/\(kW·month\)"),
     ],
 )
 def test_tariff_file_errors(mutate, match):
@@ -223,3 +252,20 @@ def test_tariff_file_errors(mutate, match):
     mutate(data)
     with pytest.raises(InvalidInputError, match=match):
         parse_tariff(data)
+
+
+def test_two_files_of_one_tariff_on_the_same_day_are_refused(tmp_path):
+    """A copy of the 426 file under another version name but the same effective date: which
+    one applies would depend on the file names, so both files are named in the error."""
+    from vpp.tariffs import TariffBook
+
+    src = (PACKAGE_DATA / "tariffs" / "jiangsu-ci-2025-426.toml").read_text(encoding="utf-8")
+    (tmp_path / "a-426.toml").write_text(src, encoding="utf-8")
+    (tmp_path / "b-copy.toml").write_text(src.replace('version = "su-fagaijiage-2025-426"',
+                                                      'version = "other"'), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"a-426.toml and b-copy.toml: both are tariff "
+                       r"jiangsu-ci-two-part-1-10kv with effective_from 2025-06-01"):
+        TariffBook.from_dir(tmp_path)
+    (tmp_path / "b-copy.toml").write_text(src, encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"with version su-fagaijiage-2025-426"):
+        TariffBook.from_dir(tmp_path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from forecasts.shapes import LoadShape
 from models import FeederCap, InvalidInputError
 from vpp.network import FeederFile, feeder_caps, load_feeders
-from vpp.sites import Fleet, load_fleet
+from vpp.sites import Fleet, load_fleet, read_document
 from vpp.subsidy import SubsidyPolicy, load_policy
 from vpp.tariffs import TariffBook
 
@@ -37,7 +36,7 @@ def data_dir(explicit: str | Path | None = None) -> Path:
 
 def load_archetypes(path: Path) -> dict[str, LoadShape]:
     """Read the load-archetype TOML into :class:`LoadShape` objects by name."""
-    data = tomllib.loads(Path(path).read_text("utf-8"))
+    data = read_document(path, "load archetype file")
     shapes = {}
     problems = []
     for name, spec in data.items():

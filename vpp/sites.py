@@ -282,5 +282,11 @@ def validate_document(model: type[M], data: Any, context: str) -> M:
 def load_fleet(
     path: Path, tariff_ids: set[str] | None = None, archetypes: set[str] | None = None
 ) -> Fleet:
-    """Read and validate a fleet TOML file."""
-    return parse_fleet(read_document(path, "fleet file"), tariff_ids, archetypes)
+    """Read and validate a fleet TOML file (errors name the file)."""
+    try:
+        return parse_fleet(read_document(path, "fleet file"), tariff_ids, archetypes)
+    except InvalidInputError as exc:
+        if str(path) in exc.context:
+            raise
+        raise InvalidInputError([f"{Path(path).name}: {p}" for p in exc.problems],
+                                f"invalid fleet file {path}") from None

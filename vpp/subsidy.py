@@ -11,7 +11,6 @@ counting rule names (:data:`RULES`; the text itself names none).
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models import InvalidInputError
+from vpp.sites import read_document
 
 #: Counting rules: which discharge earns the reward (see the policy file).
 RULES = ("all", "peak_flat", "net_of_grid_charging", "annual_hours_cap")
@@ -60,34 +60,57 @@ class SubsidyPolicy:
         }
 
 
+#: Plausibility bound of a policy's rates [yuan/kWh] (a rate in fen, 30 for 0.3, is refused).
+MAX_RATE_YUAN_PER_KWH = 2.0
+#: The keys a policy file may hold (a misspelt key is an error, not ignored).
+POLICY_KEYS = {"id", "version", "name", "effective_from", "source", "min_power_kw",
+               "rate_yuan_per_kwh", "max_rate_yuan_per_kwh", "start", "duration_months",
+               "counting"}
+COUNTING_KEYS = {"rule", "annual_hours", "source"}
+
+
 def parse_policy(data: dict, origin: str = "policy") -> SubsidyPolicy:
     """Validate a subsidy policy document, listing every problem in one error."""
     problems = []
+    for keys, table, where in ((POLICY_KEYS, data, origin),
+                               (COUNTING_KEYS, data.get("counting", {}), f"{origin}: counting")):
+        extra = sorted(set(table) - keys) if isinstance(table, dict) else []
+        if extra:
+            problems.append(f"{where}: unknown key(s) {', '.join(extra)}; allowed "
+                            f"{', '.join(sorted(keys))}")
+    if not isinstance(data.get("counting", {}), dict):
+        problems.append(f"{origin}: counting must be a table ([counting])")
+        data = {**data, "counting": {}}
     for k in ("id", "version", "name", "source"):
         if not isinstance(data.get(k), str):
             problems.append(f"{origin}: {k} missing (string)")
-    if not isinstance(data.get("effective_from"), dt.date):
+    eff = data.get("effective_from")
+    if isinstance(eff, str):
+        problems.append(f"{origin}: effective_from={eff!r}: write the date unquoted, e.g. "
+                        "effective_from = 2024-07-11 (a TOML date, not a string)")
+    elif not isinstance(eff, dt.date):
         problems.append(f"{origin}: effective_from missing (date)")
     if data.get("start") != "first-day-of-next-month":
         problems.append(f"{origin}: start={data.get('start')!r}: only 'first-day-of-next-month'")
     mx = data.get("max_rate_yuan_per_kwh")
     rate = data.get("rate_yuan_per_kwh")
-    if not isinstance(mx, int | float) or mx < 0:
-        problems.append(f"{origin}: max_rate_yuan_per_kwh={mx!r}: need a number >= 0")
-    elif not isinstance(rate, int | float) or not 0 <= rate <= mx:
+    if not _number(mx) or not 0 <= mx <= MAX_RATE_YUAN_PER_KWH:
+        problems.append(f"{origin}: max_rate_yuan_per_kwh={mx!r}: allowed range "
+                        f"[0, {MAX_RATE_YUAN_PER_KWH:g}] yuan/kWh")
+    elif not _number(rate) or not 0 <= rate <= mx:
         problems.append(f"{origin}: rate_yuan_per_kwh={rate!r}: allowed range [0, {mx}]")
     mp = data.get("min_power_kw")
-    if not isinstance(mp, int | float) or mp < 0:
+    if not _number(mp) or mp < 0:
         problems.append(f"{origin}: min_power_kw={mp!r}: need a number >= 0")
     dur = data.get("duration_months")
-    if not isinstance(dur, int) or dur <= 0:
+    if not isinstance(dur, int) or isinstance(dur, bool) or dur <= 0:
         problems.append(f"{origin}: duration_months={dur!r}: need a whole number > 0")
     counting = data.get("counting", {})
     rule = counting.get("rule", "all")
     if rule not in RULES:
         problems.append(f"{origin}: counting.rule={rule!r}: allowed {', '.join(RULES)}")
     hours = counting.get("annual_hours")
-    if rule == "annual_hours_cap" and (not isinstance(hours, int | float)
+    if rule == "annual_hours_cap" and (not _number(hours)
                                        or not 0 < hours <= 8760):
         problems.append(f"{origin}: counting.annual_hours={hours!r}: allowed range (0, 8760] "
                         "h with rule annual_hours_cap")
@@ -109,6 +132,10 @@ def parse_policy(data: dict, origin: str = "policy") -> SubsidyPolicy:
     )
 
 
+def _number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def model_rule(policy: SubsidyPolicy) -> str:
     """The counting form the dispatch model uses for ``policy``'s rule
     (:mod:`models.components.subsidy`): per-kWh rates carry ``all`` and ``peak_flat``."""
@@ -126,10 +153,7 @@ def annual_budget_kwh(policy: SubsidyPolicy, power_kw: float,
 
 def load_policy(path: Path) -> SubsidyPolicy:
     """Read and validate a subsidy policy TOML file."""
-    try:
-        return parse_policy(tomllib.loads(Path(path).read_text("utf-8")), Path(path).name)
-    except FileNotFoundError:
-        raise InvalidInputError(f"subsidy policy file {path} not found") from None
+    return parse_policy(read_document(path, "subsidy policy file"), Path(path).name)
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:

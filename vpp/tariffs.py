@@ -26,6 +26,8 @@ MINUTES_PER_DAY = 1440
 
 
 def _span(text: str, where: str) -> tuple[int, int]:
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{where}: {text!r} is not 'HH:MM-HH:MM'")
     try:
         a, b = text.split("-")
         ha, ma = (int(x) for x in a.split(":"))
@@ -83,38 +85,114 @@ class Tariff:
         }
 
 
+#: Plausibility bounds of a tariff file's numbers: prices [yuan/kWh] (a price in fen, 97
+#: for 0.97, is refused), basic charges [yuan/(kW·month)] and [yuan/(kVA·month)], and the
+#: critical-peak (at least 1) and holiday deep-valley (at most 1) multipliers.
+MAX_PRICE_YUAN_PER_KWH = 5.0
+MAX_BASIC_CHARGE = 200.0
+CRITICAL_MULTIPLIER_RANGE = (1.0, 3.0)
+DEEP_VALLEY_MULTIPLIER_RANGE = (0.0, 1.0)
+#: The keys a tariff file may hold, by table (a misspelt key is an error, not ignored).
+KEYS = {
+    "": {"id", "version", "name", "effective_from", "source", "illustrative_prices",
+         "prices_yuan_per_kwh", "export", "basic_charge", "seasons", "critical_peak",
+         "holiday_deep_valley"},
+    "prices_yuan_per_kwh": {*PERIODS, "source"},
+    "export": {"price_yuan_per_kwh", "source"},
+    "basic_charge": {"demand_yuan_per_kw_month", "capacity_yuan_per_kva_month",
+                     "contract_tolerance", "source"},
+    "seasons": {"name", "months", *PERIODS},
+    "critical_peak": {"multiplier", "min_transformer_kva", "source", "windows"},
+    "critical_peak.windows": {"months", "hours"},
+    "holiday_deep_valley": {"multiplier", "min_transformer_kva", "holidays", "hours", "source"},
+}
+
+
+def holiday_names() -> tuple[str, ...]:
+    """The statutory holidays a tariff may name (the ``chinesecalendar`` package's)."""
+    import chinese_calendar
+
+    return tuple(h.value for h in chinese_calendar.Holiday)
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
-    """Validate a tariff document; one :class:`InvalidInputError` lists every problem."""
+    """Validate a tariff document; one :class:`InvalidInputError` lists every problem: a
+    missing or misspelt key, a value of the wrong type or outside its plausible range
+    (:data:`MAX_PRICE_YUAN_PER_KWH`, ...), a month outside 1-12, an unknown holiday."""
     problems: list[str] = []
 
     def need(key: str, kind: type | tuple[type, ...]):
         v = data.get(key)
-        if not isinstance(v, kind):
-            problems.append(f"{origin}: {key} missing or not {kind}")
+        if key == "effective_from" and isinstance(v, str):
+            problems.append(f"{origin}: effective_from={v!r}: write the date unquoted, e.g. "
+                            "effective_from = 2025-06-01 (a TOML date, not a string)")
+        elif not isinstance(v, kind):
+            what = "a date" if kind is dt.date else "a string"
+            problems.append(f"{origin}: {key} missing or not {what}")
         return v
 
+    def table(key: str) -> dict:
+        v = data.get(key, {})
+        if not isinstance(v, dict):
+            problems.append(f"{origin}: {key} must be a table ([{key}]), got {v!r}")
+            return {}
+        return v
+
+    def known(d: dict, section: str, where: str) -> None:
+        extra = sorted(set(d) - KEYS[section])
+        if extra:
+            problems.append(f"{where}: unknown key(s) {', '.join(extra)}; allowed "
+                            f"{', '.join(sorted(KEYS[section]))}")
+
+    def months_of(d: dict, where: str) -> list[int]:
+        out = []
+        for m in d.get("months", []):
+            if isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 12:
+                out.append(m)
+            else:
+                problems.append(f"{where}: months contains {m!r}: allowed whole numbers 1-12")
+        return out
+
+    known(data, "", origin)
     tid, version, name, source = (need(k, str) for k in ("id", "version", "name", "source"))
     eff = need("effective_from", dt.date)
-    prices = data.get("prices_yuan_per_kwh", {})
+    prices = table("prices_yuan_per_kwh")
+    known(prices, "prices_yuan_per_kwh", f"{origin}: prices_yuan_per_kwh")
     for p in PERIODS:
         v = prices.get(p)
-        if not isinstance(v, int | float) or v < 0:
-            problems.append(f"{origin}: prices_yuan_per_kwh.{p}={v!r}: need a number >= 0")
-    export = data.get("export", {}).get("price_yuan_per_kwh")
-    if not isinstance(export, int | float):
-        problems.append(f"{origin}: export.price_yuan_per_kwh missing")
-    basic = data.get("basic_charge", {})
-    for k in ("demand_yuan_per_kw_month", "capacity_yuan_per_kva_month"):
+        if not _number(v) or not 0 <= v <= MAX_PRICE_YUAN_PER_KWH:
+            problems.append(f"{origin}: prices_yuan_per_kwh.{p}={v!r}: allowed range "
+                            f"[0, {MAX_PRICE_YUAN_PER_KWH:g}] yuan/kWh")
+    export_table = table("export")
+    known(export_table, "export", f"{origin}: export")
+    export = export_table.get("price_yuan_per_kwh")
+    if not _number(export) or not 0 <= export <= MAX_PRICE_YUAN_PER_KWH:
+        problems.append(f"{origin}: export.price_yuan_per_kwh={export!r}: allowed range "
+                        f"[0, {MAX_PRICE_YUAN_PER_KWH:g}] yuan/kWh")
+    basic = table("basic_charge")
+    known(basic, "basic_charge", f"{origin}: basic_charge")
+    for k, unit in (("demand_yuan_per_kw_month", "yuan/(kW·month)"),
+                    ("capacity_yuan_per_kva_month", "yuan/(kVA·month)")):
         v = basic.get(k)
-        if not isinstance(v, int | float) or v < 0:
-            problems.append(f"{origin}: basic_charge.{k}={v!r}: need a number >= 0")
+        if not _number(v) or not 0 <= v <= MAX_BASIC_CHARGE:
+            problems.append(f"{origin}: basic_charge.{k}={v!r}: allowed range "
+                            f"[0, {MAX_BASIC_CHARGE:g}] {unit}")
     tolerance = basic.get("contract_tolerance")
-    if not isinstance(tolerance, int | float) or not 1.0 <= tolerance <= 2.0:
+    if not _number(tolerance) or not 1.0 <= tolerance <= 2.0:
         problems.append(f"{origin}: basic_charge.contract_tolerance={tolerance!r}: allowed "
                         "range [1, 2] (share of the contracted demand)")
     period_by_month: dict[int, np.ndarray] = {}
-    for i, season in enumerate(data.get("seasons", [])):
+    seasons = data.get("seasons", [])
+    if not isinstance(seasons, list) or not all(isinstance(x, dict) for x in seasons):
+        problems.append(f"{origin}: seasons must be [[seasons]] tables")
+        seasons = []
+    for i, season in enumerate(seasons):
         where = f"{origin}: seasons[{i}] ({season.get('name', '?')})"
+        known(season, "seasons", where)
         codes = np.full(MINUTES_PER_DAY, -1, dtype=np.int8)
         try:
             for code, period in enumerate(PERIODS):
@@ -132,28 +210,45 @@ def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
                 f"{where}: periods leave {gaps.size} minutes of the day uncovered "
                 f"(first at {gaps[0] // 60:02d}:{gaps[0] % 60:02d})"
             )
-        for month in season.get("months", []):
+        for month in months_of(season, where):
             if month in period_by_month:
                 problems.append(f"{where}: month {month} already belongs to another season")
             period_by_month[month] = codes
     missing = sorted(set(range(1, 13)) - set(period_by_month))
     if missing:
         problems.append(f"{origin}: seasons do not cover months {missing}")
-    crit = data.get("critical_peak", {})
+    crit = table("critical_peak")
+    known(crit, "critical_peak", f"{origin}: critical_peak")
     crit_by_month: dict[int, list[tuple[int, int]]] = {}
-    for w in crit.get("windows", []):
-        for month in w.get("months", []):
+    for i, w in enumerate(crit.get("windows", [])):
+        where = f"{origin}: critical_peak.windows[{i}]"
+        if not isinstance(w, dict):
+            problems.append(f"{where} must be a table")
+            continue
+        known(w, "critical_peak.windows", where)
+        for month in months_of(w, where):
             for text in w.get("hours", []):
                 try:
-                    crit_by_month.setdefault(month, []).append(_span(text, f"{origin}: critical"))
+                    crit_by_month.setdefault(month, []).append(_span(text, where))
                 except InvalidInputError as exc:
                     problems += exc.problems
-    deep = data.get("holiday_deep_valley", {})
-    for section, table in (("critical_peak", crit), ("holiday_deep_valley", deep)):
-        kva = table.get("min_transformer_kva", 0.0)
-        if not isinstance(kva, int | float) or kva < 0:
+    deep = table("holiday_deep_valley")
+    known(deep, "holiday_deep_valley", f"{origin}: holiday_deep_valley")
+    for section, tbl, (lo, hi) in (("critical_peak", crit, CRITICAL_MULTIPLIER_RANGE),
+                                   ("holiday_deep_valley", deep, DEEP_VALLEY_MULTIPLIER_RANGE)):
+        kva = tbl.get("min_transformer_kva", 0.0)
+        if not _number(kva) or kva < 0:
             problems.append(f"{origin}: {section}.min_transformer_kva={kva!r}: need a number "
                             ">= 0 [kVA]")
+        mult = tbl.get("multiplier", 1.0)
+        if not _number(mult) or not lo <= mult <= hi:
+            problems.append(f"{origin}: {section}.multiplier={mult!r}: allowed range "
+                            f"[{lo:g}, {hi:g}] (of the {'peak' if hi > 1 else 'valley'} price)")
+    allowed_holidays = holiday_names()
+    for h in deep.get("holidays", []):
+        if h not in allowed_holidays:
+            problems.append(f"{origin}: holiday_deep_valley.holidays contains {h!r}: allowed "
+                            f"{', '.join(allowed_holidays)}")
     deep_minutes = []
     for text in deep.get("hours", []):
         try:
@@ -203,18 +298,30 @@ class TariffBook:
         files = sorted(Path(folder).glob("*.toml"))
         if not files:
             raise InvalidInputError(f"no tariff files (*.toml) in {folder}")
+        names: dict[int, str] = {}
         for f in files:
             try:
                 tariffs.append(parse_tariff(tomllib.loads(f.read_text("utf-8")), f.name))
+                names[id(tariffs[-1])] = f.name
             except InvalidInputError as exc:
                 problems += exc.problems
             except tomllib.TOMLDecodeError as exc:
                 problems.append(f"{f.name}: not valid TOML: {exc}")
         if problems:
             raise InvalidInputError(problems, "invalid tariff files")
-        seen = {(t.id, t.version) for t in tariffs}
-        if len(seen) != len(tariffs):
-            raise InvalidInputError("tariff files: two files share an id and version")
+        # two versions of one tariff with the same version name or the same effective date:
+        # which one applies would depend on the files' names
+        for key, what in ((lambda t: (t.id, t.version), "version"),
+                          (lambda t: (t.id, t.effective_from), "effective_from")):
+            first: dict[tuple, Tariff] = {}
+            for t in tariffs:
+                if key(t) in first:
+                    problems.append(
+                        f"{names[id(first[key(t)])]} and {names[id(t)]}: both are tariff "
+                        f"{t.id} with {what} {key(t)[1]}; give one file another {what}")
+                first.setdefault(key(t), t)
+        if problems:
+            raise InvalidInputError(problems, "invalid tariff files")
         return cls(tariffs)
 
     @property
