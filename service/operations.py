@@ -251,11 +251,12 @@ def ledger_of(db: Session, catalog: Catalog, site_id: str, now: dt.datetime | pd
     of its year: the year's budget) to ``now`` and ends the read transaction before
     counting, so no connection is held while the months are computed."""
     t = pd.Timestamp(now).tz_convert(TZ)
+    site = catalog.fleet.site(site_id)
     if first is None:
-        storage = catalog.fleet.site(site_id).storage
+        storage = site.storage
         first = (storage.grid_connection_date.replace(day=1) if storage is not None
                  else dt.date(t.year, 1, 1))
-    start = pd.Timestamp(year_start(first) if catalog.policy.rule == "annual_hours_cap"
+    start = pd.Timestamp(year_start(first) if catalog.policy_for(site).rule == "annual_hours_cap"
                          else first).tz_localize(TZ)
     end = t if last is None else min(t, pd.Timestamp(last).tz_localize(TZ)
                                      + pd.DateOffset(months=1) + LOOKBACK)

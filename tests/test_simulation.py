@@ -27,7 +27,7 @@ from vpp.simulation import (
     site_series,
 )
 from vpp.sites import parse_fleet
-from vpp.subsidy import subsidy_rate_series
+from vpp.subsidy import PolicyBook, subsidy_rate_series
 
 # --------------------------------------------------------------------------- persistent model
 
@@ -92,7 +92,8 @@ def _hand_catalog(storage: dict | None = None):
     # the policy read literally (every discharged kWh), and no direction hold: the cases
     # below are worked out for that
     return dataclasses.replace(cat, fleet=fleet, feeders=None,
-                               policy=dataclasses.replace(cat.policy, rule="all"))
+                               policies=PolicyBook([dataclasses.replace(cat.policy,
+                                                                        rule="all")]))
 
 
 def _hand_series(cat, opts: SimulationOptions) -> SiteSeries:
@@ -310,7 +311,7 @@ def test_a_run_never_resumes_on_other_data(tmp_path):
     out = tmp_path / "run"
     simulate(default_catalog(), opts, ["CZ-MG-01"], out=out)
     manifest = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    assert manifest["data_versions"]["subsidy_policy"] == "changzhengbanfa-2024-32"
+    assert manifest["data_versions"]["subsidy_policy"] == ["changzhengbanfa-2024-32"]
     data = tmp_path / "data"
     shutil.copytree(PACKAGE_DATA, data)
     policy = data / DEFAULT_POLICY

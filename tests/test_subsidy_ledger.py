@@ -24,6 +24,7 @@ from service.auth import create_key
 from service.db import session_factory
 from vpp.ledger import parse_month, subsidy_ledger
 from vpp.measurements import validate_batch
+from vpp.subsidy import PolicyBook
 
 NOW = pd.Timestamp("2026-12-01T08:00:00+08:00")
 AT = "2026-12-01T08:00:00%2B08:00"
@@ -74,7 +75,8 @@ def test_a_station_below_half_a_megawatt_earns_nothing(catalog):
 
 def test_the_annual_hours_cap_carries_over_months_and_resets_in_january(catalog):
     policy = dataclasses.replace(catalog.policy, rule="annual_hours_cap", annual_hours=0.3)
-    cat = dataclasses.replace(catalog, policy=policy)  # 0.3 h x 1000 kW = 300 kWh a year
+    cat = dataclasses.replace(catalog, policies=PolicyBook([policy]))  # 0.3 h x 1000 kW
+    # = 300 kWh a year
     pairs = [*ROWS, ("2026-09-10T16:00", 400.0), ("2027-01-10T16:00", 400.0)]
     now = pd.Timestamp("2027-02-01T00:00:00+08:00")
     rows = frame(cat, pairs=pairs, now=now)
@@ -99,8 +101,8 @@ def test_net_of_grid_charging_counts_no_grid_charged_energy_without_a_load_meter
     day's discharge net of grid charging is 100 - 100 = 0 kWh: 0 yuan, whether the load was
     metered or is taken from the meter's balance 600 - 0 + 400 + 0 - 400 = 600 kW (export
     not metered: 0)."""
-    cat = dataclasses.replace(catalog, policy=dataclasses.replace(
-        catalog.policy, rule="net_of_grid_charging"))
+    cat = dataclasses.replace(catalog, policies=PolicyBook([dataclasses.replace(
+        catalog.policy, rule="net_of_grid_charging")]))
     charge = {"timestamp": "2026-08-10T10:00:00+08:00", "battery_kw": -400.0,
               "pv_kw": 400.0, "grid_import_kw": 600.0}  # no export meter either
     dis = {"timestamp": "2026-08-10T16:00:00+08:00", "battery_kw": 400.0, "pv_kw": 0.0,

@@ -16,14 +16,23 @@ from pathlib import Path
 from forecasts.shapes import LoadShape
 from models import FeederCap, InvalidInputError
 from vpp.network import FeederFile, feeder_caps, load_feeders
-from vpp.sites import Fleet, load_fleet, read_document
-from vpp.subsidy import SubsidyPolicy, load_policy
+from vpp.sites import Fleet, Site, load_fleet, read_document
+from vpp.subsidy import PolicyBook, SubsidyPolicy
 from vpp.tariffs import TariffBook
 
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_FLEET = "fleet/changzhou-pilots.toml"
 DEFAULT_FEEDERS = "fleet/changzhou-feeders.toml"
 DEFAULT_POLICY = "policies/changzhou-storage-subsidy-2024.toml"
+#: The pilot-indicator file beside the subsidy policy versions in ``policies/``.
+INDICATORS_FILE = "policies/changzhou-pilot-indicators.toml"
+
+
+def policy_files(folder: Path) -> list[Path]:
+    """The subsidy policy versions in ``folder/policies``: every ``*.toml`` but the pilot
+    indicators."""
+    return [p for p in sorted((folder / "policies").glob("*.toml"))
+            if p.name != Path(INDICATORS_FILE).name]
 
 
 def data_dir(explicit: str | Path | None = None) -> Path:
@@ -63,7 +72,7 @@ class Catalog:
 
     fleet: Fleet
     tariffs: TariffBook
-    policy: SubsidyPolicy
+    policies: PolicyBook
     archetypes: dict[str, LoadShape]
     root: Path
     calibrations: Path | None = None
@@ -71,6 +80,18 @@ class Catalog:
     #: A digest of every data file read (:func:`data_fingerprint`): what a resumed simulation
     #: checks so that it never mixes results computed from other data.
     fingerprint: str = ""
+
+    @property
+    def policy(self) -> SubsidyPolicy:
+        """The newest subsidy policy version (for what does not concern one station: the
+        largest rate an option may ask for); a station is paid on :meth:`policy_for`."""
+        return self.policies.latest
+
+    def policy_for(self, site: Site) -> SubsidyPolicy:
+        """The subsidy policy version ``site``'s storage is paid on (see
+        :meth:`vpp.subsidy.PolicyBook.for_connection`)."""
+        st = site.storage
+        return self.policies.for_connection(st.grid_connection_date if st else None)
 
     @property
     def feeder_caps(self) -> tuple[FeederCap, ...]:
@@ -92,18 +113,21 @@ class Catalog:
         archetypes = load_archetypes(folder / "loads" / "archetypes.toml")
         fleet_path = Path(fleet) if fleet else folder / DEFAULT_FLEET
         fl = load_fleet(fleet_path, tariff_ids=tariffs.ids, archetypes=set(archetypes))
-        policy = load_policy(folder / DEFAULT_POLICY)
+        if not policy_files(folder):
+            raise InvalidInputError(f"no subsidy policy file (*.toml) in {folder / 'policies'}")
+        policies = PolicyBook.from_files(policy_files(folder))
         cal = Path(calibrations) if calibrations else folder / "calibrations"
         feeder_path = Path(feeders) if feeders else (
             folder / DEFAULT_FEEDERS if fleet is None else None)
         fd = (load_feeders(feeder_path, fl)
               if feeder_path is not None and (feeders or feeder_path.is_file()) else None)
         cal_dir = cal if cal.is_dir() or calibrations else None
-        read = [*sorted((folder / "tariffs").glob("*.toml")), folder / DEFAULT_POLICY,
+        read = [*sorted((folder / "tariffs").glob("*.toml")), *policy_files(folder),
                 folder / "loads" / "archetypes.toml", fleet_path]
         read += [feeder_path] if fd is not None else []
         read += sorted(cal_dir.glob("*.toml")) if cal_dir is not None and cal_dir.is_dir() else []
-        return cls(fleet=fl, tariffs=tariffs, policy=policy, archetypes=archetypes, root=folder,
+        return cls(fleet=fl, tariffs=tariffs, policies=policies, archetypes=archetypes,
+                   root=folder,
                    calibrations=cal_dir, feeders=fd, fingerprint=data_fingerprint(read))
 
 

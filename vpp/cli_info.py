@@ -37,7 +37,8 @@ def sites(ctx: click.Context) -> None:
     rows = []
     for s in catalog.fleet.sites:
         st = s.storage
-        w = subsidy_window(catalog.policy, st.power_kw, st.grid_connection_date) if st else None
+        w = (subsidy_window(catalog.policy_for(s), st.power_kw, st.grid_connection_date)
+             if st else None)
         rows.append({
             "site": s.id, "district": s.district, "name": s.name,
             "PV [kWp]": s.pv_dc_kwp,

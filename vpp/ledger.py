@@ -143,7 +143,7 @@ def subsidy_ledger(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
     import pandas as pd
 
     site = catalog.fleet.site(site_id)
-    policy = catalog.policy
+    policy = catalog.policy_for(site)
     local_now = _local(now)
     st = site.storage
     window = (subsidy_window(policy, st.power_kw, st.grid_connection_date)
@@ -173,7 +173,9 @@ def subsidy_ledger(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
         paid_in_year[day.year] = paid_in_year.get(day.year, 0.0) + counted
         if (first is not None and day < first) or (last is not None and day > last):
             continue
-        in_window = window is not None and window[0] <= day <= window[1]
+        # the window may open inside a month (the policy's effective date)
+        in_window = window is not None and window[0] <= end.date() - dt.timedelta(
+            days=1) and day <= window[1]
         measured = int(np.isfinite(iv["battery_kw"].to_numpy(dtype=float)).sum())
         n = int((end - start) / step)
         ledger.months.append(LedgerMonth(

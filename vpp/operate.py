@@ -117,7 +117,8 @@ def forecasts(catalog: Catalog, site: Site, day: dt.date, days: int) -> Forecast
     st = site.storage
     subsidy = np.zeros(n)
     if st is not None:
-        subsidy = subsidy_rate_series(catalog.policy, st.power_kw, st.grid_connection_date,
+        subsidy = subsidy_rate_series(catalog.policy_for(site), st.power_kw,
+                                      st.grid_connection_date,
                                       index, periods=prices["period"].to_numpy()).to_numpy()
     local = index.tz_convert(TZ)
     return Forecasts(index, load, pv, clear, prices["import_price_yuan_per_kwh"].to_numpy(),

@@ -106,9 +106,10 @@ def build_inputs(
         load = archetype_profile(shape, site.load.peak_kw, index).to_numpy()
         load_source = f"archetype {site.load.archetype} x {site.load.peak_kw:g} kW peak"
     st = site.storage
+    policy = catalog.policy_for(site)
     subsidy = np.zeros(n)
     if st is not None:
-        subsidy = subsidy_rate_series(catalog.policy, st.power_kw, st.grid_connection_date,
+        subsidy = subsidy_rate_series(policy, st.power_kw, st.grid_connection_date,
                                       index, options.subsidy_rate_yuan_per_kwh,
                                       prices["period"].to_numpy()).to_numpy()
     energy = st.energy_kwh if st is not None else 0.0
@@ -120,8 +121,8 @@ def build_inputs(
         tariff=tariffs, month_peak_kw=options.month_peak_kw,
         soc_initial_kwh=None if init is None else init * energy,
         soc_terminal_min_kwh=None if term is None else term * energy,
-        subsidy_aware=options.subsidy_aware, subsidy_rule=model_rule(catalog.policy),
-        subsidy_budget_kwh=(annual_budget_kwh(catalog.policy, st.power_kw) if st is not None
+        subsidy_aware=options.subsidy_aware, subsidy_rule=model_rule(policy),
+        subsidy_budget_kwh=(annual_budget_kwh(policy, st.power_kw) if st is not None
                             else None))
     sources = {"pv_forecast": pv_source, "load": load_source}
     return SiteInputs(site, index, problem, subsidy, prices["period"].to_numpy(), tariff, sources,
@@ -144,9 +145,10 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
     p = si.problem
     site = si.site
     st = site.storage
+    policy = catalog.policy_for(site)
     window = None
     if st is not None:
-        w = subsidy_window(catalog.policy, st.power_kw, st.grid_connection_date)
+        w = subsidy_window(policy, st.power_kw, st.grid_connection_date)
         window = {
             "eligible": w is not None,
             "first_paid_day": w[0].isoformat() if w else None,
@@ -187,7 +189,7 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
             **si.sources,
             "storage": storage_note,
             "tariff": f"{si.tariff.id} / {si.tariff.version}: {si.tariff.source}",
-            "subsidy_policy": f"{catalog.policy.version}: {catalog.policy.source}",
+            "subsidy_policy": f"{policy.version}: {policy.source}",
             "fleet": f"{catalog.fleet.version}" + (" (illustrative)"
                                                     if catalog.fleet.illustrative else ""),
         },
@@ -202,7 +204,7 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
                          si.tariff.capacity_yuan_per_kva_month * site.grid.transformer_kva
                          if site.billing_basis == "capacity" else 0.0)},
             "tariff": si.tariff.describe(),
-            "subsidy": {**catalog.policy.describe(), "window": window,
+            "subsidy": {**policy.describe(), "window": window,
                         "counted_in_objective": options.subsidy_aware},
             "shiftable_loads": [asdict(s) for s in p.shiftable],
         },

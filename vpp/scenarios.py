@@ -38,11 +38,12 @@ def sensitivity(
                 on_scenario(rate, policy, res)
             npvs, irrs = [], []
             for sid, m in res.months.groupby("site_id"):
-                st = catalog.fleet.site(sid).storage
+                site = catalog.fleet.site(sid)
+                st = site.storage
                 if st is None:
                     continue
                 f = site_finance(m, st.energy_kwh, finance, subsidy_window(
-                    catalog.policy, st.power_kw, st.grid_connection_date))
+                    catalog.policy_for(site), st.power_kw, st.grid_connection_date))
                 npvs.append(f["npv_with_subsidy_yuan"])
                 if f["irr_with_subsidy"] is not None:
                     irrs.append(f["irr_with_subsidy"])

@@ -16,12 +16,10 @@ import numpy as np
 import pandas as pd
 
 from models import InvalidInputError
-from vpp.catalog import Catalog
+from vpp.catalog import INDICATORS_FILE, Catalog
 from vpp.finance import FinanceInputs, annualisation_warning, site_finance
 from vpp.simulation import SimulationResult
 from vpp.subsidy import subsidy_window
-
-INDICATORS_FILE = "policies/changzhou-pilot-indicators.toml"
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,8 @@ def site_summary(result: SimulationResult, catalog: Catalog,
             "site_id": sid, "months": len(m),
             "storage_kw": st.power_kw if st else 0.0,
             "storage_kwh": st.energy_kwh if st else 0.0,
-            "subsidy_eligible": bool(st and st.power_kw >= catalog.policy.min_power_kw),
+            "subsidy_eligible": bool(st and subsidy_window(
+                catalog.policy_for(site), st.power_kw, st.grid_connection_date)),
             "discharge_kwh": tot["discharge_kwh"], "subsidy_yuan": tot["subsidy_yuan"],
             "net_cost_yuan": tot["net_cost_yuan"],
             "net_cost_without_storage_yuan": tot["net_cost_without_storage_yuan"],
@@ -92,9 +91,19 @@ def site_summary(result: SimulationResult, catalog: Catalog,
         }
         if finance is not None and st is not None:
             row.update(site_finance(m, st.energy_kwh, finance, subsidy_window(
-                catalog.policy, st.power_kw, st.grid_connection_date)))
+                catalog.policy_for(site), st.power_kw, st.grid_connection_date)))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _policy_rates(catalog: Catalog) -> str:
+    """The policy's rate, or each version's when they differ."""
+    versions = catalog.policies.versions
+    if len({v.rate_yuan_per_kwh for v in versions}) == 1:
+        return f"{versions[0].rate_yuan_per_kwh:g} yuan/kWh (the policy's)"
+    return ("each station's policy version's (" + ", ".join(
+        f"{v.version} from {v.effective_from}: {v.rate_yuan_per_kwh:g}" for v in versions)
+        + " yuan/kWh)")
 
 
 def fleet_row(summary: pd.DataFrame) -> dict:
@@ -292,8 +301,8 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         "# Pilot evaluation: simulated operation of the Changzhou smart microgrids",
         "",
         f"Period {period}; tariff policy {o.tariff_policy}; subsidy rate "
-        + (f"{catalog.policy.rate_yuan_per_kwh:g} yuan/kWh (the policy's)"
-           if o.subsidy_rate_yuan_per_kwh is None else f"{o.subsidy_rate_yuan_per_kwh:g} yuan/kWh")
+        + (_policy_rates(catalog) if o.subsidy_rate_yuan_per_kwh is None
+           else f"{o.subsidy_rate_yuan_per_kwh:g} yuan/kWh")
         + f"; dispatch {'subsidy-aware' if o.subsidy_aware else 'subsidy-blind'}; "
         f"{o.foresight} foresight; seed {o.seed}; emission factor "
         f"{o.emission_factor_t_per_mwh} tCO2/MWh. Sites: {len(summary)}"

@@ -186,7 +186,8 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
     st = site.storage
     rate = np.zeros(len(index))
     if st is not None:
-        rate = subsidy_rate_series(catalog.policy, st.power_kw, st.grid_connection_date, index,
+        rate = subsidy_rate_series(catalog.policy_for(site), st.power_kw,
+                                   st.grid_connection_date, index,
                                    opts.subsidy_rate_yuan_per_kwh,
                                    prices["period"].to_numpy()).to_numpy()
     kc, source = actual_clearsky_index(index, opts, errors, weather)
@@ -859,4 +860,5 @@ def _data_versions(catalog: Catalog) -> dict[str, object]:
     tariffs = catalog.tariffs
     return {"tariffs": sorted(f"{i} {t.version}" for i in tariffs.ids
                               for t in tariffs.versions(i)),
-            "subsidy_policy": catalog.policy.version, "fleet": catalog.fleet.version}
+            "subsidy_policy": [p.version for p in catalog.policies.versions],
+            "fleet": catalog.fleet.version}

@@ -275,17 +275,18 @@ def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any,
     index = iv.index
     prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva)
     st = site.storage
+    policy = catalog.policy_for(site)
     rate = np.zeros(len(index))
     if st is not None:
-        rate = subsidy_rate_series(catalog.policy, st.power_kw, st.grid_connection_date, index,
+        rate = subsidy_rate_series(policy, st.power_kw, st.grid_connection_date, index,
                                    periods=prices["period"].to_numpy()).to_numpy()
     f = metered_flows(iv)
     p = site_problem(
         site, index, load_kw=metered_load_kw(iv, f),
         pv_kw=f.pv_used_kw, import_price=prices["import_price_yuan_per_kwh"].to_numpy(),
         export_price=prices["export_price_yuan_per_kwh"].to_numpy(), subsidy_rate=rate,
-        tariff=tariff, labels=False, shiftable=False, subsidy_rule=model_rule(catalog.policy),
-        subsidy_budget_kwh=(annual_budget_kwh(catalog.policy, st.power_kw, paid_this_year_kwh)
+        tariff=tariff, labels=False, shiftable=False, subsidy_rule=model_rule(policy),
+        subsidy_budget_kwh=(annual_budget_kwh(policy, st.power_kw, paid_this_year_kwh)
                             if st is not None else None))
     if p.storage is None:  # not in service: nothing to earn
         rate = np.zeros(len(index))
@@ -339,8 +340,8 @@ def metered_month(catalog: Catalog, site: Site, rows: pd.DataFrame, first: pd.Ti
         export_kwh=float(flows.grid_export_kw.sum() * DT_H),
         discharge_kwh=float(flows.discharge_kw.sum() * DT_H),
         charge_kwh=float(flows.charge_kw.sum() * DT_H),
-        subsidy_yuan=money["subsidy_yuan"], subsidy_rule=catalog.policy.rule,
-        subsidy_rate_yuan_per_kwh=catalog.policy.rate_yuan_per_kwh,
+        subsidy_yuan=money["subsidy_yuan"], subsidy_rule=catalog.policy_for(site).rule,
+        subsidy_rate_yuan_per_kwh=catalog.policy_for(site).rate_yuan_per_kwh,
         tariff_version=tariff.version,
         last_measurement_at=_iso(rows.index[-1]) if not rows.empty else None,
         data_until=None if until is None else until.isoformat(),

@@ -156,6 +156,57 @@ def load_policy(path: Path) -> SubsidyPolicy:
     return parse_policy(read_document(path, "subsidy policy file"), Path(path).name)
 
 
+class PolicyBook:
+    """Every version of the subsidy policy, oldest first.
+
+    A station's entitlement follows the version in force on its first paid day, the first
+    day of the month after grid connection (a station connected before the first version
+    takes the first one): a later version changes the terms of stations connected after it,
+    not of those already being paid (:meth:`for_connection`).
+    """
+
+    def __init__(self, versions: list[SubsidyPolicy]) -> None:
+        if not versions:
+            raise InvalidInputError("no subsidy policy version")
+        self.versions = sorted(versions, key=lambda p: p.effective_from)
+
+    @classmethod
+    def from_files(cls, paths: list[Path]) -> PolicyBook:
+        """Read the policy files (every problem of every file in one error; two versions on
+        one date name both files)."""
+        problems: list[str] = []
+        found: list[tuple[SubsidyPolicy, str]] = []
+        for path in paths:
+            try:
+                found.append((load_policy(path), Path(path).name))
+            except InvalidInputError as exc:
+                problems += exc.problems
+        by_day: dict[dt.date, str] = {}
+        for pol, name in found:
+            if pol.effective_from in by_day:
+                problems.append(f"{by_day[pol.effective_from]} and {name}: both are subsidy "
+                                f"policy versions from {pol.effective_from}; give one file "
+                                "another effective_from")
+            by_day.setdefault(pol.effective_from, name)
+        if problems:
+            raise InvalidInputError(problems, "invalid subsidy policy files")
+        return cls([p for p, _ in found])
+
+    @property
+    def latest(self) -> SubsidyPolicy:
+        """The newest version (its maximum rate bounds a rate given as an option)."""
+        return self.versions[-1]
+
+    def for_connection(self, grid_connection: dt.date | None) -> SubsidyPolicy:
+        """The version whose terms a station connected on ``grid_connection`` is paid on:
+        the one in force on its first paid day; the latest without a connection date."""
+        if grid_connection is None:
+            return self.latest
+        first = _add_months(grid_connection.replace(day=1), 1)
+        in_force = [p for p in self.versions if p.effective_from <= first]
+        return in_force[-1] if in_force else self.versions[0]
+
+
 def _add_months(day: dt.date, months: int) -> dt.date:
     y, m = divmod(day.month - 1 + months, 12)
     return dt.date(day.year + y, m + 1, 1)
@@ -164,12 +215,16 @@ def _add_months(day: dt.date, months: int) -> dt.date:
 def subsidy_window(
     policy: SubsidyPolicy, power_kw: float, grid_connection: dt.date
 ) -> tuple[dt.date, dt.date] | None:
-    """First and last paid day (both inclusive), or None when the station is not eligible."""
+    """First and last paid day (both inclusive), or None when the station is not eligible
+    (below ``min_power_kw``, or its window over before the policy took effect). A station
+    connected before the policy's ``effective_from`` is paid from that day to the end of its
+    window."""
     if power_kw < policy.min_power_kw:
         return None
     first = _add_months(grid_connection.replace(day=1), 1)
     last = _add_months(first, policy.duration_months) - dt.timedelta(days=1)
-    return first, last
+    first = max(first, policy.effective_from)
+    return (first, last) if first <= last else None
 
 
 def subsidy_rate_series(

@@ -46,7 +46,8 @@ def subsidy_state(catalog: Catalog, site: Site, day: dt.date) -> dict[str, Any]:
     """The site's subsidy window and where ``day`` falls in it: ``paid`` (inside),
     ``before``, ``ended``, or ``ineligible`` (no storage, or below the policy's power)."""
     st = site.storage
-    w = subsidy_window(catalog.policy, st.power_kw, st.grid_connection_date) if st else None
+    w = (subsidy_window(catalog.policy_for(site), st.power_kw, st.grid_connection_date)
+         if st else None)
     if w is None:
         return {"state": "ineligible", "first": None, "last": None}
     state = "before" if day < w[0] else "ended" if day > w[1] else "paid"

@@ -61,7 +61,7 @@ def subsidy(site_id: SitePath, request: Request, db: SessionDep, cat: CatalogDep
         raise InvalidInputError(f"end={end} must not be before start={start}",
                                 "invalid period")
     site = readable_site(cat, who, site_id)
-    policy = request.app.state.catalog.policy
+    policy = cat.policy_for(site)
     st = site.storage
     w = subsidy_window(policy, st.power_kw, st.grid_connection_date) if st else None
     latest = latest_plans(db, site_id, start, end)
@@ -69,7 +69,7 @@ def subsidy(site_id: SitePath, request: Request, db: SessionDep, cat: CatalogDep
         "site_id": site_id, "eligible": w is not None,
         "first_paid_day": w[0].isoformat() if w else None,
         "last_paid_day": w[1].isoformat() if w else None,
-        "rate_yuan_per_kwh": policy.describe().get("rate_yuan_per_kwh"),
+        "rate_yuan_per_kwh": policy.rate_yuan_per_kwh, "policy_version": policy.version,
         "planned_days": len(latest),
         "planned_discharge_kwh": sum(p["kpis"]["discharge_kwh"] for p in latest.values()),
         "planned_subsidy_yuan": sum(p["kpis"]["subsidy_yuan"] for p in latest.values()),
