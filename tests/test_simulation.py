@@ -686,3 +686,33 @@ def test_a_site_named_twice_is_simulated_once():
     opts = SimulationOptions(start=dt.date(2025, 7, 1), days=1)
     ids = check_simulation(default_catalog(), opts, ["CZ-MG-01", "CZ-MG-05", "CZ-MG-01"])
     assert ids == ["CZ-MG-01", "CZ-MG-05"]
+
+
+def test_any_tariff_version_in_the_data_can_be_simulated_throughout(tmp_path):
+    """A tariff version added as a file (a copy of 426号 from 2027-01-01, every price x 1.5)
+    can be applied throughout a simulation by its name: one July 2025 day of CZ-MG-01 then
+    costs more than 1.3 times the energy of the same day under 426号 (every price x 1.5;
+    the battery shifts some import, so not exactly 1.5); a sensitivity run compares it with
+    the shipped two; an unknown name is refused naming the option."""
+    from vpp.scenarios import subsidy_rates, tariff_policies
+
+    data = tmp_path / "data"
+    shutil.copytree(PACKAGE_DATA, data)
+    src = (data / "tariffs" / "jiangsu-ci-2025-426.toml").read_text(encoding="utf-8")
+    new = (src.replace('version = "su-fagaijiage-2025-426"', 'version = "agency-2027-01"')
+           .replace("effective_from = 2025-06-01", "effective_from = 2027-01-01")
+           .replace("peak = 0.97", "peak = 1.455").replace("flat = 0.65", "flat = 0.975")
+           .replace("valley = 0.39", "valley = 0.585"))
+    (data / "tariffs" / "jiangsu-ci-2027-01.toml").write_text(new, encoding="utf-8")
+    cat = Catalog.load(data)
+    assert tariff_policies(cat, None) == ["agency-2027-01", "2025", "2023"]
+    assert subsidy_rates(cat) == [0.0, 0.1, 0.2, 0.3]
+    opts = SimulationOptions(start=dt.date(2025, 7, 1), days=1, control="day-ahead")
+    with pytest.raises(InvalidInputError, match=r"tariff_policy='bogus': tariff version "
+                       r"'bogus' unknown"):
+        simulate(cat, opts.model_copy(update={"tariff_policy": "bogus"}), ["CZ-MG-01"])
+    base = simulate(cat, opts.model_copy(update={"tariff_policy": "2025"}), ["CZ-MG-01"])
+    dear = simulate(cat, opts.model_copy(update={"tariff_policy": "agency-2027-01"}),
+                    ["CZ-MG-01"])
+    assert dear.months["energy_cost_yuan"].iloc[0] > 1.3 * base.months[
+        "energy_cost_yuan"].iloc[0]

@@ -83,7 +83,7 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
     from forecasts.synthetic import load_error_model
     from vpp.finance import load_finance_inputs
     from vpp.planning import usable_cores
-    from vpp.scenarios import sensitivity
+    from vpp.scenarios import sensitivity, subsidy_rates, tariff_policies
     from vpp.sim_report import write_report
     from vpp.simulation import read_actuals, simulate
 
@@ -116,7 +116,8 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
         click.echo(note, err=True)
     table = None
     if sens:
-        table = sensitivity(catalog, opts, ids, [0.0, 0.1, 0.2, 0.3], ["2025", "2023"], finance,
+        table = sensitivity(catalog, opts, ids, subsidy_rates(catalog),
+                            tariff_policies(catalog, ids), finance,
                             out=f"{out}/sensitivity", errors=err_model, weather=wx,
                             jobs=workers, executor=executor, address=address,
                             on_scenario=lambda r, p, _res: click.echo(

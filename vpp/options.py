@@ -114,8 +114,11 @@ class SimulationOptions(SolverChoices, ControlChoices):
     months: int = Field(24, ge=1, le=MAX_MONTHS, description="Calendar months to simulate")
     days: int | None = Field(None, ge=1, le=MAX_SIM_DAYS, description=(
         "Simulate this many days instead of whole months"))
-    tariff_policy: Literal["in-force", "2025", "2023"] = Field("in-force", description=(
-        "Tariff version in force each day, or 426号 (2025) / 555号 (2023) throughout"))
+    tariff_policy: str = Field("in-force", min_length=1, max_length=100,
+                               pattern=r"^[A-Za-z0-9_.\-]+$", description=(
+        "in-force: the tariff version in force each day; or a version name applied "
+        "throughout (e.g. su-fagaijiage-2023-555; 2025 and 2023 are short for the shipped "
+        "426号 and 555号)"))
     subsidy_rate_yuan_per_kwh: float | None = Field(None, ge=0, description=(
         "Subsidy per kWh discharged [yuan/kWh], at most the policy's maximum; default the "
         "policy's rate"), json_schema_extra={"cli": "--subsidy-rate",

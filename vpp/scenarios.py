@@ -16,6 +16,25 @@ from vpp.simulation import SimulationOptions, SimulationResult, simulate
 from vpp.subsidy import subsidy_window
 
 
+def tariff_policies(catalog: Catalog, site_ids: list[str] | None) -> list[str]:
+    """The tariff versions every one of the sites has, newest first, by their short names
+    where they have one (``2025``, ``2023``): the policies a sensitivity run compares."""
+    from vpp.simulation import TARIFF_POLICIES
+
+    sites = [catalog.fleet.site(s) for s in site_ids] if site_ids else catalog.fleet.sites
+    ids = {s.tariff_id for s in sites}
+    common = set.intersection(*({t.version for t in catalog.tariffs.versions(i)} for i in ids))
+    dates = {t.version: t.effective_from for i in ids for t in catalog.tariffs.versions(i)}
+    short = {v: k for k, v in TARIFF_POLICIES.items() if v}
+    return [short.get(v, v) for v in sorted(common, key=lambda v: dates[v], reverse=True)]
+
+
+def subsidy_rates(catalog: Catalog, steps: int = 3) -> list[float]:
+    """0 to the newest policy version's maximum rate in ``steps`` equal steps [yuan/kWh]."""
+    cap = catalog.policy.max_rate_yuan_per_kwh
+    return [round(cap * k / steps, 6) for k in range(steps + 1)]
+
+
 def sensitivity(
     catalog: Catalog, opts: SimulationOptions, site_ids: list[str] | None,
     rates: list[float], policies: list[str], finance: FinanceInputs,

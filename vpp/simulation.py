@@ -93,9 +93,15 @@ log = logging.getLogger(__name__)
 
 #: Changzhou city centre (DOMAIN.md): where the synthetic weather's sky is drawn.
 CITY = (31.81, 119.97, 5.0)
-#: Tariff policies a simulation can apply: the version in force each day, or one forced.
+#: Short names of the shipped tariff versions a simulation may apply throughout
+#: (``tariff_policy``; any version name in the data works too, ``in-force`` means none).
 TARIFF_POLICIES = {"in-force": None, "2025": "su-fagaijiage-2025-426",
                    "2023": "su-fagaijiage-2023-555"}
+
+
+def forced_version(opts: SimulationOptions) -> str | None:
+    """The tariff version ``opts.tariff_policy`` applies throughout; None: each day's own."""
+    return TARIFF_POLICIES.get(opts.tariff_policy, opts.tariff_policy)
 
 
 def period(opts: SimulationOptions) -> pd.DatetimeIndex:
@@ -180,7 +186,7 @@ def site_series(catalog: Catalog, site: Site, opts: SimulationOptions, errors: E
     measured actuals are needed for the period only."""
     index = extended(opts)
     n_period = len(period(opts))
-    version = TARIFF_POLICIES[opts.tariff_policy]
+    version = forced_version(opts)
     prices = price_series(catalog.tariffs, site.tariff_id, index, site.grid.transformer_kva,
                           version)
     st = site.storage
@@ -392,7 +398,7 @@ def simulate_site(
     day_index = ser.index[::PER_DAY]
     battery = storage_spec(site)
     nominal = battery.soc_initial_kwh if battery is not None else 0.0
-    version = TARIFF_POLICIES[opts.tariff_policy]
+    version = forced_version(opts)
     solver: PersistentDispatch | None = None
     perfect: PersistentDispatch | None = None
     blind: PersistentDispatch | None = None
@@ -572,7 +578,7 @@ def simulate_site(
 def _closed_loop(catalog: Catalog, site: Site, ser: SiteSeries, opts: SimulationOptions,
                  errors: ErrorModel) -> ClosedLoop:
     """The site's closed loop over the period (:mod:`vpp.closed_loop`)."""
-    version = TARIFF_POLICIES[opts.tariff_policy]
+    version = forced_version(opts)
     local = ser.index.tz_convert(TZ)
     month_key = np.asarray(local.year * 12 + local.month, dtype=np.int64)
     days = ser.index[::PER_DAY]
@@ -673,10 +679,16 @@ def check_simulation(catalog: Catalog, opts: SimulationOptions,
         raise InvalidInputError(f"subsidy_rate_yuan_per_kwh={rate}: allowed range [0, {cap}] "
                                 f"under {catalog.policy.version}", "invalid simulation options")
     ids = list(dict.fromkeys(site_ids)) if site_ids else [s.id for s in catalog.fleet.sites]
-    version = TARIFF_POLICIES[opts.tariff_policy]
+    version = forced_version(opts)
     for sid in ids:
         site = catalog.fleet.site(sid)  # unknown ids fail here
-        catalog.tariffs.select(site.tariff_id, opts.start, version)
+        try:
+            catalog.tariffs.select(site.tariff_id, opts.start, version)
+        except InvalidInputError as exc:
+            if version is None:
+                raise
+            raise InvalidInputError([f"tariff_policy={opts.tariff_policy!r}: {p}"
+                                     for p in exc.problems], exc.context) from None
     return ids
 
 
