@@ -185,6 +185,8 @@ def test_plan_requested_from_the_form_is_stored_and_downloadable(world):
         "method": "auto", "pv_quantile": "p10", "days": "1"})
     assert r.status_code == 200 and r.url.path == "/ui/sites/CZ-MG-01", r.text[-800:]
     assert 'id="plan-chart"' in r.text and 'id="plan-data"' in r.text
+    origin = re.search(r'id="plan-origin">(.*?)</p>', r.text, re.S).group(1)
+    assert "由园区密钥生成" in origin and "仅针对本站点求解" in origin
     plan_id = re.search(r'href="/ui/plans/([0-9a-f-]+)\.json"', r.text).group(1)
     plan = c.get(f"/ui/plans/{plan_id}.json").json()
     assert plan["options"]["month_peak_kw"] == 4000 and plan["options"]["pv_quantile"] == "p10"
@@ -367,3 +369,31 @@ def test_vpp_events_box_takes_its_own_example_and_names_a_lone_events_fields(wor
                                             "events": lone})
     assert r.status_code == 422
     assert "events.0.start" in r.text and "events.0.requested_mw" in r.text
+
+
+def test_a_plan_made_in_a_vpp_day_says_so_on_the_site_page(world):
+    """The site page shows the newest plan of the day, whoever made it: one solved in the
+    evaluator's VPP day (jointly with 29 sites, answering event DR-1) says so, with the
+    key's role, instead of passing for the park's own plan."""
+    import datetime as dt
+    import json
+    import uuid
+
+    from service.db import ApiKey, PlanRecord
+    from vpp.catalog import default_catalog
+    from vpp.planning import plan_site
+
+    app, keys, _ = world
+    plan = plan_site(default_catalog(), "CZ-MG-01", dt.date(2026, 7, 20))
+    plan["id"] = str(uuid.uuid4())
+    plan["coupling"] = {"solved_with": [f"CZ-MG-{i:02d}" for i in range(2, 31)],
+                        "events": [{"id": "DR-1"}]}
+    with session_factory(app.state.engine)() as db:
+        ev = db.query(ApiKey).filter(ApiKey.role == "evaluator").first()
+        db.add(PlanRecord(id=plan["id"], site_id="CZ-MG-01", start_date="2026-07-20",
+                          created_by=ev.id, body=json.dumps(plan)))
+        db.commit()
+    page = login(app, keys["park1"], "en").get("/ui/sites/CZ-MG-01?date=2026-07-20").text
+    origin = re.sub(r"\s+", " ", re.search(r'id="plan-origin">(.*?)</p>', page, re.S).group(1))
+    assert "with a key of role Evaluator, jointly" in origin
+    assert "jointly with 29 other sites" in origin and "Demand-response events: DR-1." in origin

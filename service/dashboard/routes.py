@@ -241,7 +241,21 @@ def _site_context(request: Request, db: Any, cat: Any, session: Session, tr: Tra
             "actual_chart": views.actual_chart(actual, site, tr) if actual else None,
             "setpoints": views.setpoints_view(measured["setpoints"]),
             "stale_after_s": _stale_after_s(request),
-            "can_plan": session.who.can_plan(site_id)}
+            "can_plan": session.who.can_plan(site_id),
+            "origin": _plan_origin(db, found[0], plan) if plan else None}
+
+
+def _plan_origin(db: Any, rec: Any, plan: dict[str, Any]) -> dict[str, Any]:
+    """Who made the shown plan and how: when, the role of the key (None for a key since
+    deleted), and for a plan solved with other sites (a VPP day) their number and the
+    demand-response events it answers."""
+    from service.db import ApiKey
+
+    key = db.get(ApiKey, rec.created_by) if rec.created_by is not None else None
+    joint = plan.get("coupling") or {}
+    return {"at": rec.created_at, "role": key.role if key else None,
+            "joint": bool(joint), "with_sites": len(joint.get("solved_with", [])),
+            "events": [e["id"] for e in joint.get("events", [])]}
 
 
 def _plan_fields(cat: Any, tr: Translator, values: dict[str, Any] | None = None,
