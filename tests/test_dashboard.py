@@ -167,6 +167,10 @@ def test_plan_form_is_derived_from_the_options_and_names_bad_fields(world):
     assert "不允许的字符" in errors["soc_initial_frac"]
     assert "auto, milp" in errors["method"]
     assert 'value="9"' in r.text  # the user's input is kept
+    # the bad inputs are marked for assistive technology and point at their message
+    assert re.search(r'name="days"[^>]*aria-invalid="true" aria-describedby="err-days"', r.text)
+    assert 'id="err-days"' in r.text and 'name="date"' in r.text
+    assert not re.search(r'name="date"[^>]*aria-invalid', r.text)
     en = login(app, keys["park1"], "en")
     r = en.post("/ui/sites/CZ-MG-01/plans", data={**bad, "csrf": csrf_of(en.get(
         "/ui/sites/CZ-MG-01").text)})

@@ -250,6 +250,11 @@ def test_request_a_plan_from_the_site_page(site, browser):
     tab.page.click("#plan-submit")
     tab.page.wait_for_selector(".error[data-field=days]")
     assert "[1, 7]" in tab.page.inner_text(".error[data-field=days]")
+    # the cursor is in the refused field, which is in view (it was far below the top)
+    assert tab.page.evaluate("document.activeElement.id") == "f-days"
+    assert tab.page.evaluate("(() => { const r = document.getElementById('f-days')"
+                             ".getBoundingClientRect(); return r.top >= 0 && r.bottom <= "
+                             "window.innerHeight; })()")
     assert [e[-36:] for e in tab.errors] == ["status of 422 (Unprocessable Entity)"]
     tab.errors.clear()  # the refused form's status, nothing else
     tab.page.fill("#f-days", "1")

@@ -148,9 +148,21 @@ function busyForms() {
   });
 }
 
+/* A page sent back with errors: bring the first one into view and put the cursor in its
+   field (or on the list of problems), so the user does not have to look for it. */
+function focusFirstError() {
+  var bad = document.querySelector(".field.bad input, .field.bad select, .field.bad textarea");
+  var target = bad || document.querySelector(".problems");
+  if (!target) return;
+  target.scrollIntoView({ block: "center" });
+  if (!bad) target.setAttribute("tabindex", "-1");
+  target.focus({ preventScroll: true });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   linkCharts(planChart(), actualChart());
   fleetChart();
   pollJobs();
   busyForms();
+  focusFirstError();
 });
