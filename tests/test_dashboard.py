@@ -401,3 +401,26 @@ def test_a_plan_made_in_a_vpp_day_says_so_on_the_site_page(world):
     origin = re.sub(r"\s+", " ", re.search(r'id="plan-origin">(.*?)</p>', page, re.S).group(1))
     assert "with a key of role Evaluator, jointly" in origin
     assert "jointly with 29 other sites" in origin and "Demand-response events: DR-1." in origin
+
+
+def test_the_simulation_forms_defaults_are_what_an_empty_field_means(world):
+    """The simulations form shows a year of day-ahead control; emptying the months field
+    still means that year (it meant the API's 24 months, a run twice as long as the page
+    said), and the queued job holds months 12 and day-ahead control."""
+    import json
+
+    from service.db import JobRecord
+
+    app, keys, _ = world
+    c = login(app, keys["ev"], "en")
+    page = c.get("/ui/simulations").text
+    assert re.search(r'name="months" value="12"', page)
+    assert re.search(r'<option value="day-ahead" selected>', page)
+    r = c.post("/ui/simulations", data={"csrf": csrf_of(page), "start": "2025-07-01",
+                                        "months": "", "control": "day-ahead",
+                                        "sites[]": "CZ-MG-02"}, follow_redirects=False)
+    assert r.status_code == 303, r.text[-500:]
+    job_id = r.headers["location"].rsplit("/", 1)[1]
+    with session_factory(app.state.engine)() as db:
+        params = json.loads(db.get(JobRecord, job_id).params)
+    assert params["months"] == 12 and params["control"] == "day-ahead", params

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
@@ -64,7 +64,7 @@ from service.store import (
 )
 from service.tasks import SIMULATION_FILES
 from vpp.i18n import LANGS, Translator, normalise_lang
-from vpp.options import FinanceChoices, PlanOptions, SimulationOptions, with_policy
+from vpp.options import MAX_MONTHS, FinanceChoices, PlanOptions, SimulationOptions, with_policy
 from vpp.plan_io import plan_csv
 from vpp.sites import SITE_ID_PATTERN
 
@@ -83,7 +83,14 @@ class PlanForm(PlanOptions):
 
 
 class SimulationForm(SimulationOptions, FinanceChoices):
-    """The simulations page's form: a simulation's options and finance choices."""
+    """The simulations page's form: a simulation's options and finance choices, with the
+    form's own defaults - a year of day-ahead control (finance from a whole year, in about a
+    minute per ten sites; the closed loop, the API's default, takes ~50 s per site-month) -
+    which an emptied field also means."""
+
+    months: int = Field(12, ge=1, le=MAX_MONTHS, description="Calendar months to simulate")
+    control: Literal["mpc", "day-ahead"] = Field("day-ahead", description=(
+        SimulationOptions.model_fields["control"].description))
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -384,9 +391,9 @@ async def request_fleet_plan(request: Request, db: SessionDep, cat: CatalogDep,
 
 def _simulation_fields(cat: Any, tr: Translator, values: dict[str, Any] | None = None,
                        errors: dict[str, str] | None = None) -> list[Any]:
-    model = with_policy(SimulationOptions, cat.policy.max_rate_yuan_per_kwh)
-    words = {"days": "sim_days"}
-    return (option_fields(model, tr, values, errors, words=words)
+    model = with_policy(SimulationForm, cat.policy.max_rate_yuan_per_kwh)
+    finance = tuple(FinanceChoices.model_fields)  # after the simulation's own options
+    return (option_fields(model, tr, values, errors, exclude=finance, words={"days": "sim_days"})
             + option_fields(FinanceChoices, tr, values, errors))
 
 
@@ -395,9 +402,7 @@ def _simulations(request: Request, db: Any, cat: Any, session: Session, tr: Tran
                  errors: dict[str, str] | None = None,
                  problems: list[str] | None = None) -> HTMLResponse:
     sites = readable_sites(cat, session.who)
-    # a year of day-ahead control: finance from a whole year, in about a minute per ten
-    # sites (the closed loop is an option: ~50 s per site-month)
-    values = values or {"start": "2025-07-01", "months": "12", "control": "day-ahead"}
+    values = values or {"start": "2025-07-01"}  # SimulationForm's defaults for the rest
     return render(request, "simulations.html", tr, status,
                   jobs=list_jobs(db, session.who, "simulation", limit=30),
                   fields=_simulation_fields(cat, tr, values, errors),
