@@ -424,3 +424,21 @@ def test_the_simulation_forms_defaults_are_what_an_empty_field_means(world):
     with session_factory(app.state.engine)() as db:
         params = json.loads(db.get(JobRecord, job_id).params)
     assert params["months"] == 12 and params["control"] == "day-ahead", params
+
+
+def test_a_rule_across_fields_is_listed_without_a_stray_colon(world):
+    """A simulation whose period runs past the supported dates fails a rule of the whole
+    request, not of one field: its message is listed as it is (it read ': Value error,
+    the simulated period ends ...')."""
+    app, keys, _ = world
+    c = login(app, keys["ev"], "en")
+    page = c.get("/ui/simulations").text
+    r = c.post("/ui/simulations", data={"csrf": csrf_of(page), "start": "2099-12-01",
+                                        "months": "12", "control": "day-ahead"})
+    assert r.status_code == 422
+    items = re.findall(r'<div class="problems" role="alert">.*?<ul>(.*?)</ul>', r.text, re.S)
+    listed = re.findall(r"<li>(.*?)</li>", items[0], re.S) if items else []
+    errors = dict(re.findall(r'data-field="([^"]+)">([^<]+)<', r.text))
+    shown = listed + list(errors.values())
+    assert shown, r.text[-1500:]
+    assert not any(t.strip().startswith(":") or "Value error," in t for t in shown), shown

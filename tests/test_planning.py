@@ -192,8 +192,12 @@ def test_load_beyond_the_connection_is_explained(catalog):
                                              r"range \[0, 0.3\]"),
         ({"mip_rel_gap": 0.1}, r"mip_rel_gap=0.1"),
         ({"tariff_version": "x"}, r"tariff version 'x' unknown"),
-        ({"soc_initial_frac": 0.01}, r"storage.soc_initial_kwh=40.0: allowed range "
-                                     r"\[200.0, 3800.0\] kWh"),
+        # the site's SOC window, named as the option the user gave (was the model's
+        # storage.soc_initial_kwh=40.0 in kWh)
+        ({"soc_initial_frac": 0.01}, r"soc_initial_frac=0.01: allowed range \[0.05, 0.95\] "
+                                     r"for CZ-MG-01 \(its SOC window, share of 4000 kWh\)"),
+        ({"soc_initial_frac": 1.0}, r"soc_initial_frac=1: allowed range \[0.05, 0.95\]"),
+        ({"soc_terminal_min_frac": 0.99}, r"soc_terminal_min_frac=0.99: allowed range"),
     ],
 )
 def test_bad_options(catalog, options, match):

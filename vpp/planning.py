@@ -114,6 +114,13 @@ def build_inputs(
                                       prices["period"].to_numpy()).to_numpy()
     energy = st.energy_kwh if st is not None else 0.0
     init, term = options.soc_initial_frac, options.soc_terminal_min_frac
+    if st is not None:  # the options' names and units, not the model's kWh
+        bad = [f"{name}={v:g}: allowed range [{st.soc_min_frac:g}, {st.soc_max_frac:g}] for "
+               f"{site.id} (its SOC window, share of {energy:g} kWh)"
+               for name, v in (("soc_initial_frac", init), ("soc_terminal_min_frac", term))
+               if v is not None and not st.soc_min_frac <= v <= st.soc_max_frac]
+        if bad:
+            raise InvalidInputError(bad, "invalid plan options")
     problem = site_problem(
         site, index, load_kw=load, pv_kw=pv,
         import_price=prices["import_price_yuan_per_kwh"].to_numpy(),

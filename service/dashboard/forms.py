@@ -187,6 +187,17 @@ def parse_form(model: type[BaseModel], form: dict[str, str], tr: Translator,
     return parsed, {}
 
 
+def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """A request model's errors, one line each: ``field: message``, or the message alone
+    for a rule across fields (no leading colon, no pydantic "Value error, ")."""
+    out = []
+    for e in exc.errors():
+        loc = ".".join(map(str, e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        out.append(f"{prefix}{loc}: {msg}" if loc else msg)
+    return out
+
+
 def problems_text(exc: InvalidInputError) -> list[str]:
     """The rule violations of an :class:`InvalidInputError` (rules across fields, the
     solver's checks), one line each."""

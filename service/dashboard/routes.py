@@ -25,7 +25,12 @@ from pydantic import Field, ValidationError
 from models.errors import InfeasiblePlanError, InvalidInputError
 from service.auth import authenticate
 from service.dashboard import measurements, views
-from service.dashboard.forms import option_fields, parse_form, problems_text
+from service.dashboard.forms import (
+    option_fields,
+    parse_form,
+    problems_text,
+    validation_problems,
+)
 from service.dashboard.session import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -304,7 +309,7 @@ async def request_plan(site_id: SitePath, request: Request, db: SessionDep, cat:
             return RedirectResponse(f"/ui/sites/{site_id}?date={values['date']}",
                                     status_code=303)
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            problems = validation_problems(exc)
         except InvalidInputError as exc:
             problems = problems_text(exc)
         except InfeasiblePlanError as exc:
@@ -381,8 +386,7 @@ async def request_fleet_plan(request: Request, db: SessionDep, cat: CatalogDep,
     except json.JSONDecodeError as exc:
         problems = [tr.t("vpp.events_not_json", where=f"{exc.lineno}:{exc.colno}")]
     except ValidationError as exc:
-        problems = [f"{tr.t('vpp.field')} {'.'.join(map(str, e['loc']))}: {e['msg']}"
-                    for e in exc.errors()]
+        problems = validation_problems(exc, prefix=f"{tr.t('vpp.field')} ")
     except InvalidInputError as exc:
         problems = problems_text(exc)
     return await run_in_threadpool(_vpp, request, db, cat, session, tr,
@@ -436,7 +440,7 @@ async def start_simulation(request: Request, db: SessionDep, cat: CatalogDep,
                                           settings)
             return RedirectResponse(f"/ui/simulations/{job.id}", status_code=303)
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            problems = validation_problems(exc)
         except InvalidInputError as exc:
             problems = problems_text(exc)
     return await run_in_threadpool(_simulations, request, db, cat, session, tr, 422, form,
