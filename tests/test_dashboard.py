@@ -273,6 +273,7 @@ DASH_RULES = {
     ("GET", "/ui/simulations"): "session",
     ("POST", "/ui/simulations"): "session: evaluator-or-admin",
     ("GET", "/ui/simulations/{job_id}"): "session: read-job",
+    ("POST", "/ui/simulations/{job_id}/cancel"): "session: job-owner-or-admin",
     ("GET", "/ui/simulations/{job_id}/files/{name}"): "session: read-job",
     ("GET", "/ui/jobs/{job_id}/status.json"): "session: read-job",
     ("GET", "/ui/evaluator"): "session",
@@ -424,6 +425,22 @@ def test_the_simulation_forms_defaults_are_what_an_empty_field_means(world):
     with session_factory(app.state.engine)() as db:
         params = json.loads(db.get(JobRecord, job_id).params)
     assert params["months"] == 12 and params["control"] == "day-ahead", params
+    # the job's page has a cancel button for the key that started it, not for another
+    # evaluator; it cancels the job (it could only be cancelled through the API)
+    job_page = c.get(f"/ui/simulations/{job_id}").text
+    assert 'id="cancel-job"' in job_page
+    with session_factory(app.state.engine)() as s:
+        other = create_key(s, "evaluator")
+    c2 = login(app, other, "en")
+    assert 'id="cancel-job"' not in c2.get(f"/ui/simulations/{job_id}").text
+    r = c2.post(f"/ui/simulations/{job_id}/cancel", data={"csrf": csrf_of(c2.get(
+        "/ui/simulations").text)}, follow_redirects=False)
+    assert r.status_code == 403
+    r = c.post(f"/ui/simulations/{job_id}/cancel", data={"csrf": csrf_of(job_page)})
+    assert r.status_code == 200 and r.url.path == f"/ui/simulations/{job_id}"
+    with session_factory(app.state.engine)() as db:
+        assert db.get(JobRecord, job_id).status == "cancelled"
+    assert 'id="cancel-job"' not in r.text
 
 
 def test_a_rule_across_fields_is_listed_without_a_stray_colon(world):

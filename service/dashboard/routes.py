@@ -461,8 +461,31 @@ def simulation_page(job_id: IdPath, request: Request, runner: RunnerDep, db: Ses
     params = json.loads(rec.params)
     return render(request, "simulation.html", tr, job=rec, result=result, files=names,
                   request_params=params.get("request", params),
+                  progress=_progress_text(rec.progress, tr),
+                  can_cancel=rec.status in ("queued", "running") and (
+                      session.who.role == "admin" or rec.created_by == session.who.key_id),
                   report=_report_name(tr) if _report_name(tr) in names else (
                       "report.html" if "report.html" in names else None))
+
+
+@router.post("/simulations/{job_id}/cancel")
+async def cancel_simulation(job_id: IdPath, request: Request, runner: RunnerDep,
+                            session: UserDep) -> Response:
+    """Cancel a queued or running simulation (the key that started it, or an admin key),
+    as ``POST /v1/jobs/{id}/cancel`` does; back to its page."""
+    await form_of(request, session)
+    rec = readable_job(runner.get(job_id), session.who, job_id, "simulation")
+    if session.who.role != "admin" and rec.created_by != session.who.key_id:
+        raise Forbidden("only the key that started a simulation, or an admin key, may "
+                        "cancel it")
+    if rec.status in ("queued", "running"):
+        await run_in_threadpool(runner.cancel, job_id)
+    return RedirectResponse(f"/ui/simulations/{job_id}", status_code=303)
+
+
+def _progress_text(progress: str | None, tr: Translator) -> str:
+    """A job's progress as shown: its count, or the translated word before the first."""
+    return tr.t("job.starting") if progress == "starting" else (progress or "")
 
 
 @router.get("/simulations/{job_id}/files/{name}")
@@ -482,7 +505,7 @@ def job_state(job_id: IdPath, runner: RunnerDep, session: UserDep, tr: TrDep) ->
     m = re.match(r"(\d+)/(\d+)", rec.progress or "")
     frac = int(m.group(1)) / int(m.group(2)) if m and int(m.group(2)) else None
     return JSONResponse({"status": rec.status, "status_text": tr.t(f"job.{rec.status}"),
-                         "progress": rec.progress, "fraction": frac,
+                         "progress": _progress_text(rec.progress, tr), "fraction": frac,
                          "error": rec.error})
 
 
