@@ -459,3 +459,13 @@ def test_a_rule_across_fields_is_listed_without_a_stray_colon(world):
     shown = listed + list(errors.values())
     assert shown, r.text[-1500:]
     assert not any(t.strip().startswith(":") or "Value error," in t for t in shown), shown
+
+
+def test_percentages_never_show_minus_zero():
+    """A peak reduction of -0.0004 % is shown as 0.0 % (it read -0.0%), a certified gap of
+    1.93e-07 as a percentage, and real negatives keep their sign."""
+    from vpp.i18n import LOCALES as CORE
+
+    en = Translator("en", (CORE,))
+    assert en.pct(-4e-6, 1) == "0.0%" and en.pct(1.93e-07, 4) == "0.0000%"
+    assert en.pct(-0.012, 1) == "-1.2%" and en.pct(0.00098, 4) == "0.0980%"

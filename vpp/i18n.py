@@ -115,6 +115,8 @@ class Translator:
         if frac is None or (isinstance(frac, float) and not math.isfinite(frac)):
             return "–"
         pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "") + "%"
+        if round(frac * 100, digits) == 0:  # no "-0.0%" for a tiny negative
+            frac = 0
         return format_percent(frac, format=pattern, locale=self.locale)
 
     def unit(self, unit: str) -> str:
