@@ -194,7 +194,11 @@ def test_a_control_step_is_stored_once_per_slot_across_processes(svc, catalog):
     assert doc is not None and doc["start"] == "2026-07-15T12:15:00+08:00"
     assert len(doc["setpoint_kw"]) == 96 and doc["optimality_gap"] <= 5e-3 + 1e-9
     assert doc["defended_peak_kw"] >= 3000.0  # never below the month's metered peak
-    assert doc["initial"]["soc_kwh"] == 1925.0 and doc["initial"]["month_peak_kw"] == 3000.0
+    # the 12:00 reading (1925 kWh) carried to the step's start, 12:15, through the 12:00
+    # row's 200 kW discharge: 1925 - 200 x 0.25 / 0.93
+    assert doc["initial"]["soc_kwh"] == pytest.approx(1925.0 - 50.0 / 0.93)
+    assert "carried to 12:15" in doc["initial"]["soc_source"]
+    assert doc["initial"]["month_peak_kw"] == 3000.0
     # another process, the same slot: nothing to do; the next slot: its turn
     assert run_step(sessions, op, "CZ-MG-01", now, slot, "host:2:b", 60.0, "test") is None
     with sessions() as db:

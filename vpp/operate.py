@@ -26,6 +26,7 @@ after the first warm-start on the persistent HiGHS model.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import asdict, dataclass, field
@@ -33,12 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models import StorageSpec, soc_after
 from vpp.catalog import Catalog
 from vpp.closed_loop import DAYLIGHT_SHARE
 from vpp.control import ErrorStats, SiteController, measured_errors, replan_step, site_controller
 from vpp.measurements import to_intervals, zero_fields_of
 from vpp.options import OperateOptions
 from vpp.problem import demand_rate, shiftable_loads, storage_in_service
+from vpp.realtime import BatteryState, realise_interval
 from vpp.sites import Site
 from vpp.state import battery_state, interval_floor, month_start, site_state
 from vpp.subsidy import subsidy_rate_series
@@ -176,9 +179,16 @@ class Operator:
             if soc is None:
                 soc, soc_src = ctl.nominal, "site nominal SOC (none measured)"
                 notes.append("no SOC measured: the step starts from the site's nominal SOC")
-            elif not s.soc_min_kwh <= soc <= s.soc_max_kwh:
-                soc_src = f"measured {soc:g} kWh, taken to the SOC window"
-                soc = min(max(soc, s.soc_min_kwh), s.soc_max_kwh)
+            else:
+                soc, rolled_h = soc_at(s, soc, pd.Timestamp(state.soc_measured_at),
+                                       decision, measurements)
+                if rolled_h > 0:
+                    soc_src = (f"measured {state.soc_kwh:g} kWh at {state.soc_measured_at}, "
+                               f"carried to {decision:%H:%M} with the metered battery power "
+                               f"({rolled_h * 60:.0f} min)")
+                if not s.soc_min_kwh <= soc <= s.soc_max_kwh:
+                    soc_src += f"; {soc:g} kWh taken to the SOC window"
+                    soc = min(max(soc, s.soc_min_kwh), s.soc_max_kwh)
             bstate = battery_state(site, iv, soc, decision)
         today_iv = iv[iv.index >= day0]
         past = slice(0, k)
@@ -196,10 +206,20 @@ class Operator:
             kc_err=kc_err, month_peak_kw=state.month_peak_kw, state=bstate)
         r = plan.result
         stamps = fc.index[sl]
+        setpoints = [float(v) for v in plan.setpoint_kw]
+        if bstate is not None:
+            now_kw, why = guard_running_interval(
+                ctl.template.storage, bstate, setpoints[0],
+                running_interval(measurements, decision, local), plan.defended_peak_kw,
+                float(np.atleast_1d(ctl.template.grid.import_limit_kw)[0]),
+                ctl.template.grid.export_limit_kw)
+            if why:
+                notes.append(f"set-point now {setpoints[0]:,.1f} -> {now_kw:,.1f} kW: {why}")
+                setpoints[0] = now_kw
         return Setpoints(
             site_id=site_id, decided_at=local.isoformat(), start=decision.isoformat(),
             interval_minutes=INTERVAL_MINUTES, timestamps=[t.isoformat() for t in stamps],
-            setpoint_kw=[float(v) for v in plan.setpoint_kw],
+            setpoint_kw=setpoints,
             grid_import_kw=[float(v) for v in r.grid_import_kw],
             soc_kwh=[float(v) for v in r.soc_kwh],
             defended_peak_kw=float(plan.defended_peak_kw),
@@ -219,3 +239,90 @@ class Operator:
                 "measured_today_intervals": int(today_iv["load_kw"].notna().sum()),
             },
             notes=notes)
+
+
+def soc_at(s: StorageSpec, soc_kwh: float, read_at: pd.Timestamp, at: pd.Timestamp,
+           rows: pd.DataFrame) -> tuple[float, float]:
+    """The SOC [kWh] at ``at`` from a reading taken at ``read_at`` before it, carried forward
+    with the metered battery power of the rows that cover the time between (each row's
+    ``battery_kw`` over its own interval, cut at ``at``; an unmetered stretch moves
+    nothing), and the hours so carried. A reading at or after ``at`` is returned as it is."""
+    import pandas as pd
+
+    if read_at >= at:
+        return soc_kwh, 0.0
+    span = rows[(rows.index >= read_at) & (rows.index < at)]
+    hours = 0.0
+    for t, row in span.iterrows():
+        b = row.get("battery_kw")
+        if b is None or not math.isfinite(b):
+            continue
+        end = min(t + pd.Timedelta(minutes=float(row["interval_minutes"])), at)
+        dt_h = (end - t) / pd.Timedelta(hours=1)
+        soc_kwh = soc_after(s, soc_kwh, float(b), dt_h)
+        hours += dt_h
+    return soc_kwh, hours
+
+
+@dataclass(frozen=True)
+class RunningInterval:
+    """What is measured of the 15-minute interval under way: its share measured so far
+    [-] and the mean import, export and battery power over that share [kW]."""
+
+    measured_frac: float
+    import_kw: float
+    export_kw: float
+    battery_kw: float
+
+
+def running_interval(rows: pd.DataFrame, start: pd.Timestamp, now: pd.Timestamp,
+                     ) -> RunningInterval | None:
+    """The measured part of the interval from ``start`` (rows stamped in [start, now) with
+    import and battery power), or None when nothing of it is measured yet."""
+    import pandas as pd
+
+    part = rows[(rows.index >= start) & (rows.index < now)]
+    part = part[part["grid_import_kw"].notna() & part["battery_kw"].notna()]
+    if part.empty:
+        return None
+    step = pd.Timedelta(minutes=INTERVAL_MINUTES)
+    minutes = np.minimum(part["interval_minutes"].to_numpy(dtype=float),
+                         [(start + step - t) / pd.Timedelta(minutes=1) for t in part.index])
+    w = minutes / minutes.sum()
+    exp = part["grid_export_kw"].fillna(0.0).to_numpy(dtype=float)
+    return RunningInterval(min(1.0, minutes.sum() / INTERVAL_MINUTES),
+                           float(w @ part["grid_import_kw"].to_numpy(dtype=float)),
+                           float(w @ exp), float(w @ part["battery_kw"].to_numpy(dtype=float)))
+
+
+def guard_running_interval(
+    s: StorageSpec, state: BatteryState, setpoint_kw: float, run: RunningInterval | None,
+    defended_peak_kw: float, import_limit_kw: float, export_limit_kw: float,
+) -> tuple[float, str]:
+    """The set-point for the rest of the running interval with the real-time rule's peak
+    and export guards (:func:`vpp.realtime.realise_interval`) applied to what is measured
+    of it: the site's net load so far (import - export + battery) is taken to go on, and
+    the rest of the interval may import only what keeps the interval's mean at the defended
+    peak. Returns the set-point [kW] (discharge positive) and why it changed ("" if not);
+    ``state`` is left as it is.
+
+    Example: peak 7,000 kW defended, 5 of 15 minutes measured at 8,500 kW import with the
+    battery idle: the remaining 10 minutes may import (7,000 - 8,500/3) x 1.5 = 6,250 kW,
+    so a planned 2,500 kW charge becomes a 2,250 kW discharge (if the battery has it)."""
+    if run is None or s is None:
+        return setpoint_kw, ""
+    net_load = run.import_kw - run.export_kw + run.battery_kw
+    rest = 1.0 - run.measured_frac
+    target = (defended_peak_kw if rest <= 1e-9 else
+              (defended_peak_kw - run.measured_frac * run.import_kw) / rest)
+    out = realise_interval(s, dataclasses.replace(state), DT_H, net_load, 0.0, 0.0,
+                           setpoint_kw, import_limit_kw,
+                           export_limit_kw, max(target, 0.0))
+    b = out.discharge_kw - out.charge_kw
+    if abs(b - setpoint_kw) < 0.05:
+        return setpoint_kw, ""
+    return b, (f"{run.measured_frac * INTERVAL_MINUTES:.0f} of {INTERVAL_MINUTES} min of the "
+               f"running interval measured at {run.import_kw:,.0f} kW import (net load "
+               f"{net_load:,.0f} kW); the rest may import {max(target, 0.0):,.0f} kW to hold "
+               f"the defended peak of {defended_peak_kw:,.0f} kW (the real-time rule's "
+               "guards)")
