@@ -127,12 +127,17 @@ def state_table(st: dict[str, Any]) -> str:
         f"  battery discharge           {_num(st['discharge_kwh'])} kWh (charge "
         f"{_num(st['charge_kwh'])} kWh)",
         f"  subsidy it would earn       {_num(st['subsidy_yuan'])} yuan (rule "
-        f"{st['subsidy_rule']}, {st['subsidy_rate_yuan_per_kwh']:g} yuan/kWh)",
+        f"{st['subsidy_rule']}, " + (f"{st['subsidy_rate_yuan_per_kwh']:g} yuan/kWh)"
+                                     if st["subsidy_in_window"] else
+                                     "outside the paid window)"),
         f"  data until                  {st['data_until']} (age "
         f"{_num(None if age is None else age / 60, ',.1f')} min)",
         f"  intervals measured          {st['intervals_measured']} of "
         f"{st['intervals_so_far']} this month ({st['gap_intervals']} missing)",
     ]
+    if st["anti_backflow_export_kwh"] > 0:
+        lines.append(f"  WARNING: {_num(st['anti_backflow_export_kwh'])} kWh exported by an "
+                     "anti-backflow site (export limit 0 kW): check its protection; not paid")
     for g in st["gaps"][:10]:
         lines.append(f"    gap {g['start']} .. {g['end']} ({g['intervals']} interval"
                      f"{'' if g['intervals'] == 1 else 's'})")

@@ -113,3 +113,26 @@ def test_a_step_during_a_peak_overshoot_does_not_charge():
     assert sp.start == "2026-12-01T13:45:00+08:00"
     assert sp.setpoint_kw[0] > 0.0, (sp.setpoint_kw[:3], sp.notes)
     assert any("running interval measured at 8,500 kW" in n for n in sp.notes), sp.notes
+
+
+def test_the_state_outside_the_window_and_export_at_an_anti_backflow_site(site):
+    """CZ-MG-05 (anti-backflow; subsidy window 2024-10-01 to 2026-09-30) on 2026-12-01: a
+    15-minute row exporting 200 kW is 50 kWh of export that earns nothing (it earned
+    9.775 yuan at 0.391) and is reported as anti-backflow export; the subsidy rate shown is
+    0 outside the window (it showed 0.3 while the ledger said 0); in September, 0.3."""
+    from vpp.state import site_state
+
+    cat = default_catalog()
+    now = dt.datetime(2026, 12, 1, 14, 0, tzinfo=CST)
+    frame = rows(site, [("2026-12-01T13:30:00+08:00",
+                         {"grid_import_kw": 0.0, "grid_export_kw": 200.0, "battery_kw": 0.0})],
+                 15, now)
+    st = site_state(cat, "CZ-MG-05", frame, now)
+    assert st.export_kwh == 50.0 and st.export_revenue_yuan == 0.0
+    assert st.anti_backflow_export_kwh == 50.0
+    assert not st.subsidy_in_window and st.subsidy_rate_yuan_per_kwh == 0.0
+    sept = dt.datetime(2026, 9, 15, 12, 0, tzinfo=CST)
+    st = site_state(cat, "CZ-MG-05", rows(site, [("2026-09-15T10:00:00+08:00",
+                                                   {"grid_import_kw": 100.0})], 15, sept), sept)
+    assert st.subsidy_in_window and st.subsidy_rate_yuan_per_kwh == 0.3
+    assert st.anti_backflow_export_kwh == 0.0

@@ -47,7 +47,7 @@ from vpp.measurements import MAX_GAPS, POWER_FIELDS, to_intervals, zero_fields_o
 from vpp.problem import demand_rate, grid_spec, site_problem
 from vpp.realtime import BatteryState
 from vpp.sites import Site
-from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series
+from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series, subsidy_window
 from vpp.tariffs import price_series
 from vpp.timebase import DT_H, INTERVAL_MINUTES, TZ, horizon
 
@@ -89,6 +89,12 @@ class MonthToDate:
     data_until: str | None
     age_s: float | None
     intervals_measured: int
+    #: whether ``now`` (the month's last day once it is over) lies in the site's paid
+    #: window; ``subsidy_rate_yuan_per_kwh`` is 0 outside it
+    subsidy_in_window: bool = False
+    #: energy exported by a site whose export limit is 0 (anti-backflow) [kWh]: a fault
+    #: to look into, paid nothing
+    anti_backflow_export_kwh: float = 0.0
 
 
 @dataclass
@@ -281,10 +287,14 @@ def _money(catalog: Catalog, site: Site, iv: pd.DataFrame, tariff: Any,
         rate = subsidy_rate_series(policy, st.power_kw, st.grid_connection_date, index,
                                    periods=prices["period"].to_numpy()).to_numpy()
     f = metered_flows(iv)
+    # an anti-backflow site is not paid for what it exports (it should export nothing;
+    # the state reports the energy as anti_backflow_export_kwh)
+    export_price = (prices["export_price_yuan_per_kwh"].to_numpy()
+                    if site.grid.export_limit_kw > 0 else np.zeros(len(index)))
     p = site_problem(
         site, index, load_kw=metered_load_kw(iv, f),
         pv_kw=f.pv_used_kw, import_price=prices["import_price_yuan_per_kwh"].to_numpy(),
-        export_price=prices["export_price_yuan_per_kwh"].to_numpy(), subsidy_rate=rate,
+        export_price=export_price, subsidy_rate=rate,
         tariff=tariff, labels=False, shiftable=False, subsidy_rule=model_rule(policy),
         subsidy_budget_kwh=(annual_budget_kwh(policy, st.power_kw, paid_this_year_kwh)
                             if st is not None else None))
@@ -318,6 +328,8 @@ def metered_month(catalog: Catalog, site: Site, rows: pd.DataFrame, first: pd.Ti
     ``rows``: its :class:`MonthToDate`, the 15-minute intervals
     (:func:`vpp.measurements.to_intervals`) and the discharge the subsidy pays for [kWh]
     (see :func:`_money`; ``paid_this_year_kwh`` [kWh] for the ``annual_hours_cap`` rule)."""
+    import pandas as pd
+
     iv = to_intervals(rows, first, cut, zero_fields_of(site))
     tariff = catalog.tariffs.select(site.tariff_id, first.date())
     imp = iv["grid_import_kw"].to_numpy(dtype=float)
@@ -327,6 +339,12 @@ def metered_month(catalog: Catalog, site: Site, rows: pd.DataFrame, first: pd.Ti
     money = _money(catalog, site, iv, tariff, paid_this_year_kwh)
     flows = metered_flows(iv)
     until = data_until(rows)
+    policy = catalog.policy_for(site)
+    st = site.storage
+    window = (subsidy_window(policy, st.power_kw, st.grid_connection_date)
+              if st is not None else None)
+    as_of = min(local_now, cut - pd.Timedelta(minutes=1)).date()
+    in_window = window is not None and window[0] <= as_of <= window[1]
     month = MonthToDate(
         site_id=site.id, now=local_now.isoformat(),
         month=f"{first.year:04d}-{first.month:02d}", measured=not rows.empty,
@@ -340,8 +358,11 @@ def metered_month(catalog: Catalog, site: Site, rows: pd.DataFrame, first: pd.Ti
         export_kwh=float(flows.grid_export_kw.sum() * DT_H),
         discharge_kwh=float(flows.discharge_kw.sum() * DT_H),
         charge_kwh=float(flows.charge_kw.sum() * DT_H),
-        subsidy_yuan=money["subsidy_yuan"], subsidy_rule=catalog.policy_for(site).rule,
-        subsidy_rate_yuan_per_kwh=catalog.policy_for(site).rate_yuan_per_kwh,
+        subsidy_yuan=money["subsidy_yuan"], subsidy_rule=policy.rule,
+        subsidy_rate_yuan_per_kwh=policy.rate_yuan_per_kwh if in_window else 0.0,
+        subsidy_in_window=in_window,
+        anti_backflow_export_kwh=(float(flows.grid_export_kw.sum() * DT_H)
+                                  if site.grid.export_limit_kw <= 0 else 0.0),
         tariff_version=tariff.version,
         last_measurement_at=_iso(rows.index[-1]) if not rows.empty else None,
         data_until=None if until is None else until.isoformat(),
