@@ -311,10 +311,12 @@ def setpoints_between(db: Session, site_id: str, start: dt.datetime,
 
 
 def plan_vs_actual_of(db: Session, site: Site, day: dt.date, catalog: Catalog | None = None,
-                      max_horizon_h: float = 48.0) -> dict[str, Any]:
+                      max_horizon_h: float = 48.0,
+                      now: pd.Timestamp | None = None) -> dict[str, Any]:
     """:func:`vpp.state.plan_vs_actual` of ``day`` from the stored measurements, the steps
     whose horizon can reach it and the newest stored day-ahead plan of the day (priced in
-    yuan with a ``catalog``)."""
+    yuan with a ``catalog``); measured up to the interval under way at ``now`` (default the
+    clock)."""
     from service.store import latest_plans
 
     first = pd.Timestamp(day).tz_localize(TZ)
@@ -323,7 +325,8 @@ def plan_vs_actual_of(db: Session, site: Site, day: dt.date, catalog: Catalog | 
     steps = setpoints_between(db, site.id, (first - pd.Timedelta(hours=max_horizon_h))
                               .to_pydatetime(), end.to_pydatetime())
     plan = latest_plans(db, site.id, day, day).get(day.isoformat())
-    return plan_vs_actual(site, day, rows, steps, plan, catalog)
+    return plan_vs_actual(site, day, rows, steps, plan, catalog,
+                          now if now is not None else pd.Timestamp.now(tz=TZ))
 
 
 # --------------------------------------------------------------------------- leases

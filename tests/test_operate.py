@@ -136,3 +136,25 @@ def test_the_state_outside_the_window_and_export_at_an_anti_backflow_site(site):
                                                    {"grid_import_kw": 100.0})], 15, sept), sept)
     assert st.subsidy_in_window and st.subsidy_rate_yuan_per_kwh == 0.3
     assert st.anti_backflow_export_kwh == 0.0
+
+
+def test_plan_vs_actual_leaves_the_interval_under_way_out(site):
+    """At 13:36 the 13:30 interval has 5 of its 15 minutes (a 5-minute row at 6,000 kW):
+    plan-vs-actual counted it as a whole interval at 6,000 kW (1,500 kWh) while the state
+    did not; it is now unmeasured until 13:45, like in the state; 13:15 (complete) counts."""
+    from vpp.state import plan_vs_actual
+
+    at = dt.datetime(2026, 12, 1, 13, 36, tzinfo=CST)
+    frame = pd.concat([
+        rows(site, [("2026-12-01T13:15:00+08:00", {"grid_import_kw": 5000.0,
+                                                    "battery_kw": 0.0})], 15, at),
+        rows(site, [("2026-12-01T13:30:00+08:00", {"grid_import_kw": 6000.0,
+                                                    "battery_kw": 0.0})], 5, at)])
+    day = dt.date(2026, 12, 1)
+    now = plan_vs_actual(site, day, frame, [], None, now=pd.Timestamp(at))
+    later = plan_vs_actual(site, day, frame, [], None,
+                           now=pd.Timestamp("2026-12-01T13:46:00+08:00"))
+    i = 13 * 4 + 2  # 13:30
+    assert now["actual"]["grid_import_kw"][i - 1] == 5000.0
+    assert now["actual"]["grid_import_kw"][i] is None
+    assert later["actual"]["grid_import_kw"][i] == 6000.0

@@ -644,17 +644,24 @@ def _compared_money(catalog: Catalog, site: Site, day: dt.date, index: pd.Dateti
 
 def plan_vs_actual(site: Site, day: dt.date, measurements: pd.DataFrame,
                    setpoints: list[dict[str, Any]], plan: dict[str, Any] | None,
-                   catalog: Catalog | None = None) -> dict[str, Any]:
+                   catalog: Catalog | None = None,
+                   now: pd.Timestamp | None = None) -> dict[str, Any]:
     """Planned (:func:`planned_intervals`) against metered (:func:`vpp.measurements.
     to_intervals`) import, battery power, SOC and PV for each 15-minute interval of ``day``,
     and the totals over the intervals where both are known: energies [kWh] and peaks [kW];
     with a ``catalog``, also what they cost: the import's energy cost at the tariff's
     import prices and the subsidy the discharge earns under the policy's counting rule
     [yuan], as the measured state counts them (``*_energy_cost_yuan``, ``*_subsidy_yuan``;
-    None when no tariff is in force that day)."""
+    None when no tariff is in force that day). With ``now``, the interval under way and
+    later ones count as not measured yet, as in the state (a part of an interval is not
+    its average)."""
     index = horizon(day)
     end = index[-1] + _interval()
     act = to_intervals(measurements, index[0], end, zero_fields_of(site))
+    if now is not None:
+        act.loc[act.index >= interval_floor(_local(now)),
+                ["grid_import_kw", "grid_export_kw", "battery_kw", "soc_kwh", "load_kw",
+                 "pv_kw"]] = np.nan
     plan_iv = planned_intervals(index, setpoints, plan)
 
     def arr(frame: pd.DataFrame, col: str) -> list[float | None]:
