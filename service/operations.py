@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import DateTime, String, func, or_, select, type_coerce, update
+from sqlalchemy import DateTime, String, delete, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from service.db import (
@@ -41,6 +41,7 @@ from vpp.measurements import (
     MeasurementError,
     empty_frame,
     overlapping_rows,
+    replaced_rows,
     validate_batch,
 )
 from vpp.operate import Setpoints
@@ -121,6 +122,10 @@ def ingest(db: Session, site: Site, rows: Sequence[Mapping[str, Any]], interval_
     clashes = overlapping_rows(batch, stored)
     if clashes:
         raise MeasurementError(clashes)
+    inside = replaced_rows(batch, stored).difference(batch.frame.index)
+    if len(inside):  # finer stored rows under a coarser new one: replaced, not blended
+        db.execute(delete(TABLE).where(TABLE.c.site_id == site.id,
+                                       TABLE.c.ts.in_([t.to_pydatetime() for t in inside])))
     upsert(db, site.id, batch)
     db.commit()
     return batch

@@ -148,6 +148,16 @@ def test_rows_of_another_length_may_replace_but_not_overlap_stored_ones(svc):
     whole = [{"timestamp": "2026-05-12T08:00:00+08:00", "grid_import_kw": 7000.0}, *fives]
     assert post(client, keys["park1"], whole, interval_minutes=5).status_code == 200
     assert stored(sessions) == n + 2
+    # and back: one 15-minute row replaces the three 5-minute rows under it (it was refused
+    # as overlapping 08:05, so a stretch could never become coarser again)
+    r = post(client, keys["park1"], quarter)
+    assert r.status_code == 200, r.text
+    assert stored(sessions) == n
+    state = client.get("/v1/sites/CZ-MG-01/state?at=2026-05-12T09:00:00%2B08:00",
+                       headers=h(keys["park1"])).json()
+    assert state["month_peak_kw"] == 100.0  # the 5-minute 7,000 kW rows are gone
+    # rows of one length: a 15-minute row on the grid covers finer stored rows wholly or
+    # not at all, so the only clash left is a finer row under a coarser stored one (above)
 
 
 def test_park_keys_write_only_their_own_sites(svc):

@@ -421,16 +421,33 @@ INTERVAL_COLUMNS = ("grid_import_kw", "grid_export_kw", "pv_kw", "load_kw", "bat
                     "soc_kwh", "import_coverage", "load_derived")
 
 
+def replaced_rows(batch: MeasurementBatch, stored: pd.DataFrame) -> pd.Index:
+    """The times of ``stored`` rows a validated ``batch`` replaces: those at a batch row's
+    time, and those lying wholly inside a batch row's interval (a stretch re-sent at a
+    coarser resolution: three stored 5-minute rows under one new 15-minute row)."""
+    frame = batch.frame
+    if frame.empty or stored.empty:
+        return stored.index[:0]
+    minute_ns = 60_000_000_000
+    b0 = frame.index.as_unit("ns").asi8
+    b1 = b0 + batch.interval_minutes * minute_ns
+    s0 = stored.index.as_unit("ns").asi8
+    s1 = s0 + stored["interval_minutes"].to_numpy(dtype=np.int64) * minute_ns
+    k = np.searchsorted(b0, s0, side="right") - 1  # the batch row starting at or before
+    inside = (k >= 0) & (s1 <= b1[np.maximum(k, 0)])
+    return stored.index[inside | stored.index.isin(frame.index)]
+
+
 def overlapping_rows(batch: MeasurementBatch, stored: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of a validated ``batch`` that overlap a ``stored`` row (a measurement frame:
     UTC index, ``interval_minutes``) of another length, one error each as in
-    :class:`MeasurementError`. A stored row the batch replaces (same time) does not count:
-    a stretch may be re-sent at another resolution, but one time is measured at one
-    resolution, not blended."""
+    :class:`MeasurementError`. A stored row the batch replaces (:func:`replaced_rows`)
+    does not count: a stretch may be re-sent at another resolution, finer or coarser, but
+    one time is measured at one resolution, not blended."""
     frame = batch.frame
     if frame.empty or stored.empty:
         return []
-    kept = stored[~stored.index.isin(frame.index)]
+    kept = stored[~stored.index.isin(replaced_rows(batch, stored))]
     if kept.empty:
         return []
     minute_ns = 60_000_000_000
@@ -456,7 +473,8 @@ def overlapping_rows(batch: MeasurementBatch, stored: pd.DataFrame) -> list[dict
             "field": "timestamp", "value": None,
             "message": f"overlaps the stored {minutes[j]:g}-minute row at {_fmt_time(at)}: "
                        "a time is measured at one resolution; re-send that stretch at one "
-                       "interval length (a row at the same time replaces the stored one)",
+                       "interval length (a row replaces the stored ones at its time and "
+                       "inside its interval)",
             "allowed": "intervals that do not overlap stored rows of another length"})
     return errors
 
