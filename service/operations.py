@@ -74,7 +74,7 @@ def _insert(db: Session) -> Any:
 def _neighbours(db: Session, site_id: str, first: dt.datetime, last: dt.datetime,
                 ) -> tuple[dict[str, tuple[Any, Any]], dt.datetime | None]:
     """Each counter's stored reading just before ``first`` and just after ``last``, and the
-    last stored time before ``first``."""
+    end of the last stored row before ``first`` (its time plus its interval length)."""
     out: dict[str, tuple[Any, Any]] = {}
     for name in COUNTER_FIELDS:
         col = TABLE.c[name]
@@ -85,11 +85,13 @@ def _neighbours(db: Session, site_id: str, first: dt.datetime, last: dt.datetime
             TABLE.c.site_id == site_id, TABLE.c.ts > last, col.is_not(None))
             .order_by(TABLE.c.ts).limit(1)).first()
         out[name] = (tuple(before) if before else None, tuple(after) if after else None)
-    prev = db.scalar(select(func.max(TABLE.c.ts)).where(TABLE.c.site_id == site_id,
-                                                        TABLE.c.ts < first))
-    if prev is not None and prev.tzinfo is None:
-        prev = prev.replace(tzinfo=dt.UTC)
-    return out, prev
+    prev = db.execute(select(TABLE.c.ts, TABLE.c.interval_minutes).where(
+        TABLE.c.site_id == site_id, TABLE.c.ts < first).order_by(TABLE.c.ts.desc())
+        .limit(1)).first()
+    if prev is None:
+        return out, None
+    ts = prev[0] if prev[0].tzinfo is not None else prev[0].replace(tzinfo=dt.UTC)
+    return out, ts + dt.timedelta(minutes=float(prev[1]))
 
 
 def _span(rows: Sequence[Mapping[str, Any]]) -> tuple[dt.datetime, dt.datetime] | None:
@@ -114,7 +116,7 @@ def ingest(db: Session, site: Site, rows: Sequence[Mapping[str, Any]], interval_
     span = _span(rows)
     counters, prev = _neighbours(db, site.id, *span) if span else ({}, None)
     batch = validate_batch(site, list(rows), interval_minutes=interval_minutes, now=now,
-                           max_rows=max_rows, stored_counters=counters, stored_before=prev,
+                           max_rows=max_rows, stored_counters=counters, stored_until=prev,
                            text_numbers=text_numbers)
     first, last = batch.frame.index[0], batch.frame.index[-1]
     stored = read_measurements(db, site.id, first - pd.Timedelta(minutes=15),

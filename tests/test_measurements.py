@@ -146,6 +146,18 @@ def test_gaps_are_reported_not_rejected(site):
     assert b.summary()["missing_intervals"] == 3
 
 
+def test_a_gap_after_stored_rows_counts_from_their_end_whatever_their_length(site):
+    """5-minute rows from 10:00 after a stored 15-minute row at 09:45 (it ends at 10:00):
+    no gap (it reported 2 missing 5-minute steps 09:50 .. 10:00); after a stored row
+    ending at 09:50, the 09:50 and 09:55 steps are missing."""
+    rows = [{"timestamp": f"2026-07-15T10:{m:02d}:00+08:00", "pv_kw": 5.0} for m in (0, 5)]
+    end = dt.datetime(2026, 7, 15, 2, 0, tzinfo=dt.UTC)  # 10:00 local
+    assert batch(site, rows, minutes=5, stored_until=end).gaps == []
+    b = batch(site, rows, minutes=5, stored_until=end - dt.timedelta(minutes=10))
+    assert b.gaps == [{"start": "2026-07-15T09:50:00+08:00",
+                       "end": "2026-07-15T10:00:00+08:00", "missing_intervals": 2}]
+
+
 def test_csv_rows_and_header_problems(tmp_path):
     p = tmp_path / "m.csv"
     p.write_text("timestamp,grid_import_kw,soc_kwh\n2026-07-15T10:00:00+08:00,100,\n", "utf-8")

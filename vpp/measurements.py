@@ -225,7 +225,7 @@ def validate_batch(
     max_rows: int = MAX_BATCH_ROWS,
     stored_counters: Mapping[str, tuple[tuple[dt.datetime, float] | None,
                                         tuple[dt.datetime, float] | None]] | None = None,
-    stored_before: dt.datetime | None = None, text_numbers: bool = False,
+    stored_until: dt.datetime | None = None, text_numbers: bool = False,
 ) -> MeasurementBatch:
     """Validate ``rows`` (dicts of :data:`FIELDS` and ``timestamp``) for ``site``.
 
@@ -241,8 +241,9 @@ def validate_batch(
         Per counter field, the stored reading ``(time, kWh)`` just before the batch's first
         timestamp and just after its last (None where there is none): a counter must not
         run backwards across them either.
-    stored_before : datetime, optional
-        The last stored timestamp before the batch, for the gap report.
+    stored_until : datetime, optional
+        The end of the last stored row before the batch (its time plus its own interval
+        length), for the gap report.
     text_numbers : bool
         Values may be text (rows of a CSV file); a JSON batch must send numbers.
 
@@ -355,16 +356,21 @@ def validate_batch(
                          index=index, dtype=float)
     frame.insert(0, "interval_minutes", interval_minutes)
     return MeasurementBatch(frame, interval_minutes,
-                            _gaps(list(index), step, stored_before),
+                            _gaps(list(index), step, stored_until),
                             tuple(i for _, i, _ in good))
 
 
-def _gaps(times: list[Any], step: dt.timedelta, stored_before: dt.datetime | None,
+def _gaps(times: list[Any], step: dt.timedelta, stored_until: dt.datetime | None,
           ) -> list[dict[str, Any]]:
-    """Missing steps between consecutive timestamps (and after the last stored one)."""
+    """Missing steps between consecutive timestamps, and between the end of the last
+    stored row (``stored_until``, whatever its length) and the first."""
     out = []
-    chain = ([stored_before] if stored_before is not None else []) + [
-        t.to_pydatetime() for t in times]
+    chain = [t.to_pydatetime() for t in times]
+    if stored_until is not None and chain:
+        missing = round((chain[0] - stored_until) / step)
+        if missing > 0:
+            out.append({"start": _fmt_time(stored_until), "end": _fmt_time(chain[0]),
+                        "missing_intervals": missing})
     for a, b in itertools.pairwise(chain):
         missing = round((b - a) / step) - 1
         if missing > 0:
