@@ -58,6 +58,26 @@ def missing_sqlite_file(url: str) -> str | None:
     return db_file
 
 
+def _check_port(host: str, port: int) -> None:
+    """Stop with a clear message when ``host:port`` cannot be bound (in use, or not an
+    address of this machine), before saying the service is up."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise click.ClickException(f"--host {host}: {exc.strerror or exc}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another `vpp serve`?"
+                " choose another --port)") from None
+
+
 def _sessions(database_url: str | None, existing: bool = False) -> Any:
     """Sessions on the service's database, migrated to the current schema. ``existing``: a
     command that only reads what was stored refuses a SQLite file that is not there (a
@@ -93,6 +113,7 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
     from service.app import create_app
 
     settings = _settings(database_url, ctx.find_root().obj, operate_enabled=operate)
+    _check_port(host, port)
     click.echo(f"serving on http://{host}:{port} (docs at /docs), database "
                f"{settings.database_url}, {workers} worker process(es)", err=True)
     if workers == 1:

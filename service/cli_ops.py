@@ -63,9 +63,12 @@ def import_cmd(ctx: click.Context, file: str, site_id: str, interval_minutes: st
     catalog = catalog_of(ctx)
     site = _site(catalog, site_id)
     rows = read_csv_rows(file)
+    new_file = missing_sqlite_file(_settings(database_url).database_url)
     with _sessions(database_url)() as db:
         batch = ingest(db, site, rows, int(interval_minutes), _now(now_text),
                        max_rows=MAX_FILE_ROWS, text_numbers=True)
+    if new_file:  # a first import, or a mistyped --db: either way, say so
+        click.echo(f"note: created a new database file {new_file}", err=True)
     s = batch.summary()
     click.echo(f"{site_id}: stored {s['rows']} rows from {s['first']} to {s['last']} "
                f"({', '.join(s['fields'])}) in {_settings(database_url).database_url}")

@@ -115,6 +115,9 @@ class OperateScheduler:
                                       max_age_minutes=settings.operate_max_age_minutes)
         self.operator: Operator | None = None
         self.scheduler: Any = None
+        #: the last round of this process: when, its slot, and sites done / taken by
+        #: another process / failed (for /v1/health and the log)
+        self.last_round: dict[str, Any] | None = None
 
     def start(self) -> None:
         """Start the schedule (nothing unless ``operate_enabled``; idempotent)."""
@@ -162,4 +165,16 @@ class OperateScheduler:
                 log.warning("control step of %s failed: %s: %s", site_id,
                             type(exc).__name__, exc)
                 out[site_id] = f"{type(exc).__name__}: {exc}"
+        counts = {k: sum(1 for v in out.values() if v == k) for k in ("done", "taken")}
+        counts["failed"] = len(out) - counts["done"] - counts["taken"]
+        self.last_round = {"at": now.isoformat(), "slot": slot.isoformat(), **counts}
+        if out:
+            log.info("control steps for %s: %d done, %d taken by another process, %d failed",
+                     slot.isoformat(), counts["done"], counts["taken"], counts["failed"])
         return out
+
+    def status(self) -> dict[str, Any]:
+        """Whether the control steps run in this process, their cadence and last round."""
+        return {"enabled": self.scheduler is not None,
+                "cadence_minutes": self.settings.operate_cadence_minutes,
+                "last_round": self.last_round}

@@ -241,6 +241,9 @@ class Health(BaseModel):
     database: str = Field(description="'ok' or why the database cannot be used")
     jobs: dict[str, int] = Field(default_factory=dict,
                                  description="jobs by state (when the database answers)")
+    operate: dict[str, Any] = Field(default_factory=dict, description=(
+        "the scheduled control steps of this server process: enabled, cadence_minutes, "
+        "last_round (at, slot, done, taken by another process, failed)"))
 
 
 class ErrorBody(BaseModel):

@@ -36,6 +36,11 @@ def db(tmp_path):
     assert r.exit_code == 0, r.output
     assert "stored 4 rows from 2026-07-15T10:00:00+08:00 to 2026-07-15T12:00:00+08:00" in r.stdout
     assert "5 missing 15-minute steps" in r.output
+    # the first import creates the database file, and says so (a mistyped --db shows)
+    assert f"note: created a new database file {tmp_path / 'ops.sqlite3'}" in r.output
+    again = run("measurements", "import", str(path), "--site", "CZ-MG-01", "--db", url,
+                "--now", NOW)
+    assert again.exit_code == 0 and "created a new database" not in again.output
     return url, tmp_path
 
 
@@ -142,3 +147,18 @@ def test_operate_table_shows_hourly_means_and_the_soc_at_each_hours_end():
     lines = hourly_table(doc).splitlines()
     assert lines[1].split() == ["2026-07-15T12:00", "100.0", "1,000.0", "4.0"]
     assert lines[2].split() == ["2026-07-15T13:00", "-200.0", "2,500.0", "8.0"]
+
+
+def test_serve_stops_before_saying_it_serves_when_the_port_is_taken(tmp_path):
+    """`vpp serve` on a port another process listens on ends with one clear line, exit 1
+    (it printed "serving on ..." and then failed inside uvicorn)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run("serve", "--port", str(port), "--no-operate",
+                "--db", f"sqlite:///{tmp_path / 's.sqlite3'}")
+    assert r.exit_code == 1, r.output
+    assert f"cannot listen on 127.0.0.1:{port}" in r.output and "serving on" not in r.output

@@ -240,6 +240,8 @@ def test_the_scheduler_ticks_due_sites_and_skips_stale_ones(svc, catalog):
     out = sched.tick(fresh)
     assert out == {"CZ-MG-01": "done"}  # CZ-MG-03's only row is from 10:00: stale
     assert sched.tick(fresh + dt.timedelta(minutes=1)) == {"CZ-MG-01": "taken"}  # slot done
+    assert sched.last_round["done"] == 0 and sched.last_round["taken"] == 1
+    assert sched.last_round["slot"] == "2026-07-15T12:45:00+08:00"
     with sessions() as db:
         n = db.scalar(select(func.count()).select_from(SetpointRecord)
                       .where(SetpointRecord.source == "scheduler"))
@@ -258,3 +260,11 @@ def test_the_scheduler_is_off_unless_enabled(svc):
     assert app.state.settings.operate_enabled is False
     app.state.operate.start()
     assert app.state.operate.scheduler is None
+
+
+def test_health_tells_whether_this_process_runs_the_control_steps(svc):
+    """/v1/health shows the scheduled control steps: off in this test app (Settings'
+    default), with their cadence and no round yet."""
+    client = svc[0]
+    body = client.get("/v1/health").json()
+    assert body["operate"] == {"enabled": False, "cadence_minutes": 15, "last_round": None}

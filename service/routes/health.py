@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -18,7 +18,8 @@ router = APIRouter(tags=["service"], route_class=CheckedRoute)
 
 @router.get("/health", response_model=Health,
             responses={503: {"model": Health, "description": "the database is unavailable"}})
-def health(db: SessionDep, runner: RunnerDep, settings: SettingsDep) -> JSONResponse:
+def health(request: Request, db: SessionDep, runner: RunnerDep,
+           settings: SettingsDep) -> JSONResponse:
     """200 when the database answers (its schema read back), else 503 naming it, with
     ``Retry-After``. No key needed."""
     try:
@@ -31,4 +32,5 @@ def health(db: SessionDep, runner: RunnerDep, settings: SettingsDep) -> JSONResp
         return JSONResponse(body.model_dump(), status_code=503,
                             headers={"Retry-After": str(settings.retry_after_s)})
     return JSONResponse(Health(status="ok", api_version=API_VERSION, database="ok",
-                               jobs=counts).model_dump())
+                               jobs=counts,
+                               operate=request.app.state.operate.status()).model_dump())
