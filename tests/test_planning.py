@@ -231,6 +231,12 @@ def test_new_tariff_version_is_data_only(tmp_path):
     assert max(p["inputs"]["import_price_yuan_per_kwh"]) == pytest.approx(1.212)  # 1.01 x 1.2
     old = plan_site(cat, "CZ-MG-01", dt.date(2026, 6, 30))
     assert old["parameters"]["tariff"]["version"] == "su-fagaijiage-2025-426"
+    # a plan over the change records both versions (it named only the first day's)
+    both = plan_site(cat, "CZ-MG-01", dt.date(2026, 6, 30), PlanOptions(days=2))
+    assert both["parameters"]["tariff_versions"] == [
+        {"from": "2026-06-30", "version": "su-fagaijiage-2025-426"},
+        {"from": "2026-07-01", "version": "agency-2026-07"}]
+    assert both["sources"]["tariff"].endswith("; from 2026-07-01: agency-2026-07")
 
 
 def test_bad_user_series(catalog):

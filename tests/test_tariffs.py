@@ -269,3 +269,28 @@ def test_two_files_of_one_tariff_on_the_same_day_are_refused(tmp_path):
     (tmp_path / "b-copy.toml").write_text(src, encoding="utf-8")
     with pytest.raises(InvalidInputError, match=r"with version su-fagaijiage-2025-426"):
         TariffBook.from_dir(tmp_path)
+
+
+def test_a_new_version_with_a_misspelt_id_is_named_in_a_warning(tmp_path, caplog):
+    """A 2027 version whose id differs from the fleet's by one capital letter is another
+    tariff that no site uses: loading warns and names it (plans of 2027 would otherwise keep
+    the old prices silently)."""
+    import shutil
+
+    from vpp.catalog import Catalog
+
+    data = tmp_path / "data"
+    shutil.copytree(PACKAGE_DATA, data)
+    src = (data / "tariffs" / "jiangsu-ci-2025-426.toml").read_text(encoding="utf-8")
+    (data / "tariffs" / "jiangsu-ci-2027.toml").write_text(
+        src.replace('id = "jiangsu-ci-two-part-1-10kv"', 'id = "jiangsu-ci-two-part-1-10kV"')
+        .replace('version = "su-fagaijiage-2025-426"', 'version = "agency-2027-01"')
+        .replace("effective_from = 2025-06-01", "effective_from = 2027-01-01"),
+        encoding="utf-8")
+    with caplog.at_level("WARNING", logger="vpp.catalog"):
+        Catalog.load(data)
+    assert "jiangsu-ci-two-part-1-10kV" in caplog.text and "used by no site" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vpp.catalog"):
+        Catalog.load(PACKAGE_DATA)
+    assert "used by no site" not in caplog.text

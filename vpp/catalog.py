@@ -8,6 +8,7 @@ changes: ``VPP_DATA_DIR`` (a folder laid out like ``vpp/data``) or the CLI's ``-
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,8 @@ from vpp.network import FeederFile, feeder_caps, load_feeders
 from vpp.sites import Fleet, Site, load_fleet, read_document
 from vpp.subsidy import PolicyBook, SubsidyPolicy
 from vpp.tariffs import TariffBook
+
+log = logging.getLogger(__name__)
 
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_FLEET = "fleet/changzhou-pilots.toml"
@@ -113,6 +116,10 @@ class Catalog:
         archetypes = load_archetypes(folder / "loads" / "archetypes.toml")
         fleet_path = Path(fleet) if fleet else folder / DEFAULT_FLEET
         fl = load_fleet(fleet_path, tariff_ids=tariffs.ids, archetypes=set(archetypes))
+        unused = sorted(tariffs.ids - {s.tariff_id for s in fl.sites})
+        if unused:  # another fleet's tariff, or a misspelt id of a new version's file
+            log.warning("tariff id(s) %s in %s are used by no site of the fleet (a misspelt "
+                        "id in a new version's file?)", ", ".join(unused), folder / "tariffs")
         if not policy_files(folder):
             raise InvalidInputError(f"no subsidy policy file (*.toml) in {folder / 'policies'}")
         policies = PolicyBook.from_files(policy_files(folder))

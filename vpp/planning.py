@@ -153,6 +153,11 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
     site = si.site
     st = site.storage
     policy = catalog.policy_for(site)
+    changes: list[dict[str, str]] = []
+    for day in sorted({t.date() for t in si.index}):
+        v = catalog.tariffs.select(site.tariff_id, day, options.tariff_version).version
+        if not changes or changes[-1]["version"] != v:
+            changes.append({"from": day.isoformat(), "version": v})
     window = None
     if st is not None:
         w = subsidy_window(policy, st.power_kw, st.grid_connection_date)
@@ -195,7 +200,8 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
         "sources": {
             **si.sources,
             "storage": storage_note,
-            "tariff": f"{si.tariff.id} / {si.tariff.version}: {si.tariff.source}",
+            "tariff": f"{si.tariff.id} / {si.tariff.version}: {si.tariff.source}" + "".join(
+                f"; from {c['from']}: {c['version']}" for c in changes[1:]),
             "subsidy_policy": f"{policy.version}: {policy.source}",
             "fleet": f"{catalog.fleet.version}" + (" (illustrative)"
                                                     if catalog.fleet.illustrative else ""),
@@ -211,6 +217,8 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
                          si.tariff.capacity_yuan_per_kva_month * site.grid.transformer_kva
                          if site.billing_basis == "capacity" else 0.0)},
             "tariff": si.tariff.describe(),
+            # the version in force from each day where it changes (the first day's above)
+            "tariff_versions": changes,
             "subsidy": {**policy.describe(), "window": window,
                         "counted_in_objective": options.subsidy_aware},
             "shiftable_loads": [asdict(s) for s in p.shiftable],
