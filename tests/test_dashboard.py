@@ -469,3 +469,50 @@ def test_percentages_never_show_minus_zero():
     en = Translator("en", (CORE,))
     assert en.pct(-4e-6, 1) == "0.0%" and en.pct(1.93e-07, 4) == "0.0000%"
     assert en.pct(-0.012, 1) == "-1.2%" and en.pct(0.00098, 4) == "0.0980%"
+
+
+def test_the_evaluator_chooses_which_finished_simulation_is_graded(world):
+    """Two finished simulations (a one-site July run, then a two-site one): the page grades
+    the newest and lists both with their period, sites and control; ?sim= picks the older
+    (it could only follow whichever finished last); an unknown id says so."""
+    import csv
+    import datetime as dt
+    import io
+
+    from service.db import JobFile, JobRecord
+    from vpp.catalog import default_catalog
+    from vpp.sim_report import load_indicators
+
+    app, keys, _ = world
+    keys_ = [ind.key for ind in load_indicators(default_catalog())]
+
+    def finished(sites: list[str], start: str, value: float, at: dt.datetime) -> str:
+        job = app.state.jobs.submit("simulation", {"request": {
+            "start": start, "months": 1, "sites": sites, "control": "day-ahead"}}, None)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, ["site_id", "subsidy_yuan", *keys_])
+        w.writeheader()
+        for s in sites:
+            w.writerow({"site_id": s, "subsidy_yuan": 100.0, **dict.fromkeys(keys_, value)})
+        with session_factory(app.state.engine)() as s:
+            rec = s.get(JobRecord, job.id)
+            rec.status, rec.progress, rec.finished_at = "done", "done", at
+            s.add(JobFile(job_id=job.id, name="sites.csv", media_type="text/csv",
+                          content=buf.getvalue().encode()))
+            s.commit()
+        return job.id
+
+    old = finished(["CZ-MG-02"], "2025-07-01", 0.5, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    new = finished(["CZ-MG-01", "CZ-MG-03"], "2025-08-01", 0.01,
+                   dt.datetime(2030, 1, 2, tzinfo=dt.UTC))
+    c = login(app, keys["ev"], "en")
+    page = c.get("/ui/evaluator").text
+    assert re.findall(r'<tr data-site="([^"]+)">', page) == ["CZ-MG-01", "CZ-MG-03"]
+    options = dict(re.findall(r'<option value="([0-9a-f-]+)" (?:selected)?>([^<]+)<', page))
+    assert options[new].startswith(f"{new[:8]}: from 2025-08-01, 1 months, 2 site(s), "
+                                   "day-ahead control")
+    assert re.search(rf'<option value="{new}" selected>', page)
+    picked = c.get(f"/ui/evaluator?sim={old}").text
+    assert re.findall(r'<tr data-site="([^"]+)">', picked) == ["CZ-MG-02"]
+    assert re.search(rf'<option value="{old}" selected>', picked)
+    assert 'id="unknown-sim"' in c.get("/ui/evaluator?sim=nope").text

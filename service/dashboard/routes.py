@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -511,14 +511,17 @@ def job_state(job_id: IdPath, runner: RunnerDep, session: UserDep, tr: TrDep) ->
 
 @router.get("/evaluator")
 def evaluator_page(request: Request, db: SessionDep, cat: CatalogDep, session: UserDep,
-                   tr: TrDep, date: str | None = None) -> HTMLResponse:
-    """Indicators met or not per site (the newest finished simulation), and the subsidy
-    ledger of ``date``'s calendar year (default today) up to that day's end, per site with
-    measurements."""
+                   tr: TrDep, date: str | None = None,
+                   sim: Annotated[str | None, Query(max_length=36)] = None) -> HTMLResponse:
+    """Indicators met or not per site (the finished simulation ``sim``, default the newest;
+    the page lists the others to choose from), and the subsidy ledger of ``date``'s
+    calendar year (default today) up to that day's end, per site with measurements."""
     from vpp.sim_report import load_indicators
 
     indicators = load_indicators(cat)
-    latest = views.latest_simulation_sites(db, session.who)
+    latest = views.simulation_sites(db, session.who, sim)
+    choices = [(j.id, views.simulation_label(j, tr))
+               for j in views.finished_simulations(db, session.who)]
     rows = []
     if latest is not None:
         readable = {s.id for s in readable_sites(cat, session.who)}
@@ -543,7 +546,8 @@ def evaluator_page(request: Request, db: SessionDep, cat: CatalogDep, session: U
                   rows=rows, job=latest[0] if latest else None,
                   met=[sum(r["cells"][i]["met"] for r in rows) for i in range(len(indicators))],
                   day=day, date_error=error, as_of=as_of, ledger_rows=ledger_rows,
-                  policy=cat.policy)
+                  policy=cat.policy, choices=choices, unknown_sim=sim is not None and not latest,
+                  chosen=latest[0].id if latest else None)
 
 
 # ----------------------------------------------------------------------- server timing

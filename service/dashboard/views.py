@@ -237,14 +237,34 @@ def fleet_job_of_day(db: Session, who: Principal, day: dt.date) -> dict[str, Any
     return None
 
 
-def latest_simulation_sites(db: Session, who: Principal) -> tuple[Any, list[dict]] | None:
-    """The newest finished simulation this key may see and its per-site summary
-    (``sites.csv``)."""
+def finished_simulations(db: Session, who: Principal, limit: int = 20) -> list[Any]:
+    """The newest finished simulations this key may see that have a per-site summary."""
+    return [job for job in list_jobs(db, who, "simulation", limit=limit, status="done")
+            if db.get(JobFile, (job.id, "sites.csv")) is not None]
+
+
+def simulation_sites(db: Session, who: Principal, job_id: str | None = None,
+                     ) -> tuple[Any, list[dict]] | None:
+    """A finished simulation this key may see (``job_id``, else the newest) and its
+    per-site summary (``sites.csv``); None when there is none (or ``job_id`` is not one)."""
     import csv
     import io
 
-    for job in list_jobs(db, who, "simulation", limit=20, status="done"):
-        f = db.get(JobFile, (job.id, "sites.csv"))
-        if f is not None:
+    for job in finished_simulations(db, who):
+        if job_id is None or job.id == job_id:
+            f = db.get(JobFile, (job.id, "sites.csv"))
             return job, list(csv.DictReader(io.StringIO(f.content.decode("utf-8"))))
     return None
+
+
+def simulation_label(job: Any, tr: Translator) -> str:
+    """A finished simulation as a user picks it: its id, period, sites and control."""
+    import json
+
+    params = json.loads(job.params)
+    req = params.get("request", params)
+    n = len(req.get("sites") or []) or tr.t("eval.all_sites")
+    span = (tr.t("eval.span_days", n=req["days"]) if req.get("days")
+            else tr.t("eval.span_months", n=req.get("months", 24)))
+    return tr.t("eval.choice", id=job.id[:8], start=req.get("start", "?"), span=span, sites=n,
+                control=req.get("control", "mpc"), when=tr.datetime(job.finished_at))
