@@ -509,7 +509,7 @@ def test_the_evaluator_chooses_which_finished_simulation_is_graded(world):
     page = c.get("/ui/evaluator").text
     assert re.findall(r'<tr data-site="([^"]+)">', page) == ["CZ-MG-01", "CZ-MG-03"]
     options = dict(re.findall(r'<option value="([0-9a-f-]+)" (?:selected)?>([^<]+)<', page))
-    assert options[new].startswith(f"{new[:8]}: from 2025-08-01, 1 months, 2 site(s), "
+    assert options[new].startswith(f"{new[:8]}: from 2025-08-01, 1 month(s), 2 site(s), "
                                    "day-ahead control")
     assert re.search(rf'<option value="{new}" selected>', page)
     picked = c.get(f"/ui/evaluator?sim={old}").text
