@@ -175,7 +175,11 @@ def test_plan_form_is_derived_from_the_options_and_names_bad_fields(world):
     r = en.post("/ui/sites/CZ-MG-01/plans", data={**bad, "csrf": csrf_of(en.get(
         "/ui/sites/CZ-MG-01").text)})
     errors = dict(re.findall(r'data-field="([^"]+)">([^<]+)<', r.text))
-    assert errors["days"] == "Horizon：outside the allowed range [1, 7] days"
+    assert errors["days"] == "Horizon: outside the allowed range [1, 7] days"
+    # a fraction where a whole number is asked says so (it said "must be a number")
+    r = c.post("/ui/sites/CZ-MG-01/plans", data={**bad, "days": "2.5"})
+    errors = dict(re.findall(r'data-field="([^"]+)">([^<]+)<', r.text))
+    assert errors["days"].startswith("计划天数：应为整数")
     r = c.get("/ui/sites/CZ-MG-01?date=2026-13-01")
     assert r.status_code == 422 and "日期应为 YYYY-MM-DD" in r.text
 

@@ -130,8 +130,9 @@ def _message(e: dict[str, Any], model: type[BaseModel], tr: Translator) -> str:
             return tr.t("form.required")
         if kind in ("float_parsing", "int_parsing", "int_from_float", "float_type",
                     "int_type", "finite_number"):
-            return tr.t("form.not_a_number") + (f" {tr.t('form.allowed', allowed=allowed)}"
-                                                if allowed else "")
+            whole = _base_type(f.annotation) is int
+            return tr.t("form.not_an_integer" if whole else "form.not_a_number") + (
+                f" {tr.t('form.allowed', allowed=allowed)}" if allowed else "")
         if allowed and kind in ("greater_than", "greater_than_equal", "less_than",
                                 "less_than_equal", "multiple_of"):
             return tr.t("form.out_of_range", allowed=allowed)
