@@ -85,7 +85,7 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
     from vpp.planning import usable_cores
     from vpp.scenarios import sensitivity, subsidy_rates, tariff_policies
     from vpp.sim_report import write_report
-    from vpp.simulation import read_actuals, simulate
+    from vpp.simulation import check_simulation, read_actuals, simulate
 
     catalog = catalog_of(ctx)
     ids = None if sites.strip().lower() == "all" else [s.strip() for s in sites.split(",")]
@@ -103,6 +103,7 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
     from vpp.progress import progress_bar
 
     t0 = time.perf_counter()
+    check_simulation(catalog, opts, ids)  # bad sites or tariff named before any progress
     measured = read_actuals(actuals, ids or [s.id for s in catalog.fleet.sites]) \
         if actuals else None
     with progress_bar("simulating", None, "site-months") as bar:

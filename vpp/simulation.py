@@ -680,8 +680,14 @@ def check_simulation(catalog: Catalog, opts: SimulationOptions,
                                 f"under {catalog.policy.version}", "invalid simulation options")
     ids = list(dict.fromkeys(site_ids)) if site_ids else [s.id for s in catalog.fleet.sites]
     version = forced_version(opts)
+    known = {s.id for s in catalog.fleet.sites}
+    unknown = [f"sites[{i}]={sid!r}: not in the fleet" for i, sid in enumerate(ids)
+               if sid not in known]
+    if unknown:
+        raise InvalidInputError([*unknown, f"known sites: {', '.join(sorted(known))}"],
+                                "invalid simulation options")
     for sid in ids:
-        site = catalog.fleet.site(sid)  # unknown ids fail here
+        site = catalog.fleet.site(sid)
         try:
             catalog.tariffs.select(site.tariff_id, opts.start, version)
         except InvalidInputError as exc:
