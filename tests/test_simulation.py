@@ -249,6 +249,10 @@ def test_perfect_foresight_is_never_worse(july_runs):
     pd.testing.assert_frame_equal(fc.drop(columns="perfect_net_cost_yuan"),
                                   cmp.drop(columns="perfect_net_cost_yuan"))
     assert fc["perfect_net_cost_yuan"].isna().all()
+    # totals without the comparison leave it out (they said 0.0 yuan)
+    assert "perfect_net_cost_yuan" not in runs["serial"].fleet_totals()
+    assert runs["compare"].fleet_totals()["perfect_net_cost_yuan"] == pytest.approx(
+        cmp["perfect_net_cost_yuan"].sum())
     assert (cmp["perfect_net_cost_yuan"] <= cmp["net_cost_yuan"] + 1e-6).all()
     assert cmp["perfect_net_cost_yuan"].sum() < cmp["net_cost_yuan"].sum() - 100.0
     # the standalone perfect-foresight operation has nothing to correct

@@ -663,10 +663,13 @@ class SimulationResult:
     wall_seconds: float = 0.0
 
     def fleet_totals(self) -> dict[str, float]:
-        """Sums over sites and months of every additive column [yuan, kWh, t]."""
+        """Sums over sites and months of every additive column [yuan, kWh, t]; a column no
+        month has (``perfect_net_cost_yuan`` without ``compare_perfect``) is left out rather
+        than summed to 0."""
         additive = [c for c in MONTH_COLUMNS[3:] if c.endswith(("_kwh", "_yuan", "_t"))
                     and c != "soc_end_kwh"]
-        return {c: float(self.months[c].sum()) for c in additive}
+        return {c: float(self.months[c].sum()) for c in additive
+                if self.months[c].notna().any()}
 
 
 def check_simulation(catalog: Catalog, opts: SimulationOptions,
