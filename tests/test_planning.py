@@ -279,7 +279,7 @@ def test_parallel_fleet_reports_errors_intact(catalog):
     assert plans == {}
     for sid, err in seen.items():
         assert isinstance(err, InvalidInputError), sid
-        assert "storage.soc_initial_kwh" in err.problems[0]
+        assert err.problems[0].startswith("soc_initial_frac=0.01: allowed range [0.05, ")
 
 
 def test_errors_survive_pickling():

@@ -353,8 +353,12 @@ def test_bad_options_are_named():
         check({"months": 0})
     with pytest.raises(InvalidInputError, match=r"subsidy_rate_yuan_per_kwh=0.5: .*\[0, 0.3\]"):
         check({"subsidy_rate_yuan_per_kwh": 0.5})
-    with pytest.raises(InvalidInputError, match="tariff_policy='2019'"):
-        check({"tariff_policy": "2019"})
+    with pytest.raises(InvalidInputError, match="tariff_policy='20 19'"):
+        check({"tariff_policy": "20 19"})  # not a version name at all
+    # a version name the data does not have is named against the data, before any work
+    with pytest.raises(InvalidInputError, match="tariff_policy='2019': tariff version "
+                       "'2019' unknown"):
+        check_simulation(default_catalog(), check({"tariff_policy": "2019"}), ["CZ-MG-01"])
     with pytest.raises(InvalidInputError, match=r"start='2300-01-01': .*2099-12-31"):
         check({"start": "2300-01-01"})
     with pytest.raises(InvalidInputError, match=r"subsidy_rate_yuan_per_kwh=0.5: allowed "
