@@ -48,8 +48,8 @@ function powerChart(chart, d, series) {
   chart.setOption({
     animation: false,
     tooltip: { trigger: "axis" },
-    legend: { top: 0 },
-    grid: { left: 60, right: 60, top: 40, bottom: 60 },
+    legend: { top: 0, type: "scroll" },  /* one line that scrolls on a narrow screen */
+    grid: { left: 60, right: 60, top: 56, bottom: 60 },
     dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 8 }],
     xAxis: { type: "category", data: d.labels, boundaryGap: false },
     yAxis: [{ type: "value", name: n.kw }, { type: "value", name: n.soc_axis, min: 0, max: 100, splitLine: { show: false } }],
@@ -106,8 +106,8 @@ function fleetChart() {
     series.push({ name: n.env_down, type: "line", step: "end", data: d.env_down_kw, symbol: "none", lineStyle: { type: "dashed" }, color: "#16a085" });
   }
   chart.setOption({
-    animation: false, tooltip: { trigger: "axis" }, legend: { top: 0 },
-    grid: { left: 70, right: 30, top: 40, bottom: 60 },
+    animation: false, tooltip: { trigger: "axis" }, legend: { top: 0, type: "scroll" },
+    grid: { left: 70, right: 30, top: 56, bottom: 60 },
     dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 8 }],
     xAxis: { type: "category", data: d.labels, boundaryGap: false },
     yAxis: { type: "value", name: n.kw }, series: series
