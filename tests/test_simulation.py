@@ -331,6 +331,15 @@ def test_a_run_never_resumes_on_other_data(tmp_path):
     shutil.copytree(PACKAGE_DATA, tmp_path / "copy")
     assert Catalog.load(tmp_path / "copy").fingerprint == default_catalog().fingerprint
     simulate(Catalog.load(tmp_path / "copy"), opts, ["CZ-MG-01"], out=out)
+    # the same files but the site changed in the service's registry (its definition)
+    cat = default_catalog()
+    site = cat.fleet.site("CZ-MG-01")
+    bigger = site.model_copy(update={"storage": site.storage.model_copy(
+        update={"energy_kwh": 5000.0})})
+    changed = dataclasses.replace(cat, fleet=cat.fleet.model_copy(update={"sites": tuple(
+        bigger if s.id == "CZ-MG-01" else s for s in cat.fleet.sites)}))
+    with pytest.raises(InvalidInputError, match="different simulation: the sites' definitions"):
+        simulate(changed, opts, ["CZ-MG-01"], out=out)
 
 
 def test_reproducible_and_seed_sensitive():

@@ -838,10 +838,14 @@ def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorMode
            weather: Weather | None, actuals: dict[str, pd.DataFrame],
            catalog: Catalog) -> None:
     """Write ``run.json`` or check that the folder holds the same simulation: the same
-    options, sites, error model, weather, measured actuals and data files (tariffs, policy,
-    fleet, load archetypes, feeders, PV calibrations)."""
+    options, sites (and each one's definition), error model, weather, measured actuals and
+    data files (tariffs, policy, fleet, load archetypes, feeders, PV calibrations)."""
     out.mkdir(parents=True, exist_ok=True)
     extra = {"data": catalog.fingerprint,
+             # each simulated site as this run sees it (a site registered or changed through
+             # the API since is another simulation)
+             "site_specs": {sid: hashlib.sha256(catalog.fleet.site(sid).model_dump_json()
+                                                .encode()).hexdigest()[:16] for sid in ids},
              "errors": dataclasses.asdict(errors),
              "weather": weather.source if weather is not None else None,
              "actuals": {sid: hashlib.sha256(pd.util.hash_pandas_object(df).values.tobytes())
@@ -864,8 +868,10 @@ def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorMode
                 differ[differ.index("options")] = ", ".join(
                     k for k in new["options"] if not same(old["options"].get(k),
                                                           new["options"][k]))
-            what = ("the data files (tariffs, policy, fleet, load archetypes, feeders or PV "
-                    "calibrations)" if differ == ["data"] else ", ".join(differ) or "its key")
+            names = {"data": "the data files (tariffs, policy, fleet, load archetypes, "
+                             "feeders or PV calibrations)",
+                     "site_specs": "the sites' definitions"}
+            what = ", ".join(names.get(d, d) for d in differ) or "its key"
             raise InvalidInputError(
                 f"{out} holds results of a different simulation: {what} differ from this run's "
                 f"(run.json key {old.get('key')!r}, this run {key!r}); choose another output "
