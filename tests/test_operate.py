@@ -113,6 +113,9 @@ def test_a_step_during_a_peak_overshoot_does_not_charge():
     assert sp.start == "2026-12-01T13:45:00+08:00"
     assert sp.setpoint_kw[0] > 0.0, (sp.setpoint_kw[:3], sp.notes)
     assert any("running interval measured at 8,500 kW" in n for n in sp.notes), sp.notes
+    # the interval's planned SOC follows the discharge (it showed the plan's charge)
+    assert sp.soc_kwh[0] == pytest.approx(2500.0 - sp.setpoint_kw[0] * 0.25 / 0.93)
+    assert sp.initial["age_s"] >= 0.0
 
 
 def test_the_state_outside_the_window_and_export_at_an_anti_backflow_site(site):

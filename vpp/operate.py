@@ -207,21 +207,27 @@ class Operator:
         r = plan.result
         stamps = fc.index[sl]
         setpoints = [float(v) for v in plan.setpoint_kw]
+        imports = [float(v) for v in r.grid_import_kw]
+        socs = [float(v) for v in r.soc_kwh]
         if bstate is not None:
+            s = ctl.template.storage
             now_kw, why = guard_running_interval(
-                ctl.template.storage, bstate, setpoints[0],
-                running_interval(measurements, decision, local), plan.defended_peak_kw,
-                float(np.atleast_1d(ctl.template.grid.import_limit_kw)[0]),
+                s, bstate, setpoints[0], running_interval(measurements, decision, local),
+                plan.defended_peak_kw, float(np.atleast_1d(ctl.template.grid.import_limit_kw)[0]),
                 ctl.template.grid.export_limit_kw)
             if why:
-                notes.append(f"set-point now {setpoints[0]:,.1f} -> {now_kw:,.1f} kW: {why}")
+                notes.append(f"set-point now {setpoints[0]:,.1f} -> {now_kw:,.1f} kW: {why}; "
+                             "the horizon's later intervals keep the plan until the next step")
+                # the interval's planned import and SOC follow the guarded set-point; later
+                # SOCs move by the same energy (kept in the window)
+                imports[0] = max(0.0, imports[0] - (now_kw - setpoints[0]))
+                shift = soc_after(s, bstate.soc_kwh, now_kw, DT_H) - socs[0]
+                socs = [min(max(v + shift, s.soc_min_kwh), s.soc_max_kwh) for v in socs]
                 setpoints[0] = now_kw
         return Setpoints(
             site_id=site_id, decided_at=local.isoformat(), start=decision.isoformat(),
             interval_minutes=INTERVAL_MINUTES, timestamps=[t.isoformat() for t in stamps],
-            setpoint_kw=setpoints,
-            grid_import_kw=[float(v) for v in r.grid_import_kw],
-            soc_kwh=[float(v) for v in r.soc_kwh],
+            setpoint_kw=setpoints, grid_import_kw=imports, soc_kwh=socs,
             defended_peak_kw=float(plan.defended_peak_kw),
             optimality_gap=float(r.optimality_gap), status=r.status,
             solve_seconds=float(r.solve_seconds), state_relaxed=plan.terminal_relaxed,

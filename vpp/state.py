@@ -198,13 +198,14 @@ def settled_cut(now: dt.datetime | pd.Timestamp,
 
 def data_age_s(until: str | pd.Timestamp | None, now: dt.datetime | pd.Timestamp,
                ) -> float | None:
-    """How old the data is at ``now`` [s]: the time since ``until`` (:func:`data_until`);
+    """How old the data is at ``now`` [s]: the time since ``until`` (:func:`data_until`),
+    0 for data reaching up to a minute past ``now`` (the clock skew a batch may have);
     None without data."""
     import pandas as pd
 
     if until is None:
         return None
-    return (_local(now) - pd.Timestamp(until)).total_seconds()
+    return max(0.0, (_local(now) - pd.Timestamp(until)).total_seconds())
 
 
 def data_until(measurements: pd.DataFrame) -> pd.Timestamp | None:
