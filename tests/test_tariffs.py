@@ -254,6 +254,17 @@ def test_tariff_file_errors(mutate, match):
         parse_tariff(data)
 
 
+def test_a_section_that_is_not_a_table_is_one_problem():
+    """``prices_yuan_per_kwh = 0.65`` (or ``basic_charge = 40``) is named once, not again as
+    three missing prices."""
+    for key, value in (("prices_yuan_per_kwh", 0.65), ("basic_charge", 40)):
+        data = raw_426()
+        data[key] = value
+        with pytest.raises(InvalidInputError) as err:
+            parse_tariff(data)
+        assert err.value.problems == [f"tariff: {key} must be a table ([{key}]), got {value}"]
+
+
 def test_two_files_of_one_tariff_on_the_same_day_are_refused(tmp_path):
     """A copy of the 426 file under another version name but the same effective date: which
     one applies would depend on the file names, so both files are named in the error."""

@@ -135,10 +135,13 @@ def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
             problems.append(f"{origin}: {key} missing or not {what}")
         return v
 
+    bad_tables: set[str] = set()
+
     def table(key: str) -> dict:
         v = data.get(key, {})
         if not isinstance(v, dict):
             problems.append(f"{origin}: {key} must be a table ([{key}]), got {v!r}")
+            bad_tables.add(key)  # its keys are not listed again as missing
             return {}
         return v
 
@@ -162,7 +165,7 @@ def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
     eff = need("effective_from", dt.date)
     prices = table("prices_yuan_per_kwh")
     known(prices, "prices_yuan_per_kwh", f"{origin}: prices_yuan_per_kwh")
-    for p in PERIODS:
+    for p in PERIODS if "prices_yuan_per_kwh" not in bad_tables else ():
         v = prices.get(p)
         if not _number(v) or not 0 <= v <= MAX_PRICE_YUAN_PER_KWH:
             problems.append(f"{origin}: prices_yuan_per_kwh.{p}={v!r}: allowed range "
@@ -170,19 +173,22 @@ def parse_tariff(data: dict, origin: str = "tariff") -> Tariff:
     export_table = table("export")
     known(export_table, "export", f"{origin}: export")
     export = export_table.get("price_yuan_per_kwh")
-    if not _number(export) or not 0 <= export <= MAX_PRICE_YUAN_PER_KWH:
+    if "export" not in bad_tables and (not _number(export)
+                                       or not 0 <= export <= MAX_PRICE_YUAN_PER_KWH):
         problems.append(f"{origin}: export.price_yuan_per_kwh={export!r}: allowed range "
                         f"[0, {MAX_PRICE_YUAN_PER_KWH:g}] yuan/kWh")
     basic = table("basic_charge")
     known(basic, "basic_charge", f"{origin}: basic_charge")
-    for k, unit in (("demand_yuan_per_kw_month", "yuan/(kW·month)"),
-                    ("capacity_yuan_per_kva_month", "yuan/(kVA·month)")):
+    for k, unit in (() if "basic_charge" in bad_tables else (
+            ("demand_yuan_per_kw_month", "yuan/(kW·month)"),
+            ("capacity_yuan_per_kva_month", "yuan/(kVA·month)"))):
         v = basic.get(k)
         if not _number(v) or not 0 <= v <= MAX_BASIC_CHARGE:
             problems.append(f"{origin}: basic_charge.{k}={v!r}: allowed range "
                             f"[0, {MAX_BASIC_CHARGE:g}] {unit}")
     tolerance = basic.get("contract_tolerance")
-    if not _number(tolerance) or not 1.0 <= tolerance <= 2.0:
+    if "basic_charge" not in bad_tables and (not _number(tolerance)
+                                             or not 1.0 <= tolerance <= 2.0):
         problems.append(f"{origin}: basic_charge.contract_tolerance={tolerance!r}: allowed "
                         "range [1, 2] (share of the contracted demand)")
     period_by_month: dict[int, np.ndarray] = {}
