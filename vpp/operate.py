@@ -283,22 +283,20 @@ class RunningInterval:
 
 def running_interval(rows: pd.DataFrame, start: pd.Timestamp, now: pd.Timestamp,
                      ) -> RunningInterval | None:
-    """The measured part of the interval from ``start`` (rows stamped in [start, now) with
-    import and battery power), or None when nothing of it is measured yet."""
+    """The measured part of the interval from ``start``: the rows stamped before ``now``
+    read as that interval by :func:`vpp.measurements.to_intervals` (its import coverage and
+    mean powers; export 0 where not metered); None when its import or battery power is not
+    measured yet."""
     import pandas as pd
 
-    part = rows[(rows.index >= start) & (rows.index < now)]
-    part = part[part["grid_import_kw"].notna() & part["battery_kw"].notna()]
-    if part.empty:
+    iv = to_intervals(rows[rows.index < now], start,
+                      start + pd.Timedelta(minutes=INTERVAL_MINUTES)).iloc[0]
+    if not (np.isfinite(iv["grid_import_kw"]) and np.isfinite(iv["battery_kw"])):
         return None
-    step = pd.Timedelta(minutes=INTERVAL_MINUTES)
-    minutes = np.minimum(part["interval_minutes"].to_numpy(dtype=float),
-                         [(start + step - t) / pd.Timedelta(minutes=1) for t in part.index])
-    w = minutes / minutes.sum()
-    exp = part["grid_export_kw"].fillna(0.0).to_numpy(dtype=float)
-    return RunningInterval(min(1.0, minutes.sum() / INTERVAL_MINUTES),
-                           float(w @ part["grid_import_kw"].to_numpy(dtype=float)),
-                           float(w @ exp), float(w @ part["battery_kw"].to_numpy(dtype=float)))
+    export = iv["grid_export_kw"]
+    return RunningInterval(float(iv["import_coverage"]), float(iv["grid_import_kw"]),
+                           float(export) if np.isfinite(export) else 0.0,
+                           float(iv["battery_kw"]))
 
 
 def guard_running_interval(
