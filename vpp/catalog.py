@@ -7,6 +7,7 @@ changes: ``VPP_DATA_DIR`` (a folder laid out like ``vpp/data``) or the CLI's ``-
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -18,7 +19,7 @@ from forecasts.shapes import LoadShape
 from models import FeederCap, InvalidInputError
 from vpp.network import FeederFile, feeder_caps, load_feeders
 from vpp.sites import Fleet, Site, load_fleet, read_document
-from vpp.subsidy import PolicyBook, SubsidyPolicy
+from vpp.subsidy import PolicyBook, SubsidyPolicy, subsidy_window
 from vpp.tariffs import TariffBook
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,13 @@ class Catalog:
         :meth:`vpp.subsidy.PolicyBook.for_connection`)."""
         st = site.storage
         return self.policies.for_connection(st.grid_connection_date if st else None)
+
+    def paid_window(self, site: Site) -> tuple[dt.date, dt.date] | None:
+        """The first and last day ``site``'s storage is paid the subsidy on (under
+        :meth:`policy_for`); None without storage or when it is not eligible."""
+        st = site.storage
+        return (subsidy_window(self.policy_for(site), st.power_kw, st.grid_connection_date)
+                if st is not None else None)
 
     @property
     def feeder_caps(self) -> tuple[FeederCap, ...]:

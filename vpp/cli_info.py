@@ -31,14 +31,12 @@ def _cell(v: object) -> str:
 @click.pass_context
 def sites(ctx: click.Context) -> None:
     """List the fleet: PV, storage, grid connection and subsidy window of each site."""
-    from vpp.subsidy import subsidy_window
 
     catalog = catalog_of(ctx)
     rows = []
     for s in catalog.fleet.sites:
         st = s.storage
-        w = (subsidy_window(catalog.policy_for(s), st.power_kw, st.grid_connection_date)
-             if st else None)
+        w = catalog.paid_window(s)
         rows.append({
             "site": s.id, "district": s.district, "name": s.name,
             "PV [kWp]": s.pv_dc_kwp,

@@ -43,7 +43,6 @@ import numpy as np
 
 from vpp.catalog import Catalog
 from vpp.state import _local, metered_month, month_cut, month_end, month_rows
-from vpp.subsidy import subsidy_window
 from vpp.timebase import INTERVAL_MINUTES, TZ
 
 if TYPE_CHECKING:
@@ -145,9 +144,7 @@ def subsidy_ledger(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
     site = catalog.fleet.site(site_id)
     policy = catalog.policy_for(site)
     local_now = _local(now)
-    st = site.storage
-    window = (subsidy_window(policy, st.power_kw, st.grid_connection_date)
-              if st is not None else None)
+    window = catalog.paid_window(site)
     ledger = Ledger(
         site_id=site.id, now=local_now.isoformat(), eligible=window is not None,
         window_first_day=None if window is None else window[0].isoformat(),

@@ -27,7 +27,7 @@ from vpp.options import PlanOptions
 from vpp.problem import site_problem
 from vpp.pv_inputs import site_pv_model
 from vpp.sites import Site
-from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series, subsidy_window
+from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series
 from vpp.tariffs import price_series
 from vpp.timebase import INTERVAL_MINUTES, PER_DAY, align_series, horizon
 
@@ -160,7 +160,7 @@ def describe_plan(catalog: Catalog, si: SiteInputs, r: DispatchResult,
             changes.append({"from": day.isoformat(), "version": v})
     window = None
     if st is not None:
-        w = subsidy_window(policy, st.power_kw, st.grid_connection_date)
+        w = catalog.paid_window(site)
         window = {
             "eligible": w is not None,
             "first_paid_day": w[0].isoformat() if w else None,

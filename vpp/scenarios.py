@@ -13,7 +13,6 @@ import pandas as pd
 from vpp.catalog import Catalog
 from vpp.finance import FinanceInputs, site_finance
 from vpp.simulation import SimulationOptions, SimulationResult, simulate
-from vpp.subsidy import subsidy_window
 
 
 def tariff_policies(catalog: Catalog, site_ids: list[str] | None) -> list[str]:
@@ -61,8 +60,7 @@ def sensitivity(
                 st = site.storage
                 if st is None:
                     continue
-                f = site_finance(m, st.energy_kwh, finance, subsidy_window(
-                    catalog.policy_for(site), st.power_kw, st.grid_connection_date))
+                f = site_finance(m, st.energy_kwh, finance, catalog.paid_window(site))
                 npvs.append(f["npv_with_subsidy_yuan"])
                 if f["irr_with_subsidy"] is not None:
                     irrs.append(f["irr_with_subsidy"])

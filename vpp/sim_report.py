@@ -19,7 +19,6 @@ from models import InvalidInputError
 from vpp.catalog import INDICATORS_FILE, Catalog
 from vpp.finance import FinanceInputs, annualisation_warning, site_finance
 from vpp.simulation import SimulationResult
-from vpp.subsidy import subsidy_window
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,7 @@ def site_summary(result: SimulationResult, catalog: Catalog,
             "site_id": sid, "months": len(m),
             "storage_kw": st.power_kw if st else 0.0,
             "storage_kwh": st.energy_kwh if st else 0.0,
-            "subsidy_eligible": bool(st and subsidy_window(
-                catalog.policy_for(site), st.power_kw, st.grid_connection_date)),
+            "subsidy_eligible": catalog.paid_window(site) is not None,
             "discharge_kwh": tot["discharge_kwh"], "subsidy_yuan": tot["subsidy_yuan"],
             "net_cost_yuan": tot["net_cost_yuan"],
             "net_cost_without_storage_yuan": tot["net_cost_without_storage_yuan"],
@@ -90,8 +88,7 @@ def site_summary(result: SimulationResult, catalog: Catalog,
                 tot["plans_uncertified"]), "gap_max": float(m["gap_max"].max()),
         }
         if finance is not None and st is not None:
-            row.update(site_finance(m, st.energy_kwh, finance, subsidy_window(
-                catalog.policy_for(site), st.power_kw, st.grid_connection_date)))
+            row.update(site_finance(m, st.energy_kwh, finance, catalog.paid_window(site)))
         rows.append(row)
     return pd.DataFrame(rows)
 

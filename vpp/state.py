@@ -47,7 +47,7 @@ from vpp.measurements import MAX_GAPS, POWER_FIELDS, to_intervals, zero_fields_o
 from vpp.problem import demand_rate, grid_spec, site_problem
 from vpp.realtime import BatteryState
 from vpp.sites import Site
-from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series, subsidy_window
+from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series
 from vpp.tariffs import price_series
 from vpp.timebase import DT_H, INTERVAL_MINUTES, TZ, horizon
 
@@ -341,9 +341,7 @@ def metered_month(catalog: Catalog, site: Site, rows: pd.DataFrame, first: pd.Ti
     flows = metered_flows(iv)
     until = data_until(rows)
     policy = catalog.policy_for(site)
-    st = site.storage
-    window = (subsidy_window(policy, st.power_kw, st.grid_connection_date)
-              if st is not None else None)
+    window = catalog.paid_window(site)
     as_of = min(local_now, cut - pd.Timedelta(minutes=1)).date()
     in_window = window is not None and window[0] <= as_of <= window[1]
     month = MonthToDate(

@@ -21,7 +21,6 @@ from service.store import list_jobs, plans_of_day, readable_sites
 from vpp.catalog import Catalog
 from vpp.i18n import Translator
 from vpp.sites import Site
-from vpp.subsidy import subsidy_window
 from vpp.timebase import TZ
 
 #: Tariff period colours of the charts (the same as the PNG plan chart's bands).
@@ -45,9 +44,7 @@ def site_name(site: Site, tr: Translator) -> str:
 def subsidy_state(catalog: Catalog, site: Site, day: dt.date) -> dict[str, Any]:
     """The site's subsidy window and where ``day`` falls in it: ``paid`` (inside),
     ``before``, ``ended``, or ``ineligible`` (no storage, or below the policy's power)."""
-    st = site.storage
-    w = (subsidy_window(catalog.policy_for(site), st.power_kw, st.grid_connection_date)
-         if st else None)
+    w = catalog.paid_window(site)
     if w is None:
         return {"state": "ineligible", "first": None, "last": None}
     state = "before" if day < w[0] else "ended" if day > w[1] else "paid"

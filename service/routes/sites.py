@@ -12,7 +12,6 @@ from service.routing import CheckedRoute
 from service.schemas import IsoDate, SiteSummary
 from service.store import Forbidden, api_site_ids, latest_plans, put_site, readable_site
 from vpp.sites import SITE_ID_PATTERN, Site
-from vpp.subsidy import subsidy_window
 from vpp.timebase import TZ
 
 router = APIRouter(prefix="/sites", tags=["sites"], route_class=CheckedRoute)
@@ -52,7 +51,7 @@ def register_site(site_id: SitePath, body: Site, request: Request, db: SessionDe
 
 
 @router.get("/{site_id}/subsidy")
-def subsidy(site_id: SitePath, request: Request, db: SessionDep, cat: CatalogDep,
+def subsidy(site_id: SitePath, db: SessionDep, cat: CatalogDep,
             who: CurrentKey, start: Annotated[IsoDate, Query()],
             end: Annotated[IsoDate, Query()]) -> dict[str, Any]:
     """The site's subsidy window and, from its stored plans in [start, end], the
@@ -62,8 +61,7 @@ def subsidy(site_id: SitePath, request: Request, db: SessionDep, cat: CatalogDep
                                 "invalid period")
     site = readable_site(cat, who, site_id)
     policy = cat.policy_for(site)
-    st = site.storage
-    w = subsidy_window(policy, st.power_kw, st.grid_connection_date) if st else None
+    w = cat.paid_window(site)
     latest = latest_plans(db, site_id, start, end)
     return {
         "site_id": site_id, "eligible": w is not None,
