@@ -427,6 +427,15 @@ INTERVAL_COLUMNS = ("grid_import_kw", "grid_export_kw", "pv_kw", "load_kw", "bat
                     "soc_kwh", "import_coverage", "load_derived")
 
 
+_MINUTE_NS = 60_000_000_000
+
+
+def _spans_ns(index: pd.DatetimeIndex, minutes: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end [epoch ns] of rows stamped ``index`` lasting ``minutes`` each."""
+    start = index.as_unit("ns").asi8
+    return start, start + np.asarray(minutes, dtype=np.int64) * _MINUTE_NS
+
+
 def replaced_rows(batch: MeasurementBatch, stored: pd.DataFrame) -> pd.Index:
     """The times of ``stored`` rows a validated ``batch`` replaces: those at a batch row's
     time, and those lying wholly inside a batch row's interval (a stretch re-sent at a
@@ -434,11 +443,8 @@ def replaced_rows(batch: MeasurementBatch, stored: pd.DataFrame) -> pd.Index:
     frame = batch.frame
     if frame.empty or stored.empty:
         return stored.index[:0]
-    minute_ns = 60_000_000_000
-    b0 = frame.index.as_unit("ns").asi8
-    b1 = b0 + batch.interval_minutes * minute_ns
-    s0 = stored.index.as_unit("ns").asi8
-    s1 = s0 + stored["interval_minutes"].to_numpy(dtype=np.int64) * minute_ns
+    b0, b1 = _spans_ns(frame.index, batch.interval_minutes)
+    s0, s1 = _spans_ns(stored.index, stored["interval_minutes"].to_numpy())
     k = np.searchsorted(b0, s0, side="right") - 1  # the batch row starting at or before
     inside = (k >= 0) & (s1 <= b1[np.maximum(k, 0)])
     return stored.index[inside | stored.index.isin(frame.index)]
@@ -456,15 +462,12 @@ def overlapping_rows(batch: MeasurementBatch, stored: pd.DataFrame) -> list[dict
     kept = stored[~stored.index.isin(replaced_rows(batch, stored))]
     if kept.empty:
         return []
-    minute_ns = 60_000_000_000
-    b0 = frame.index.as_unit("ns").asi8
-    b1 = b0 + batch.interval_minutes * minute_ns
-    s0 = kept.index.as_unit("ns").asi8
-    s1 = s0 + kept["interval_minutes"].to_numpy(dtype=np.int64) * minute_ns
+    b0, b1 = _spans_ns(frame.index, batch.interval_minutes)
+    s0, s1 = _spans_ns(kept.index, kept["interval_minutes"].to_numpy())
     order = np.argsort(s0)
     s0, s1, minutes = s0[order], s1[order], kept["interval_minutes"].to_numpy()[order]
     # stored rows start no earlier than 15 min before a batch row that they overlap
-    lo = np.searchsorted(s0, b0 - 15 * minute_ns, side="left")
+    lo = np.searchsorted(s0, b0 - 15 * _MINUTE_NS, side="left")
     hi = np.searchsorted(s0, b1, side="left")
     errors = []
     for k in range(len(b0)):
