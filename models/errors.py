@@ -16,6 +16,13 @@ class InvalidInputError(ValueError):
         # rebuilt from its parts when it crosses a process boundary
         return type(self), (self.problems, self.context)
 
+    def naming(self, prefix: str, context: str | None = None) -> InvalidInputError:
+        """The same problems, each preceded by ``prefix`` (the option, file or query that
+        led to them, e.g. ``"at=2020-01-01T00:00:00+08:00: "``), under ``context`` (default
+        this error's)."""
+        return InvalidInputError([f"{prefix}{p}" for p in self.problems],
+                                 self.context if context is None else context)
+
 
 class InfeasiblePlanError(RuntimeError):
     """No plan satisfies the constraints, or the solver did not prove optimality.

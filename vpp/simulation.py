@@ -696,8 +696,7 @@ def check_simulation(catalog: Catalog, opts: SimulationOptions,
         except InvalidInputError as exc:
             if version is None:
                 raise
-            raise InvalidInputError([f"tariff_policy={opts.tariff_policy!r}: {p}"
-                                     for p in exc.problems], exc.context) from None
+            raise exc.naming(f"tariff_policy={opts.tariff_policy!r}: ") from None
     return ids
 
 

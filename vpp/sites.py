@@ -288,5 +288,4 @@ def load_fleet(
     except InvalidInputError as exc:
         if str(path) in exc.context:
             raise
-        raise InvalidInputError([f"{Path(path).name}: {p}" for p in exc.problems],
-                                f"invalid fleet file {path}") from None
+        raise exc.naming(f"{Path(path).name}: ", f"invalid fleet file {path}") from None

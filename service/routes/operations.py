@@ -83,8 +83,7 @@ def read_state(site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentK
     except InvalidInputError as exc:  # e.g. no tariff in force at that time
         if at is None:
             raise
-        raise InvalidInputError([f"at={at.isoformat()}: {p}" for p in exc.problems],
-                                "invalid state query") from None
+        raise exc.naming(f"at={at.isoformat()}: ", "invalid state query") from None
 
 
 @router.get("/{site_id}/setpoints",
