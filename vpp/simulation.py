@@ -850,6 +850,7 @@ def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorMode
              "actuals": {sid: hashlib.sha256(pd.util.hash_pandas_object(df).values.tobytes())
                          .hexdigest()[:16] for sid, df in sorted(actuals.items())}}
     key = run_key(opts, ids, extra)
+    doc = {"options": opts.describe(), "sites": ids, **extra}  # what the key digests
     manifest = out / "run.json"
     if manifest.is_file():
         try:
@@ -857,16 +858,15 @@ def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorMode
         except json.JSONDecodeError:
             old = {}
         if old.get("key") != key:
-            new = {"options": opts.describe(), "sites": ids, **extra}
             def same(a: object, b: object) -> bool:
                 return (json.dumps(a, sort_keys=True, default=str)
                         == json.dumps(b, sort_keys=True, default=str))
 
-            differ = [k for k in new if not same(old.get(k), new[k])]
+            differ = [k for k in doc if not same(old.get(k), doc[k])]
             if "options" in differ and isinstance(old.get("options"), dict):
                 differ[differ.index("options")] = ", ".join(
-                    k for k in new["options"] if not same(old["options"].get(k),
-                                                          new["options"][k]))
+                    k for k in doc["options"] if not same(old["options"].get(k),
+                                                          doc["options"][k]))
             names = {"data": "the data files (tariffs, policy, fleet, load archetypes, "
                              "feeders or PV calibrations)",
                      "site_specs": "the sites' definitions"}
@@ -876,8 +876,7 @@ def _claim(out: Path, opts: SimulationOptions, ids: list[str], errors: ErrorMode
                 f"(run.json key {old.get('key')!r}, this run {key!r}); choose another output "
                 "folder")
         return
-    manifest.write_text(json.dumps({"key": key, "options": opts.describe(), "sites": ids,
-                                    **extra, "data_versions": _data_versions(catalog)},
+    manifest.write_text(json.dumps({"key": key, **doc, "data_versions": _data_versions(catalog)},
                                    indent=2, ensure_ascii=False))
 
 
