@@ -141,6 +141,23 @@ def readable_job(rec: JobRecord | None, who: Principal, job_id: str,
     return rec
 
 
+def may_change_job(rec: JobRecord, who: Principal) -> bool:
+    """Whether this key may cancel or resume the job: the key that submitted it, or an
+    admin key."""
+    return who.role == "admin" or rec.created_by == who.key_id
+
+
+def owned_job(rec: JobRecord | None, who: Principal, job_id: str,
+              kind: str | None = None) -> JobRecord:
+    """The job if this key may see it (:func:`readable_job`, 404) and change it
+    (:func:`may_change_job`, 403)."""
+    rec = readable_job(rec, who, job_id, kind)
+    if not may_change_job(rec, who):
+        raise Forbidden(f"only the key that submitted a {kind or 'job'}, or an admin key, may "
+                        "change it")
+    return rec
+
+
 def list_jobs(db: Session, who: Principal, kind: str, limit: int = 50,
               status: str | None = None) -> list[JobRecord]:
     """The jobs of ``kind`` this key may see (the rule of :func:`readable_job`), newest

@@ -62,6 +62,8 @@ from service.store import (
     NotFound,
     list_jobs,
     list_plans,
+    may_change_job,
+    owned_job,
     readable_job,
     readable_plan,
     readable_site,
@@ -462,8 +464,8 @@ def simulation_page(job_id: IdPath, request: Request, runner: RunnerDep, db: Ses
     return render(request, "simulation.html", tr, job=rec, result=result, files=names,
                   request_params=params.get("request", params),
                   progress=_progress_text(rec.progress, tr),
-                  can_cancel=rec.status in ("queued", "running") and (
-                      session.who.role == "admin" or rec.created_by == session.who.key_id),
+                  can_cancel=rec.status in ("queued", "running")
+                  and may_change_job(rec, session.who),
                   report=_report_name(tr) if _report_name(tr) in names else (
                       "report.html" if "report.html" in names else None))
 
@@ -474,10 +476,7 @@ async def cancel_simulation(job_id: IdPath, request: Request, runner: RunnerDep,
     """Cancel a queued or running simulation (the key that started it, or an admin key),
     as ``POST /v1/jobs/{id}/cancel`` does; back to its page."""
     await form_of(request, session)
-    rec = readable_job(runner.get(job_id), session.who, job_id, "simulation")
-    if session.who.role != "admin" and rec.created_by != session.who.key_id:
-        raise Forbidden("only the key that started a simulation, or an admin key, may "
-                        "cancel it")
+    rec = owned_job(runner.get(job_id), session.who, job_id, "simulation")
     if rec.status in ("queued", "running"):
         await run_in_threadpool(runner.cancel, job_id)
     return RedirectResponse(f"/ui/simulations/{job_id}", status_code=303)

@@ -13,7 +13,7 @@ from service.errors import Conflict
 from service.jobs import JobRunner
 from service.routing import CheckedRoute
 from service.schemas import JobStatus
-from service.store import Forbidden, job_status, readable_job
+from service.store import job_status, owned_job, readable_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=CheckedRoute)
 JobId = Annotated[str, Path(max_length=64)]
@@ -27,10 +27,7 @@ def read_job(job_id: JobId, who: CurrentKey, runner: RunnerDep) -> JobStatus:
 
 def _owned(job_id: str, who: Principal, runner: JobRunner) -> JobRecord:
     """The job if this key submitted it or is an admin key (404 / 403 otherwise)."""
-    rec = readable_job(runner.get(job_id), who, job_id)
-    if who.role != "admin" and rec.created_by != who.key_id:
-        raise Forbidden("only the key that submitted a job, or an admin key, may change it")
-    return rec
+    return owned_job(runner.get(job_id), who, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobStatus,
