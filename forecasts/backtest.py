@@ -162,6 +162,7 @@ def pv_backtest(
                      f_train["clear_kw"].to_numpy(), np.zeros(len(train)),
                      source=f"climatological P50 ({ratio:.3f} x clear sky) on the calibration "
                             "period", edges=(0.0, 9.0))
+    clim = replace(clim, reference_ratio=ratio)
     return PVBacktest(
         split=split,
         calibration=cal,

@@ -45,6 +45,11 @@ class BandModel:
     ``edges[i] <= kc < edges[i + 1]``. ``kmax`` [-] is the highest ratio of measured to
     clear-sky AC power the system shows (cloud enhancement, a clear-sky model that is low for
     the site): P90 stays below ``kmax`` times the clear-sky AC power and below the AC rating.
+
+    ``reference_ratio`` [-], when set, is the ratio P50 / clear-sky AC power the table was
+    fitted at (a climatology's one ratio for the whole fit); the quantiles then scale with
+    each forecast's own ratio, ``P10 = P50 (1 + q10 / reference_ratio)``: a climatological
+    month cloudier than the fit's spreads less in kW, instead of a P10 clipped to 0.
     """
 
     edges: tuple[float, ...]
@@ -52,6 +57,7 @@ class BandModel:
     q90: tuple[float, ...]
     source: str
     kmax: float = 1.0
+    reference_ratio: float | None = None
 
     def __post_init__(self) -> None:
         n = len(self.edges) - 1
@@ -64,6 +70,9 @@ class BandModel:
         if not KMAX_RANGE[0] <= self.kmax <= KMAX_RANGE[1]:
             raise ValueError(f"band model: kmax={self.kmax:g} outside the allowed "
                              f"{KMAX_RANGE[0]:g}..{KMAX_RANGE[1]:g}")
+        if self.reference_ratio is not None and not 0 < self.reference_ratio <= 1.5:
+            raise ValueError(f"band model: reference_ratio={self.reference_ratio:g} outside "
+                             "the allowed (0, 1.5]")
 
     def bins(self, kc: np.ndarray) -> np.ndarray:
         return _bins(self.edges, kc)
@@ -78,14 +87,18 @@ class BandModel:
         clear = np.asarray(clear_kw, dtype=float)
         top = np.minimum(self.kmax * clear, ac_kw)
         p50 = np.asarray(p50_kw, dtype=float)
-        p10 = np.clip(p50 + np.asarray(self.q10)[b] * clear, 0.0, p50)
-        p90 = np.clip(p50 + np.asarray(self.q90)[b] * clear, p50, np.maximum(top, p50))
+        unit = clear if self.reference_ratio is None else p50 / self.reference_ratio
+        p10 = np.clip(p50 + np.asarray(self.q10)[b] * unit, 0.0, p50)
+        p90 = np.clip(p50 + np.asarray(self.q90)[b] * unit, p50, np.maximum(top, p50))
         return p10, p90
 
     def as_dict(self) -> dict:
-        return {"edges": list(self.edges), "q10": [round(v, 4) for v in self.q10],
-                "q90": [round(v, 4) for v in self.q90], "kmax": round(self.kmax, 4),
-                "source": self.source}
+        d = {"edges": list(self.edges), "q10": [round(v, 4) for v in self.q10],
+             "q90": [round(v, 4) for v in self.q90], "kmax": round(self.kmax, 4),
+             "source": self.source}
+        if self.reference_ratio is not None:
+            d["reference_ratio"] = round(self.reference_ratio, 4)
+        return d
 
 
 def bound_p50(p50_kw: np.ndarray, clear_kw: np.ndarray) -> np.ndarray:
@@ -127,8 +140,9 @@ def fit_bands(
 
 def band_from_dict(d: dict) -> BandModel:
     try:
+        ref = d.get("reference_ratio")
         return BandModel(tuple(d["edges"]), tuple(d["q10"]), tuple(d["q90"]), d["source"],
-                         float(d.get("kmax", 1.0)))
+                         float(d.get("kmax", 1.0)), None if ref is None else float(ref))
     except KeyError as exc:
         raise ValueError(f"band model: missing key {exc}") from None
 

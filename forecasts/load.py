@@ -42,6 +42,10 @@ def archetype_profile(shape: LoadShape, peak_kw: float, index: pd.DatetimeIndex)
     return pd.Series(values * peak_kw, index=index, name="load_kw")
 
 
+#: The largest power a meter row may carry [kW] (a site's limits stop at 10 GW as well).
+MAX_METER_KW = 1e7
+
+
 def read_meter_csv(
     source: str | Path | io.IOBase, column: str = "load_kw", tz: str = "Asia/Shanghai"
 ) -> pd.Series:
@@ -56,10 +60,17 @@ def read_meter_csv(
         Naming missing columns, unparsable timestamps, negative or missing values, or a step
         other than 15 minutes.
     """
-    df = pd.read_csv(source)
+    name = source if isinstance(source, (str, Path)) else "meter CSV"
+    try:
+        df = pd.read_csv(source)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{name}: the file is empty; expected columns timestamp,{column}"
+                         ) from None
     missing = [c for c in ("timestamp", column) if c not in df.columns]
     if missing:
-        raise ValueError(f"meter CSV: missing columns {missing}; found {list(df.columns)}")
+        raise ValueError(f"{name}: missing columns {missing}; found {list(df.columns)}")
+    if df.empty:
+        raise ValueError(f"{name}: no rows after the header")
     try:
         ts = pd.to_datetime(df["timestamp"], format="ISO8601")
     except (ValueError, TypeError) as exc:
@@ -68,10 +79,21 @@ def read_meter_csv(
     idx = idx.tz_localize(tz) if idx.tz is None else idx.tz_convert(tz)
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
     problems = []
+
+    def lines(bad: np.ndarray) -> str:  # file lines: the header is line 1
+        at = np.flatnonzero(bad) + 2
+        more = f" and {len(at) - 5} more" if len(at) > 5 else ""
+        return f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{more}"
+
     if np.isnan(values).any():
-        problems.append(f"{int(np.isnan(values).sum())} missing or non-numeric {column} values")
+        problems.append(f"{int(np.isnan(values).sum())} missing or non-numeric {column} values "
+                        f"({lines(np.isnan(values))})")
     if (values < 0).any():
-        problems.append(f"{column} must be >= 0 kW, minimum is {np.nanmin(values)}")
+        problems.append(f"{column} must be >= 0 kW, minimum is {float(np.nanmin(values)):g} "
+                        f"({lines(values < 0)})")
+    if (values > MAX_METER_KW).any():
+        problems.append(f"{column} above {MAX_METER_KW:,.0f} kW, the largest a site may have "
+                        f"({lines(values > MAX_METER_KW)}; a value in W?)")
     if len(idx) > 1:
         steps = np.asarray((idx[1:] - idx[:-1]).total_seconds())
         if np.any(steps != 900):
@@ -79,7 +101,7 @@ def read_meter_csv(
             problems.append(f"rows must be 15 minutes apart; line {bad + 3} follows after "
                             f"{steps[bad] / 60:g} min")
     if problems:
-        raise ValueError("meter CSV: " + "; ".join(problems))
+        raise ValueError(f"{name}: " + "; ".join(problems))
     return pd.Series(values, index=idx, name=column)
 
 
@@ -106,12 +128,22 @@ def forecast_load(history_kw: pd.Series, index: pd.DatetimeIndex, weeks: int = 4
     interval starts, NaN for gaps); a class with no example there borrows from the next class
     in :data:`_FALLBACK`, and a class with none at all in the whole history too.
 
-    Raises ``ValueError`` when the history has no complete slot to learn from.
+    Only the history before ``index[0]`` is used: a forecast learns from what was measured
+    before it (later rows are ignored).
+
+    Raises ``ValueError`` when the history before ``index[0]`` is empty or does not cover
+    every quarter-hour of the day.
     """
     if history_kw.empty or history_kw.notna().sum() == 0:
         raise ValueError("load history is empty: give at least one day of 15-minute meter data")
     tz = index.tz
     hist = history_kw.tz_convert(tz)
+    hist = hist[hist.index < index[0]]
+    if hist.notna().sum() == 0:
+        first, end = history_kw.index[0].tz_convert(tz), history_kw.index[-1].tz_convert(tz)
+        raise ValueError(f"no load history before {index[0]:%Y-%m-%d %H:%M}: the history "
+                         f"covers {first:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}, and a "
+                         "forecast learns only from what was measured before it")
     slot = (hist.index.hour * 60 + hist.index.minute) // 15
     dates = pd.Index(hist.index.date)
     classes = {d: day_class(d) for d in dict.fromkeys(dates)}
@@ -137,4 +169,10 @@ def forecast_load(history_kw: pd.Series, index: pd.DatetimeIndex, weeks: int = 4
     if np.isnan(out).any():
         overall = frame.groupby("slot")["kw"].mean()
         out = np.where(np.isnan(out), overall.reindex(t_slots).to_numpy(), out)
+    if np.isnan(out).any():
+        slots = sorted(set(t_slots[np.isnan(out)]))
+        raise ValueError(f"load history before {index[0]:%Y-%m-%d} has no measurement at "
+                         f"{len(slots)} of the 96 quarter-hours of a day (first "
+                         f"{slots[0] // 4:02d}:{slots[0] % 4 * 15:02d}): give at least one "
+                         "whole day")
     return pd.Series(out, index=index, name="load_kw")

@@ -47,7 +47,8 @@ def create_app(settings: Settings | str | None = None, **overrides: Any) -> Fast
                          busy_timeout_s=settings.sqlite_busy_timeout_s)
     migrate(engine)
     sessions = session_factory(engine)
-    base = Catalog.load(settings.data_dir, settings.fleet)
+    base = Catalog.load(settings.data_dir, settings.fleet, settings.calibrations,
+                        settings.feeders)
     runner = JobRunner(sessions, settings, lambda db: catalog_with_sites(db, base))
     runner.reap()  # jobs of server processes that are gone: interrupted, never lost
     workers = Workers()

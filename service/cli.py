@@ -40,8 +40,8 @@ def _settings(database_url: str | None, obj: dict[str, Any] | None = None,
     from service.config import Settings
 
     obj = obj or {}
-    given = {"database_url": database_url, "data_dir": obj.get("data_dir"),
-             "fleet": obj.get("fleet")}
+    given = {"database_url": database_url,
+             **{k: obj.get(k) for k in ("data_dir", "fleet", "calibrations", "feeders")}}
     return Settings(**{k: v for k, v in given.items() if v}, **fields)
 
 
@@ -128,7 +128,7 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
         import secrets
 
         os.environ["VPP_SESSION_SECRET"] = secrets.token_urlsafe(32)
-    for name in ("data_dir", "fleet"):
+    for name in ("data_dir", "fleet", "calibrations", "feeders"):
         value = getattr(settings, name)
         if value:
             os.environ[f"VPP_{name.upper()}"] = str(value)

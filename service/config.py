@@ -26,6 +26,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: a SQLite file or postgresql+psycopg://...")
     data_dir: str | None = Field(None, description="data folder laid out like vpp/data")
     fleet: str | None = Field(None, description="fleet file instead of the shipped one")
+    calibrations: str | None = Field(
+        None, description="folder of PV calibrations (<site>.toml from `vpp pv calibrate "
+                          "--save`); default <data dir>/calibrations if it exists")
+    feeders: str | None = Field(None, description="feeder file instead of the shipped one")
     simulations_dir: Path = Field(
         Path("vpp-simulations"),
         description="where simulation jobs work; an interrupted run's months stay here")

@@ -62,6 +62,18 @@ def test_audit_catches_a_tampered_plan(tmp_path):
     r = run("audit", str(path))
     assert r.exit_code == 1
     assert "energy balance off at 2026-07-15T10:00:00+08:00" in r.stdout
+    # the money is checked beside the physics: 100 kW more for 15 minutes at 10:00 (flat,
+    # 0.65 yuan/kWh under 426号) is 25 kWh, 16.25 yuan of energy
+    energy = plan["kpis"]["energy_cost_yuan"]
+    assert (f"kpis.energy_cost_yuan={energy:.6f} but recomputed {energy + 25 * 0.65:.6f}"
+            in r.stdout)
+    plan["intervals"]["grid_import_kw"][5] = None
+    plan["intervals"]["soc_kwh"][7] = float("nan")
+    path.write_text(json.dumps(plan))
+    r = run("audit", str(path))
+    assert r.exit_code == 1
+    assert "intervals.grid_import_kw[5] is null" in r.stdout
+    assert "intervals.soc_kwh[7] is nan, not a finite number" in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,23 @@ def test_saved_calibration_changes_the_sites_plan(tmp_path):
     assert 1.15 < ratio < 1.21  # +20 % DC, a little inverter clipping
     assert "CZ-MG-03.toml" in after["sources"]["pv_forecast"]
 
+    # the service plans with the same calibrations (VPP_CALIBRATIONS / --calibrations)
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.auth import create_key
+    from service.db import session_factory
+
+    app = create_app(f"sqlite:///{tmp_path / 'svc.sqlite3'}", calibrations=str(cal_dir))
+    with session_factory(app.state.engine)() as s:
+        key = create_key(s, "admin")
+    r = TestClient(app).post("/v1/plans", headers={"X-API-Key": key},
+                             json={"site_id": "CZ-MG-03", "date": "2026-07-15"})
+    assert r.status_code == 201, r.text
+    served = r.json()
+    assert served["inputs"]["pv_forecast_kw"] == after["inputs"]["pv_forecast_kw"]
+    assert "CZ-MG-03.toml" in served["sources"]["pv_forecast"]
+
 
 def test_plan_with_a_weather_file_records_it(tmp_path):
     write_weather(tmp_path / "overcast.csv", scale=0.3)

@@ -278,6 +278,22 @@ def test_envelope_by_hand():
     assert bare["down_kw"].iloc[0] == 0 and bare["up_kw"].iloc[0] == 0  # nothing to move with
 
 
+def test_envelope_keeps_the_cycle_cap_and_a_battery_that_may_not_export():
+    """The plan of test_envelope_by_hand with a cycle cap of 0.5 x 200 kWh = 100 kWh a day,
+    50 of them discharged in hour 1: 50 kWh are left, so 1 h of extra discharge from hour 0
+    is at most 50 kW (+ 5 kW PV = 55); for 2 h the SOC's 20.25 kW binds before the cap's
+    25. A battery that may not export, importing 30 kW in hour 0, displaces at most those
+    30 kW: 30 + 5 = 35."""
+    p = _plan(ch=[0, 0], dis=[0, 50], soc=[100, 55], imp=[200, 150], exp=[0, 0],
+              pv_used=[0, 30], pv_curt=[5, 0])
+    p["parameters"]["storage"].update(max_cycles_per_day=0.5, energy_kwh=200.0)
+    assert site_envelope(p, 1.0)["down_kw"].iloc[0] == pytest.approx(55.0)
+    assert site_envelope(p, 2.0)["down_kw"].iloc[0] == pytest.approx(20.25)
+    p["intervals"]["grid_import_kw"] = [30, 150]
+    p["parameters"]["storage"].update(max_cycles_per_day=None, export_allowed=False)
+    assert site_envelope(p, 1.0)["down_kw"].iloc[0] == pytest.approx(35.0)
+
+
 def test_fleet_envelope_feeder_headroom_is_net():
     """Two sites behind one feeder, import cap 300 kW, export cap 50 kW: S1 imports 200 kW
     and can move 100 kW either way, S2 exports 80 kW and can move 40 kW either way. The head

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -68,3 +69,44 @@ def test_backtest_is_exact_on_a_calendar_driven_load_and_counts_holiday_misses()
 def test_empty_history_is_an_error():
     with pytest.raises(ValueError, match="load history is empty"):
         forecast_load(pd.Series(dtype=float), day("2026-03-04"))
+
+
+def test_history_after_the_forecast_start_is_not_used():
+    """A forecast learns only from what was measured before it: October's 500 kW rows do
+    not leak into a forecast for 1 October made from a history that runs to 31 October."""
+    h = history("2025-08-25", "2025-10-31")
+    h[h.index >= pd.Timestamp("2025-10-01", tz="Asia/Shanghai")] = 500.0
+    # 1 October is a holiday; the last four weeks before it hold none, so the class borrows
+    # from the weekends (50 kW), never October's 500 kW
+    assert forecast_load(h, day("2025-10-01")).to_numpy() == pytest.approx(np.full(96, 50.0))
+    with pytest.raises(ValueError, match=re.escape(
+            "no load history before 2025-08-01 00:00: the history covers 2025-08-25 00:00 .. "
+            "2025-10-31 23:45")):
+        forecast_load(h, day("2025-08-01"))
+
+
+def test_history_shorter_than_a_day_is_an_error():
+    """50 quarter-hours (00:00-12:15) cannot give a whole day: 46 quarter-hours from 12:30
+    on would be blank."""
+    h = history("2026-03-02", "2026-03-02").iloc[:50]
+    with pytest.raises(ValueError, match="no measurement at 46 of the 96 quarter-hours of a "
+                                         r"day \(first 12:30\)"):
+        forecast_load(h, day("2026-03-04"))
+
+
+def test_meter_rows_out_of_range_are_named_by_line(tmp_path):
+    from forecasts.load import read_meter_csv
+
+    idx = pd.date_range("2026-03-02", periods=8, freq="15min")
+    kw = [1000.0, 1e15, 1000.0, float("inf"), -5.0, 1000.0, 1000.0, 1000.0]
+    f = tmp_path / "meter.csv"
+    pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%dT%H:%M:%S"), "load_kw": kw}) \
+        .to_csv(f, index=False)
+    with pytest.raises(ValueError) as e:
+        read_meter_csv(f)
+    assert str(e.value) == (f"{f}: load_kw must be >= 0 kW, minimum is -5 (line 6); load_kw "
+                            "above 10,000,000 kW, the largest a site may have (lines 3, 5; a "
+                            "value in W?)")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"empty\.csv: the file is empty"):
+        read_meter_csv(tmp_path / "empty.csv")

@@ -67,3 +67,20 @@ def test_a_models_own_bands_serve_only_their_weather_kind():
     model = PVModel(ROOF, bands={"cloud_cover": own})
     assert model.band_for("cloud_cover") is own
     assert model.band_for("ghi") is default_bands()["ghi"]
+
+
+def test_climatology_band_scales_with_the_months_own_p50():
+    """The shipped climatology table was fitted where P50 was 0.736 x the clear sky: a month
+    whose P50 is 0.55 x the clear sky (Changzhou's plum rains) keeps the same relative band,
+    P10 = P50 (1 - 0.5915 / 0.736) = 0.196332 P50 and P90 = P50 (1 + 0.3183 / 0.736) =
+    1.432473 P50 below the clear sky, where the absolute form gave P10 = 0.55 - 0.5915 < 0."""
+
+    b = default_bands()["climatology"]
+    assert b.reference_ratio == 0.736
+    clear = np.array([100.0, 100.0, 100.0, 0.0])
+    p50 = np.array([55.0, 73.6, 80.0, 0.0])
+    p10, p90 = b.apply(p50, clear, np.zeros(4), ac_kw=1000.0)
+    assert p10 == pytest.approx([55 * 0.196332, 73.6 * 0.196332, 80 * 0.196332, 0.0], abs=1e-4)
+    # at the fit's own ratio the two forms agree: 73.6 - 59.15 = 14.45 kW
+    assert p10[1] == pytest.approx(73.6 - 59.15, abs=1e-3)
+    assert p90 == pytest.approx([55 * 1.432473, 100.0, 100.0, 0.0], abs=1e-4)

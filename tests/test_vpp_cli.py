@@ -136,7 +136,89 @@ def test_binding_feeder_is_solved_jointly(small):
     assert_valid_plan(p1)
 
 
+def test_an_event_on_part_of_a_feeder_keeps_the_feeders_cap(small):
+    """The cap is on the flow of every site behind the feeder: an event for CZ-MG-01 alone
+    re-plans CZ-MG-03 with it (paid nothing), and the two together stay within 4,950 kW at
+    every interval, outside the event too."""
+    (small / "tight2.toml").write_text(
+        'version = "t"\nsource = "test"\n[[feeders]]\nname = "F1"\n'
+        'site_ids = ["CZ-MG-01", "CZ-MG-03"]\nimport_cap_kw = 4950.0\n', encoding="utf-8")
+    (small / "one.json").write_text(json.dumps({"events": [
+        {"id": "one", "type": "peak_shaving", "start": f"{DATE}T17:00", "end": f"{DATE}T19:00",
+         "requested_mw": 0.5, "compensation_yuan_per_kwh": 1.0, "sites": ["CZ-MG-01"]}]}))
+    out = small / "part"
+    r = run("--fleet", str(small / "fleet.toml"), "--feeders", str(small / "tight2.toml"),
+            "plan", "--all", "--date", DATE, "--jobs", "1", "--events",
+            str(small / "one.json"), "--out", str(out))
+    assert r.exit_code == 0, r.output
+    plans = {s: json.loads((out / f"{s}_{DATE}.json").read_text())
+             for s in ("CZ-MG-01", "CZ-MG-03")}
+    head = sum(np.subtract(p["intervals"]["grid_import_kw"], p["intervals"]["grid_export_kw"])
+               for p in plans.values())
+    assert head.max() <= 4950.0 + 1e-3
+    assert plans["CZ-MG-01"]["coupling"]["solved_with"] == ["CZ-MG-03"]
+    assert plans["CZ-MG-01"]["coupling"]["events"][0]["participants"] == ["CZ-MG-01"]
+    settle = pd.read_csv(out / f"settlement_{DATE}.csv", index_col=0)
+    assert settle.loc["CZ-MG-03", "delivered [kWh]"] == 0.0
+    assert settle.loc["CZ-MG-03", "compensation [yuan]"] == 0.0
+    assert "breaks its cap" not in r.output
+
+
+def test_shipped_jingkai_feeder_keeps_its_cap_under_an_event_for_one_of_its_sites(tmp_path):
+    """The shipped fleet on 2026-07-15, an event for CZ-MG-19 alone: planned on its own
+    against the Jingkai cap, CZ-MG-19 imported 4,396 kW at 00:45 while CZ-MG-20 and -22 kept
+    7,788 and 651 kW, 12,835 kW at the head against the 12,800 kW cap. With the feeder's
+    other sites in the group the head stays within 12,800 kW at every interval."""
+    (tmp_path / "e.json").write_text(json.dumps({"events": [
+        {"id": "S19", "type": "peak_shaving", "start": f"{DATE}T17:00",
+         "end": f"{DATE}T19:00", "requested_mw": 1.0, "compensation_yuan_per_kwh": 1.0,
+         "shortfall_penalty_yuan_per_kwh": 5.0, "sites": ["CZ-MG-19"]}]}))
+    r = run("plan", "--all", "--date", DATE, "--events", str(tmp_path / "e.json"), "--out",
+            str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+    vpp = json.loads((tmp_path / "out" / f"vpp_{DATE}.json").read_text())
+    jingkai = next(f for f in vpp["feeders"] if f["feeder"].startswith("Jingkai"))
+    assert jingkai["import_cap_kw"] == 12800.0 and not jingkai["violated"]
+    head = sum(np.subtract(p["intervals"]["grid_import_kw"], p["intervals"]["grid_export_kw"])
+               for p in (json.loads((tmp_path / "out" / f"{s}_{DATE}.json").read_text())
+                         for s in jingkai["sites"]))
+    assert head.max() <= 12800.0 + 1e-3
+
+
+def test_events_that_would_be_credited_twice_are_refused(small):
+    """Two events with one id, or two that share a site and an interval, would both be
+    credited with one reduction against one baseline."""
+    ev = {"type": "peak_shaving", "start": f"{DATE}T17:00", "end": f"{DATE}T19:00",
+          "requested_mw": 1.0}
+    for events, message in (
+            ([{**ev, "id": "a"}, {**ev, "id": "a", "sites": ["CZ-MG-02"]}],
+             "event id(s) ['a'] used more than once"),
+            ([{**ev, "id": "a", "sites": ["CZ-MG-01", "CZ-MG-03"]},
+              {**ev, "id": "b", "start": f"{DATE}T18:00", "end": f"{DATE}T20:00",
+               "sites": ["CZ-MG-03"]},
+              {**ev, "id": "c", "sites": ["CZ-MG-02"]}],
+             "events a and b overlap at 2026-07-15 18:00-19:00 on CZ-MG-03")):
+        (small / "twice.json").write_text(json.dumps({"events": events}))
+        r = run("--fleet", str(small / "fleet.toml"), "plan", "--all", "--date", DATE,
+                "--jobs", "1", "--events", str(small / "twice.json"))
+        assert r.exit_code == 2, r.output
+        assert message in r.output and "planning" not in r.output  # before any solve
+        assert "events a and c" not in r.output  # disjoint sites may overlap in time
+
+
+def test_flex_refuses_a_partial_interval_and_two_plans_of_a_site(small, tmp_path):
+    r = run("--fleet", str(small / "fleet.toml"), "flex", "--duration", "0.3")
+    assert r.exit_code == 2 and "--duration 0.3 h: a whole number of 15-minute" in r.output
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text(json.dumps(plan_site(
+            Catalog.load(fleet=small / "fleet.toml"), "CZ-MG-04", dt.date(2026, 7, 15))))
+    r = run("--fleet", str(small / "fleet.toml"), "flex", "--plans", str(tmp_path))
+    assert r.exit_code == 2 and "two plans of CZ-MG-04: a.json and b.json" in r.output
+
+
 @pytest.mark.parametrize(("event", "message"), [
+    ({"sites": ["CZ-MG-01", "CZ-MG-01"]}, "sites ['CZ-MG-01'] listed more than once"),
+    ({"sites": []}, "an empty list: name at least one site"),
     ({"start": "2026-07-16T17:00", "end": "2026-07-16T18:00"}, "lies outside the planned"),
     ({"start": f"{DATE}T17:05", "end": f"{DATE}T18:00"}, "15-minute boundaries"),
     ({"type": "spinning_reserve"}, "type"),

@@ -23,6 +23,28 @@ CHECKED = ("energy_cost_yuan", "export_revenue_yuan", "discharge_kwh", "subsidy_
            "savings_yuan")
 
 
+def missing_numbers(plan: dict[str, Any]) -> list[str]:
+    """The first null or non-finite entry of each numeric series in the plan's ``inputs`` and
+    ``intervals``."""
+    out = []
+    for part in ("inputs", "intervals"):
+        for key, values in plan.get(part, {}).items():
+            if not isinstance(values, list) or not values or isinstance(values[0], str):
+                continue
+            try:
+                x = np.array([np.nan if v is None else v for v in values], dtype=float)
+            except (TypeError, ValueError):
+                out.append(f"{part}.{key} holds entries that are not numbers")
+                continue
+            bad = np.flatnonzero(~np.isfinite(x))
+            if len(bad):
+                i = int(bad[0])
+                what = "null" if values[i] is None else f"{values[i]!r}, not a finite number"
+                more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+                out.append(f"{part}.{key}[{i}] is {what}{more}")
+    return out
+
+
 def audit_plan(plan: dict[str, Any], tol: Tolerances | None = None) -> list[str]:
     """Every violation found in ``plan``; an empty list means the plan is consistent.
 
@@ -37,10 +59,11 @@ def audit_plan(plan: dict[str, Any], tol: Tolerances | None = None) -> list[str]
         The document is not a plan.
     """
     tol = tol or Tolerances()
+    blank = missing_numbers(plan)
+    if blank:  # nothing can be recomputed from a missing number
+        return blank
     p, flows, rate = problem_from_plan(plan)
-    out = audit(p, flows, tol)
-    if out:
-        return out
+    out = audit(p, flows, tol)  # physics and limits; the money is checked as well
     k = plan["kpis"]
     again = kpis(p, flows, rate)
     for key in CHECKED:

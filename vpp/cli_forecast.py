@@ -102,7 +102,9 @@ def _span(weather: Weather | None, start: dt.datetime | None, end: dt.datetime |
         else:
             e = _midnight(s.tz_localize(None) + pd.Timedelta(days=days or 1), tz)
         if e <= s:
-            raise InvalidInputError(f"--end {end:%Y-%m-%d} is before --start {start:%Y-%m-%d}")
+            raise InvalidInputError(
+                f"--end {end:%Y-%m-%d} is before --start {s:%Y-%m-%d}"
+                + ("" if start else " (without --start: tomorrow)"))
     n_days = (e.tz_localize(None) - s.tz_localize(None)).days  # calendar days
     if n_days > MAX_DAYS:
         raise InvalidInputError(f"the forecast spans {n_days} days ({s:%Y-%m-%d}.."
@@ -119,7 +121,11 @@ def _midnight(day: pd.Timestamp, tz: str) -> pd.Timestamp:
 def _emit(csv_text: str, out: str | None) -> None:
     """Write the CSV to ``out`` (and say so on stderr) or to stdout."""
     if out:
-        Path(out).write_text(csv_text, "utf-8")
+        try:
+            Path(out).write_text(csv_text, "utf-8")
+        except OSError as exc:
+            raise InvalidInputError(f"--out {out}: cannot write the file ({exc.strerror})"
+                                    ) from None
         click.echo(f"wrote {out} ({csv_text.count(chr(10)) - 1} intervals, kW)", err=True)
     else:
         click.echo(csv_text, nl=False)
@@ -518,6 +524,8 @@ def _write_bands(path: str, r: Any, meta: dict) -> None:
         for k in ("edges", "q10", "q90"):
             lines.append(f"{k} = {json.dumps(b[k])}")
         lines.append("kmax = 1.0")
+        if "reference_ratio" in b:
+            lines.append(f"reference_ratio = {b['reference_ratio']}")
         src = b["source"] + notes[kind] + "; " + str(meta.get("name"))
         lines.append(f"source = {json.dumps(src)}")
         lines.append("")
@@ -574,11 +582,19 @@ def load_forecast(history: str, date: dt.datetime | None, days: int, weeks: int,
              hist.index[-1].normalize() + pd.Timedelta(days=1))
     index = pd.date_range(start, periods=96 * days, freq="15min")
     fc = forecast_load(hist, index, weeks)
+    later = int((hist.index >= start).sum())
+    if later:
+        click.echo(f"note: {later} meter intervals from {start:%Y-%m-%d} on are not used: a "
+                   "forecast learns only from what was measured before it", err=True)
+    gap = (start - hist.index[hist.index < start][-1]).days
+    if gap > 7:
+        click.echo(f"warning: the history ends {gap} days before {start:%Y-%m-%d}; the "
+                   "forecast repeats that older pattern", err=True)
     frame = fc.to_frame()
     frame.index.name = "timestamp"
     text = frame.to_csv(float_format="%.3f")
-    click.echo(f"load forecast {start:%Y-%m-%d} +{days} d from {len(hist)} meter intervals: "
-               f"{fc.sum() * 0.25:,.0f} kWh, peak {fc.max():,.0f} kW", err=True)
+    click.echo(f"load forecast {start:%Y-%m-%d} +{days} d from {len(hist) - later} meter "
+               f"intervals: {fc.sum() * 0.25:,.0f} kWh, peak {fc.max():,.0f} kW", err=True)
     _emit(text, out)
 
 

@@ -201,6 +201,11 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
     from vpp.progress import progress_bar
 
     specs = load_events(events) if events else None
+    if specs:  # every event checked against the horizon and the fleet before any solve
+        from vpp.network import to_events
+        from vpp.planning import horizon
+
+        to_events(specs, horizon(start, options.days), catalog.fleet)
     feeders = catalog.feeder_caps if use_feeders else ()
     with progress_bar("planning", total, "plans") as bar:
         day = plan_vpp(catalog, start, options, feeders, specs, weather, jobs,
@@ -226,6 +231,12 @@ def _plan_all(catalog: Any, start: dt.date, options: PlanOptions, out: str | Non
     if day.feeders:
         click.echo("\nShared network limits (peak net flow at the feeder head vs cap, kW):")
         click.echo(feeder_text(day.feeders))
+        for rep in day.feeders:
+            if rep["violated"]:
+                click.echo(f"WARNING: {rep['feeder']}: the plans' net flow (import "
+                           f"{rep['peak_net_import_kw']:,.0f} kW, export "
+                           f"{rep['peak_net_export_kw']:,.0f} kW) breaks its cap; do not "
+                           "dispatch these plans as they are", err=True)
     if day.events:
         click.echo("\nDemand-response events (change of aggregate import vs baseline):")
         click.echo(events_text(day.events))
@@ -334,15 +345,22 @@ def flex(ctx: click.Context, date: dt.datetime | None, plans_dir: str | None, du
     from vpp.plan_io import format_table, read_plan
     from vpp.planning import usable_cores
 
+    if abs(duration * 4 - round(duration * 4)) > 1e-9:
+        raise InvalidInputError(f"--duration {duration:g} h: a whole number of 15-minute "
+                                "intervals (0.25, 0.5, 0.75, ...)")
     catalog = catalog_of(ctx)
     if plans_dir:
         files = sorted(p for p in Path(plans_dir).glob("*.json")
                        if not p.name.startswith(("vpp_", "summary_"))
                        and not p.stem.endswith("_baseline"))
-        plans = {}
+        plans, where = {}, {}
         for f in files:
             p = read_plan(f)
-            plans[p["site_id"]] = p
+            if p["site_id"] in where:
+                raise InvalidInputError(f"{plans_dir} holds two plans of {p['site_id']}: "
+                                        f"{where[p['site_id']].name} and {f.name}; keep one "
+                                        "day's plans per folder")
+            plans[p["site_id"]], where[p["site_id"]] = p, f
         if not plans:
             raise InvalidInputError(f"no plan JSON files in {plans_dir}")
         starts = {p["start"] for p in plans.values()}

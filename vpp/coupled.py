@@ -6,9 +6,11 @@
    plans are the joint optimum: dropping the coupling constraints can only lower the cost,
    and the independent plans already satisfy them.
 3. With events, each participant's plan from 1-2 is its *baseline*; the participants are then
-   planned jointly with the events (and their feeders), delivering the requested change of
-   aggregate import at least cost or reporting the shortfall. The settlement compares each
-   site's event plan with its baseline.
+   planned jointly with the events and their feeders, delivering the requested change of
+   aggregate import at least cost or reporting the shortfall. A feeder's cap is on the flow
+   of every site behind it, so the other sites of a participant's feeder join the group
+   (re-planned, counted in no event's delivery). The settlement compares each site's event
+   plan with its baseline.
 
 Every plan solved jointly carries its ``coupling`` (:func:`coupling_document`): the feeders
 and events it was solved under, the group's certificate, and its cost above its own
@@ -191,15 +193,17 @@ def plan_vpp(
     day.timings["feeders_s"] = time.perf_counter() - t1
     if dr:
         t2 = time.perf_counter()
-        participants = sorted({s for e in dr for s in (e.participants or day.plans)},
-                              key=list(day.plans).index)
-        part_set = set(participants)
-        fs = tuple(FeederCap(f.name, tuple(s for s in f.members if s in part_set),
-                             f.import_cap_kw, f.export_cap_kw)
-                   for f in feeders if set(f.members) & part_set)
-        day.baselines = {s: day.plans[s] for s in participants}
-        base_net = {s: net_import(day.plans[s]) for s in participants}
-        joint, res = _joint(catalog, start, options, participants, fs, dr, base_net, weather,
+        part_set = {s for e in dr for s in (e.participants or day.plans)}
+        # a participant's feeder comes whole: its cap is on the flow of every site behind
+        # it, so the sites that share it are planned with the group (not paid for the event)
+        fs = tuple(f for f in feeders if set(f.members) & part_set)
+        group_set = part_set | {s for f in fs for s in f.members if s in day.plans}
+        group = sorted(group_set, key=list(day.plans).index)
+        fs = tuple(FeederCap(f.name, tuple(s for s in f.members if s in group_set),
+                             f.import_cap_kw, f.export_cap_kw) for f in fs)
+        day.baselines = {s: day.plans[s] for s in group}
+        base_net = {s: net_import(day.plans[s]) for s in group}
+        joint, res = _joint(catalog, start, options, group, fs, dr, base_net, weather,
                             "demand-response event(s) " + ", ".join(e.name for e in dr),
                             day.plans, known, standalone)
         day.plans.update(joint)

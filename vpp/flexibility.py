@@ -6,8 +6,11 @@ its net import (import − export) if, in every interval ``τ`` of the window:
 
 * **down** (less import): the battery's extra discharge stays within its rating,
   ``Δ_b <= P - (dis_τ - ch_τ)``, and within the energy above the SOC floor,
-  ``Δ_b (τ - t + 1) dt / η_d <= soc_τ - soc_min``; curtailed PV can be released,
-  ``Δ_pv <= curtailed_τ``; and the net import stays above ``-export_limit``;
+  ``Δ_b (τ - t + 1) dt / η_d <= soc_τ - soc_min``; within what is left of each day's cycle
+  cap after the plan's own discharge that day, ``Δ_b h_d <= cycles_max E - discharged_d``
+  (``h_d`` the window's hours on day ``d``); a battery that may not export only displaces
+  import, ``Δ_b <= imp_τ``; curtailed PV can be released, ``Δ_pv <= curtailed_τ``; and the
+  net import stays above ``-export_limit``;
 * **up** (more import): extra charge within the rating, ``Δ_b <= P + (dis_τ - ch_τ)``, and
   within the room below the SOC ceiling, ``Δ_b (τ - t + 1) dt η_c <= soc_max - soc_τ``; PV in
   use can be curtailed, ``Δ_pv <= pv_used_τ``; the net import stays below ``import_limit``.
@@ -45,7 +48,8 @@ def _window_min(x: np.ndarray, k: int) -> np.ndarray:
 def site_envelope(plan: dict[str, Any], duration_h: float) -> pd.DataFrame:
     """``up_kw`` and ``down_kw`` [kW] for windows of ``duration_h`` starting at each interval
     of ``plan`` (see the module docstring)."""
-    n = len(plan["inputs"]["timestamps"])
+    index = pd.DatetimeIndex(plan["inputs"]["timestamps"])
+    n = len(index)
     dt = plan["interval_minutes"] / 60
     k = max(1, round(duration_h / dt))
     imp, exp = _arr(plan, "intervals", "grid_import_kw"), _arr(plan, "intervals",
@@ -59,8 +63,14 @@ def site_envelope(plan: dict[str, Any], duration_h: float) -> pd.DataFrame:
     up_b = down_b = np.zeros(n)
     st = plan["parameters"]["storage"]
     if st is not None:
-        b = _arr(plan, "intervals", "discharge_kw") - _arr(plan, "intervals", "charge_kw")
+        dis = _arr(plan, "intervals", "discharge_kw")
+        b = dis - _arr(plan, "intervals", "charge_kw")
         soc = _arr(plan, "intervals", "soc_kwh")
+        days = np.asarray(index.date)
+        cap = st.get("max_cycles_per_day")
+        budget = np.inf if cap is None else cap * st["energy_kwh"]
+        left = {d: budget - dis[days == d].sum() * dt for d in dict.fromkeys(days)}
+        left[days[0]] -= st.get("cycles_used_first_day_kwh") or 0.0
         steps = np.arange(1, n + 1, dtype=float)
         down_b = np.empty(n)
         up_b = np.empty(n)
@@ -70,16 +80,17 @@ def site_envelope(plan: dict[str, Any], duration_h: float) -> pd.DataFrame:
                 continue
             w = slice(t, t + k)
             reach = steps[: w.stop - t] * dt
+            cycles = min(left[d] / (np.sum(days[w] == d) * dt) for d in set(days[w]))
             down_b[t] = min(
                 (st["power_kw"] - b[w]).min(),
-                ((soc[w] - st["soc_min_kwh"]) * st["eta_discharge"] / reach).min())
+                ((soc[w] - st["soc_min_kwh"]) * st["eta_discharge"] / reach).min(),
+                cycles, np.inf if st.get("export_allowed", True) else imp[w].min())
             up_b[t] = min(
                 (st["power_kw"] + b[w]).min(),
                 ((st["soc_max_kwh"] - soc[w]) / (st["eta_charge"] * reach)).min())
         down_b, up_b = np.clip(down_b, 0.0, None), np.clip(up_b, 0.0, None)
     up = np.clip(np.minimum(up_b + up_pv, up_lim), 0.0, None)
     down = np.clip(np.minimum(down_b + down_pv, down_lim), 0.0, None)
-    index = pd.DatetimeIndex(plan["inputs"]["timestamps"])
     return pd.DataFrame({"up_kw": up, "down_kw": down, "planned_net_import_kw": net},
                         index=index)
 

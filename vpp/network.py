@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from models import DREvent, FeederCap, InvalidInputError
 from vpp.sites import Fleet, StrictModel, read_document, validate_document
@@ -74,7 +74,19 @@ class EventSpec(StrictModel):
                                             description="[yuan/kW] per event, on the kW held")
     shortfall_penalty_yuan_per_kwh: float = Field(strict=True, default=0.0, ge=0, le=100)
     notice_hours: float = Field(strict=True, default=24.0, ge=0, le=168)
-    sites: list[str] | None = Field(default=None, description="participants; default all")
+    sites: list[str] | None = Field(default=None, description=(
+        "participants; default (omitted) all"))
+
+    @field_validator("sites")
+    @classmethod
+    def _each_site_once(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("an empty list: name at least one site, or leave sites out for "
+                             "every site")
+        twice = sorted({s for s in v or () if v.count(s) > 1})
+        if twice:
+            raise ValueError(f"sites {twice} listed more than once")
+        return v
 
 
 class EventFile(StrictModel):
@@ -122,6 +134,34 @@ def to_events(specs: list[EventSpec], index: pd.DatetimeIndex, fleet: Fleet) -> 
             e.requested_mw * 1000.0, e.compensation_yuan_per_kwh, e.compensation_yuan_per_kw,
             e.shortfall_penalty_yuan_per_kwh, tuple(e.sites or ()),
         ))
+    twice = sorted({e.id for e in specs if [x.id for x in specs].count(e.id) > 1})
+    if twice:
+        problems.append(f"event id(s) {twice} used more than once: each event is settled "
+                        "by its id")
+    problems += _overlaps(out, index)
     if problems:
         raise InvalidInputError(problems, "invalid demand-response events")
     return tuple(out)
+
+
+def _overlaps(events: list[DREvent], index: pd.DatetimeIndex) -> list[str]:
+    """Events that share a site and an interval: a reduction is measured against one
+    baseline, so two such events would both be credited with the same kWh."""
+    out = []
+    step = index[1] - index[0]
+    for i, a in enumerate(events):
+        for b in events[i + 1:]:
+            lo, hi = max(a.start, b.start), min(a.end, b.end)
+            if lo >= hi:
+                continue
+            if a.participants and b.participants:
+                shared = set(a.participants) & set(b.participants)
+                if not shared:
+                    continue
+            else:
+                shared = set(a.participants or b.participants) or {"every site"}
+            out.append(f"events {a.name} and {b.name} overlap at {index[lo]:%Y-%m-%d %H:%M}-"
+                       f"{index[hi - 1] + step:%H:%M} on {', '.join(sorted(shared))}: one "
+                       "reduction against one baseline cannot be credited to both; merge "
+                       "them or give them disjoint sites or times")
+    return out

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 import forecasts
 from forecasts.bands import BandModel, band_from_dict
@@ -50,6 +50,9 @@ class BandTable(StrictModel):
     q10: list[float] = Field(min_length=1, description="[-] of the clear-sky AC power")
     q90: list[float] = Field(min_length=1, description="[-] of the clear-sky AC power")
     kmax: float = Field(default=1.0, ge=1.0, le=1.5, description="P90 envelope [-]")
+    reference_ratio: float | None = Field(
+        default=None, gt=0, le=1.5, description="P50 / clear-sky AC power the table was "
+        "fitted at; set: the quantiles scale with each forecast's own ratio [-]")
     source: str = ""
 
 
@@ -60,6 +63,18 @@ class PVSystemFile(StrictModel):
     tz: str = Field(default="Asia/Shanghai", description="IANA time zone of local timestamps")
     arrays: list[PVArray] = Field(min_length=1)
     decomposition: Literal["dirint", "erbs", "disc"] | None = None
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}: an IANA name such as Asia/Shanghai "
+                             "or UTC") from None
+        return v
     bands: dict[Literal["irradiance", "ghi", "cloud_cover", "climatology"], BandTable] | None \
         = None
     calibration: dict[str, Any] | None = None
