@@ -115,7 +115,7 @@ def test_bad_load_csv(tmp_path):
     f.write_text("time,kw\n2026-07-15 00:00,1\n")
     r = run("plan", "--site", "CZ-MG-01", "--date", DATE, "--load-csv", str(f))
     assert r.exit_code == 2
-    assert "meter CSV: missing columns ['timestamp', 'load_kw']" in r.output
+    assert f"{f}: missing columns ['timestamp', 'load_kw']" in r.output
 
 
 def test_load_csv_used(tmp_path):

@@ -451,6 +451,47 @@ def test_finance_by_hand():
     assert payback_years(np.array([-100.0, 10.0, 10.0])) is None
 
 
+def test_finance_life_starts_at_grid_connection():
+    """The investment's life runs from the month of the battery's grid connection.
+
+    Connected 2025-03-17, simulated February (no battery: 0 saved), March (battery from the
+    17th: 500 saved), April and May (1,000 each): February is left out, March keeps its own
+    500, and the months not simulated repeat the mean of the whole battery months, 1,000.
+    Year 1 = 500 + 11 x 1,000 - 1,000 O&M = 10,500; later years 11,000.
+    A station connected 2024-03-10 and simulated in March-April 2026 (1,000 saved a month,
+    200 of subsidy in March 2026, the last month of its window 2024-04-01..2026-03-31): the
+    life from 2024-03 projects 1,000 a month and 200 of subsidy in each window month.
+    Year 1 (2024-03..2025-02) = 12,000 + 11 x 200 - 1,000 = 13,200; year 2 = 12,000 + 2,400
+    - 1,000 = 13,400; year 3 (from 2026-03) = 12,000 + 200 - 1,000 = 11,200."""
+    from vpp.finance import FinanceInputs, annual_flows, site_finance
+
+    fi = FinanceInputs(capex_yuan_per_wh=0.5, life_years=5, discount_rate=0.10,
+                       om_frac_per_year=0.02)
+
+    def rows(months, saved, subsidy):
+        return pd.DataFrame({
+            "month": months, "days": [pd.Period(x).days_in_month for x in months],
+            "net_cost_without_storage_yuan": [10_000.0] * len(months),
+            "net_cost_yuan": [10_000.0 - v - u for v, u in zip(saved, subsidy, strict=True)],
+            "subsidy_yuan": subsidy, "degradation_cost_yuan": [0.0] * len(months)})
+
+    m = rows(["2025-02", "2025-03", "2025-04", "2025-05"], [0.0, 500.0, 1_000.0, 1_000.0],
+             [0.0] * 4)
+    flows = annual_flows(m, 100.0, fi, False, connected=dt.date(2025, 3, 17))
+    assert flows.tolist() == pytest.approx([-50_000.0, 10_500.0] + [11_000.0] * 4)
+    f = site_finance(m, 100.0, fi, connected=dt.date(2025, 3, 17))
+    assert f["life_from"] == "2025-03" and f["finance_months"] == 3.0
+    late = site_finance(m, 100.0, fi, connected=dt.date(2026, 6, 1))
+    assert np.isnan(late["npv_with_subsidy_yuan"]) and np.isnan(late["irr_without_subsidy"])
+    assert late["finance_note"] == ("the battery is connected on 2026-06-01, after the "
+                                    "simulated months: nothing to annualise; simulate months "
+                                    "after the connection")
+    running = rows(["2026-03", "2026-04"], [1_000.0, 1_000.0], [200.0, 0.0])
+    window = (dt.date(2024, 4, 1), dt.date(2026, 3, 31))
+    flows = annual_flows(running, 100.0, fi, True, window, connected=dt.date(2024, 3, 10))
+    assert flows[:4].tolist() == pytest.approx([-50_000.0, 13_200.0, 13_400.0, 11_200.0])
+
+
 def test_report_states_indicators_and_finance(july_runs, tmp_path):
     from vpp.finance import FinanceInputs
     from vpp.sim_report import load_indicators, site_summary, write_report

@@ -1,16 +1,20 @@
 """Storage finance from simulated operation: NPV, IRR and simple payback, with and without
 the subsidy.
 
-Cash flows of a site's storage, by year ``y = 0 .. life`` from the start of the simulation:
+Cash flows of a site's storage, by year ``y = 0 .. life`` of the investment, whose life
+starts in the month of the battery's grid connection (or, without a connection date, the
+first simulated month):
 
 * year 0: ``-capex = -capex_yuan_per_wh * energy_kwh * 1000``;
-* each year: the simulated savings (net cost without storage - net cost with storage, the
-  subsidy left out, degradation left out because the capex and the stated life already
-  price the wear) minus O&M ``om_frac_per_year * capex``, plus the subsidy paid in that
-  year when the subsidy is counted;
-* years the simulation did not cover repeat the mean simulated year's savings, without
-  subsidy (the 24-month window is what the simulation covers; if it covered less, the
-  missing subsidy months are not projected and the report says so).
+* each month of the life: the simulated savings where that month was simulated (net cost
+  without storage - net cost with storage, the subsidy left out, degradation left out
+  because the capex and the stated life already price the wear), plus the subsidy paid that
+  month when the subsidy is counted;
+* months of the life the simulation did not cover (before it, for a station already
+  running; after it) repeat the mean savings of the simulated months with the battery there
+  the whole month, plus, inside the paid window, the mean subsidy of the simulated months
+  inside it; simulated months before the connection carry no battery and are left out;
+* each year: the months' sum minus O&M ``om_frac_per_year * capex``.
 
 ``savings`` include what the shiftable loads save: the "without storage" case of the
 simulation is the unmanaged site (:func:`vpp.planning.baseline`).
@@ -112,17 +116,24 @@ def payback_years(flows: np.ndarray) -> float | None:
 
 def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
                  with_subsidy: bool, window: tuple[dt.date, dt.date] | None = None,
-                 ) -> np.ndarray:
+                 connected: dt.date | None = None) -> np.ndarray:
     """Cash flows [yuan], year 0 .. life, of one site from its simulated month rows.
 
-    Month by month over the life: a simulated month's savings (energy and demand charge,
-    without the subsidy) and subsidy; after the simulated months, the mean simulated month's
-    savings and - ``with_subsidy``, in the months of the paid ``window`` (first, last paid
-    day) - the mean subsidy of the simulated months inside it. A month simulated for part of
-    its days stands for the whole month: its energy savings and subsidy are scaled by
-    days in month / days simulated; its demand-charge saving is not (the month is billed on
-    its peak either way). Without ``month``/``days`` columns rows are whole months, and
-    without ``window`` (or a ``month`` column) no subsidy is projected.
+    Month by month over the life, from the month of ``connected`` (the battery's grid
+    connection; default the first simulated month): a simulated month's savings (energy and
+    demand charge, without the subsidy) and subsidy; the other months, the mean savings of
+    the simulated months the battery was there for whole, and - ``with_subsidy``, in the
+    months of the paid ``window`` (first, last paid day) - the mean subsidy of the simulated
+    months inside it. A month simulated for part of its days stands for the whole month:
+    its energy savings and subsidy are scaled by days in month / days simulated; its
+    demand-charge saving is not (the month is billed on its peak either way). Without
+    ``month``/``days`` columns rows are whole months from the start of the life, and without
+    ``window`` (or a ``month`` column) no subsidy is projected.
+
+    Raises
+    ------
+    InvalidInputError
+        No simulated month has the battery (connected after the simulated period).
     """
     capex = fi.capex_yuan_per_wh * energy_kwh * 1000.0
     m = months.reset_index(drop=True)
@@ -135,28 +146,47 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
               else np.zeros(len(m)))
     savings = scale * (total - demand) + demand
     subsidy = scale * m["subsidy_yuan"].to_numpy(dtype=float)
-    n_sim, n_life = len(m), 12 * fi.life_years
-    monthly = np.zeros(n_life)
-    monthly[:min(n_sim, n_life)] = savings[:n_life]
-    if n_sim:
-        monthly[n_sim:] = savings.mean()
+    n_life = 12 * fi.life_years
+    first, pos = _life_positions(m, connected)
+    whole = pos > 0 if connected is not None and connected.day > 1 else pos >= 0
+    if not whole.any():
+        whole = pos >= 0
+    if len(m) and not whole.any():
+        raise InvalidInputError(f"the battery is connected on {connected}, after the "
+                                "simulated months: nothing to annualise; simulate months "
+                                "after the connection")
+    live = (pos >= 0) & (pos < n_life)
+    monthly = np.full(n_life, savings[whole].mean() if whole.any() else 0.0)
+    monthly[pos[live]] = savings[live]
     if with_subsidy:
-        monthly[:min(n_sim, n_life)] += subsidy[:n_life]
-        monthly[n_sim:] += _projected_subsidy(m, subsidy, window, n_life)[n_sim:]
+        paid = _projected_subsidy(m, subsidy, window, first, n_life)
+        paid[pos[live]] = subsidy[live]
+        monthly += paid
     flows = np.zeros(fi.life_years + 1)
     flows[0] = -capex
     flows[1:] = monthly.reshape(fi.life_years, 12).sum(axis=1) - fi.om_frac_per_year * capex
     return flows
 
 
+def _life_positions(m: pd.DataFrame, connected: dt.date | None,
+                    ) -> tuple[pd.Period | None, np.ndarray]:
+    """The first month of the life and each month row's position in it (negative: before
+    it); rows in order from position 0 without a ``month`` column."""
+    if "month" not in m or not len(m):
+        return None, np.arange(len(m))
+    simulated = pd.PeriodIndex(m["month"].astype(str), freq="M")
+    first = pd.Period(connected, freq="M") if connected is not None else simulated[0]
+    return first, np.array([(p - first).n for p in simulated], dtype=np.int64)
+
+
 def _projected_subsidy(m: pd.DataFrame, subsidy: np.ndarray,
-                       window: tuple[dt.date, dt.date] | None, n_life: int) -> np.ndarray:
-    """Per month of the life from the first simulated one: the mean subsidy of the simulated
-    months inside ``window`` for the months inside it, else 0 [yuan]."""
+                       window: tuple[dt.date, dt.date] | None, first: pd.Period | None,
+                       n_life: int) -> np.ndarray:
+    """Per month of the life from ``first``: the mean subsidy of the simulated months inside
+    ``window`` for the months inside it, else 0 [yuan]."""
     out = np.zeros(n_life)
-    if window is None or "month" not in m or not len(m):
+    if window is None or first is None:
         return out
-    first = pd.Period(str(m["month"].iloc[0]), freq="M")
     months = pd.period_range(first, periods=n_life, freq="M")
     lo, hi = pd.Period(window[0], freq="M"), pd.Period(window[1], freq="M")
     inside = (months >= lo) & (months <= hi)
@@ -192,14 +222,31 @@ def _month_scale(m: pd.DataFrame) -> np.ndarray:
 
 
 def site_finance(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
-                 window: tuple[dt.date, dt.date] | None = None) -> dict:
+                 window: tuple[dt.date, dt.date] | None = None,
+                 connected: dt.date | None = None) -> dict:
     """NPV [yuan], IRR [-] and payback [years] of one site with and without the subsidy
-    (projected over the rest of the paid ``window``, see :func:`annual_flows`), and from
-    how many simulated months they are annualised."""
-    out: dict[str, float | None] = {"capex_yuan": fi.capex_yuan_per_wh * energy_kwh * 1000.0,
-                                    "finance_months": float(len(months))}
+    (projected over the rest of the paid ``window``, see :func:`annual_flows`), valued at
+    the start of the life (the month of ``connected``, ``life_from``), and from how many
+    simulated months with the battery they are annualised. A battery connected after the
+    simulated months gets NaN and a ``finance_note``. "Without the subsidy" is the same
+    operation with the subsidy's money taken out (the dispatch still chases it; the
+    sensitivity table re-plans without it)."""
+    capex = fi.capex_yuan_per_wh * energy_kwh * 1000.0
+    first, pos = _life_positions(months.reset_index(drop=True), connected)
+    out: dict[str, float | str | None] = {
+        "capex_yuan": capex, "finance_months": float(np.sum(pos >= 0)),
+        "life_from": str(first) if first is not None else "", "finance_note": ""}
+    try:
+        annual_flows(months, energy_kwh, fi, False, window, connected)
+    except InvalidInputError as exc:
+        nan = float("nan")
+        out["finance_note"] = exc.problems[0]
+        for label in ("with_subsidy", "without_subsidy"):
+            out.update({f"npv_{label}_yuan": nan, f"irr_{label}": nan,
+                        f"payback_{label}_years": nan})
+        return out
     for label, with_sub in (("with_subsidy", True), ("without_subsidy", False)):
-        flows = annual_flows(months, energy_kwh, fi, with_sub, window)
+        flows = annual_flows(months, energy_kwh, fi, with_sub, window, connected)
         out[f"npv_{label}_yuan"] = npv(fi.discount_rate, flows)
         out[f"irr_{label}"] = irr(flows)
         out[f"payback_{label}_years"] = payback_years(flows)

@@ -60,7 +60,10 @@ def sensitivity(
                 st = site.storage
                 if st is None:
                     continue
-                f = site_finance(m, st.energy_kwh, finance, catalog.paid_window(site))
+                f = site_finance(m, st.energy_kwh, finance, catalog.paid_window(site),
+                                 st.grid_connection_date)
+                if f["finance_note"]:  # no simulated month with the battery
+                    continue
                 npvs.append(f["npv_with_subsidy_yuan"])
                 if f["irr_with_subsidy"] is not None:
                     irrs.append(f["irr_with_subsidy"])

@@ -88,7 +88,8 @@ def site_summary(result: SimulationResult, catalog: Catalog,
                 tot["plans_uncertified"]), "gap_max": float(m["gap_max"].max()),
         }
         if finance is not None and st is not None:
-            row.update(site_finance(m, st.energy_kwh, finance, catalog.paid_window(site)))
+            row.update(site_finance(m, st.energy_kwh, finance, catalog.paid_window(site),
+                                    st.grid_connection_date))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -131,6 +132,11 @@ def _perfect_line(result: SimulationResult) -> list[str]:
     return [f"- With perfect foresight (each day re-planned on the actual PV and load from the "
             f"same morning state) the net cost would have been {float(pf.sum()):,.0f} yuan: "
             f"forecast errors cost {net - float(pf.sum()):,.0f} yuan"]
+
+
+def _pct(frac: float) -> str:
+    """A fraction [-] as a percentage with one decimal, without "-0.0%" for a tiny negative."""
+    return f"{0.0 if abs(frac) < 5e-4 else frac:.1%}"
 
 
 def _md_table(df: pd.DataFrame, floatfmt: str = "{:,.0f}") -> str:
@@ -287,7 +293,7 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         row = {"site": r["site_id"]}
         for ind in indicators:
             v = float(r[ind.key])
-            row[ind.key] = f"{v:.1%}" if ind.key.endswith("_frac") else f"{v:,.0f}"
+            row[ind.key] = _pct(v) if ind.key.endswith("_frac") else f"{v:,.0f}"
             row[ind.key] += " ✓" if ind.met(v) else " ✗"
         ind_rows.append(row)
     met_counts = {ind.key: int(sum(ind.met(float(v)) for v in summary[ind.key]))
@@ -347,7 +353,7 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
     month_rows = month_table(result.months)
     if len(month_rows):
         shown = month_rows.copy()
-        shown["demand_cut"] = [f"{v:.1%}" for v in shown["demand_cut"]]
+        shown["demand_cut"] = [_pct(v) for v in shown["demand_cut"]]
         lines += ["", "## Month by month", "", _md_table(shown)]
     if finance is not None and "npv_with_subsidy_yuan" in summary:
         per_site = result.months.groupby("site_id")
@@ -357,20 +363,31 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
                   f"Capex {finance.capex_yuan_per_wh} yuan/Wh, life {finance.life_years} years, "
                   f"discount rate {finance.discount_rate:.1%}, O&M "
                   f"{finance.om_frac_per_year:.1%} of capex a year ({finance.source}). "
-                  "Months after the simulated ones repeat the mean simulated month's savings, "
-                  "plus the mean simulated subsidy in the months of the paid window.",
+                  "The life starts in the month of the battery's grid connection "
+                  "(`life_from`), and values are at its start; months of the life not "
+                  "simulated repeat the mean savings of the simulated months with the "
+                  "battery, plus the mean simulated subsidy in the months of the paid window. "
+                  "Without subsidy: the same operation with the subsidy's money taken out "
+                  "(the sensitivity table re-plans without it).",
                   ""]
-        fin = summary[["site_id", "capex_yuan", "npv_with_subsidy_yuan",
+        fin = summary[["site_id", "life_from", "capex_yuan", "npv_with_subsidy_yuan",
                        "npv_without_subsidy_yuan", "irr_with_subsidy", "irr_without_subsidy",
                        "payback_with_subsidy_years", "payback_without_subsidy_years"]].copy()
         for c in ("irr_with_subsidy", "irr_without_subsidy"):
-            fin[c] = [("-" if v is None or pd.isna(v) else f"{v:.1%}") for v in fin[c]]
+            fin[c] = ["-" if v is None or pd.isna(v) else _pct(v) for v in fin[c]]
         for c in ("payback_with_subsidy_years", "payback_without_subsidy_years"):
-            fin[c] = [("never" if v is None or pd.isna(v) else f"{v:.1f}") for v in fin[c]]
+            fin[c] = ["never" if v is None else "-" if pd.isna(v) else f"{v:.1f}"
+                      for v in fin[c]]
         lines.append(_md_table(fin.dropna(subset=["capex_yuan"])))
+        notes = summary.loc[summary["finance_note"].fillna("") != "",
+                            ["site_id", "finance_note"]]
+        lines += [f"- {r.site_id}: {r.finance_note}" for r in notes.itertuples()]
     if sensitivity is not None:
         sensitivity.to_csv(out / "sensitivity.csv", index=False)
-        lines += ["", "## Sensitivity (fleet)", "", _md_table(sensitivity, "{:,.2f}")]
+        shown = sensitivity.copy()
+        if "median_irr" in shown:
+            shown["median_irr"] = ["-" if pd.isna(v) else _pct(v) for v in shown["median_irr"]]
+        lines += ["", "## Sensitivity (fleet)", "", _md_table(shown, "{:,.2f}")]
     lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts["en"]]
     lines += ["", "Files: months.csv (site x month), days.csv (every daily plan), sites.csv "
               "(this summary)."]
