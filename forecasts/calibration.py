@@ -116,10 +116,21 @@ def pv_metrics(
     )
 
 
+#: The most a power row may carry [kW] without a system rating to compare with.
+MAX_POWER_KW = 1e7
+
+
+def _lines(lines: np.ndarray, bad: np.ndarray) -> str:
+    """``line 7`` / ``lines 7, 9, 12 and 4 more`` for the rows flagged in ``bad``."""
+    at = lines[np.asarray(bad, dtype=bool)]
+    more = f" and {len(at) - 5} more" if len(at) > 5 else ""
+    return f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{more}"
+
+
 def read_power_csv(
     source: str | Path | io.IOBase, column: str = "ac_power_kw", unit: Literal["W", "kW"] = "kW",
     label: Label = "start", tz: str = "Asia/Shanghai", ambiguous: Ambiguous = "raise",
-    nonexistent: Nonexistent = "raise",
+    nonexistent: Nonexistent = "raise", max_kw: float | None = None,
 ) -> pd.Series:
     """Measured AC power [kW] on 15-minute interval starts.
 
@@ -133,15 +144,24 @@ def read_power_csv(
     :func:`forecasts.timestamps.parse_times` (``ambiguous``, ``nonexistent``). Small negative
     night values (inverter standby) become 0; gaps stay NaN.
 
+    ``max_kw``: the most a row may carry [kW] (1.5 x the system's AC rating where the caller
+    knows it; default :data:`MAX_POWER_KW`).
+
     Raises
     ------
     ValueError
-        Naming the file and the column: missing columns, bad timestamps, rows coarser than
-        15 minutes, strongly negative power.
+        Naming the file, the column and the lines: missing columns, bad timestamps, text or
+        infinite values, values above ``max_kw``, one timestamp twice with different values,
+        rows coarser than 15 minutes, strongly negative power.
     """
     name = getattr(source, "name", str(source))
     what = f"power CSV {name}"
-    df = pd.read_csv(source)
+    try:
+        df = pd.read_csv(source)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{what}: the file is empty") from None
+    if df.empty:
+        raise ValueError(f"{what}: no rows after the header")
     try:
         time_col = timestamp_column(df.columns, what)
     except ValueError:
@@ -151,12 +171,39 @@ def read_power_csv(
         raise ValueError(f"{what}: missing columns {missing}; found {list(df.columns)} (time "
                          f"column: any of {list(TIMESTAMP_NAMES)})")
     idx, keep = parse_times(df[time_col], tz, what, time_col, ambiguous, nonexistent)
-    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)[keep]
+    raw = df[column]
+    numbers = pd.to_numeric(raw, errors="coerce")
+    lines = np.flatnonzero(keep) + 2  # file line of each kept row (the header is line 1)
+    values = numbers.to_numpy(dtype=float)[keep]
     values = values / 1000.0 if unit == "W" else values
+    text = (raw.notna() & numbers.isna()).to_numpy()[keep]
+    problems = []
+    if text.any():
+        problems.append(f"'{column}' is not a number on {_lines(lines, text)} (an empty cell "
+                        "is a gap; decimal point, no thousands separator)")
+    if np.isinf(values).any():
+        problems.append(f"'{column}' is infinite on {_lines(lines, np.isinf(values))}")
+    limit = MAX_POWER_KW if max_kw is None else max_kw
+    high = np.isfinite(values) & (values > limit)
+    if high.any():
+        problems.append(f"'{column}' above {limit:,.0f} kW on {_lines(lines, high)}"
+                        + (" (1.5 x the AC rating; a value in W? give --unit W)"
+                           if max_kw is not None else ""))
+    if problems:
+        raise ValueError(f"{what}: " + "; ".join(problems))
     if np.nanmin(values) < -0.05 * np.nanmax(values):
         raise ValueError(f"{what}: '{column}' goes down to {np.nanmin(values):g} kW; "
                          "measured PV output cannot be that negative (wrong sign or column?)")
     s = pd.Series(np.clip(values, 0.0, None), index=idx, name="measured_kw")
+    twice = s.index.duplicated(keep=False)
+    if twice.any():
+        spread = s[twice].groupby(level=0).agg(lambda v: np.nanmax(v) - np.nanmin(v))
+        clash = spread[spread > 1e-6]
+        if len(clash):
+            raise ValueError(f"{what}: {len(clash)} timestamp(s) appear twice with different "
+                             f"values, first {clash.index[0]:%Y-%m-%d %H:%M} "
+                             f"({_lines(lines, np.asarray(s.index == clash.index[0]))}); "
+                             "keep one row per time")
     s = s[~s.index.duplicated()].sort_index()
     if len(s) < 2:
         raise ValueError(f"{what}: needs at least 2 rows, got {len(s)}")
@@ -277,6 +324,31 @@ def _energy_scale(
     return float(brentq(energy, lo, hi, xtol=1e-6))
 
 
+#: Share of the measured energy at night (clear-sky power 0) that means a wrong clock [-].
+NIGHT_ENERGY_MAX = 0.05
+
+
+def check_time_zone(measured_kw: pd.Series, expected_kw: pd.Series, clear_kw: pd.Series,
+                    ) -> None:
+    """Raise ``ValueError`` when much of the measured energy falls at night: the timestamps
+    are on another clock (UTC, another zone) than the site's, by more than the shift
+    screening looks for. Names the whole-hour shift that fits the expected power best."""
+    m = measured_kw.reindex(clear_kw.index)
+    total = float(np.nansum(m.to_numpy()))
+    night = float(np.nansum(m.to_numpy()[clear_kw.to_numpy() <= 0]))
+    if total <= 0 or night <= NIGHT_ENERGY_MAX * total:
+        return
+    e = np.nan_to_num(expected_kw.reindex(clear_kw.index).to_numpy())
+    x = np.nan_to_num(m.to_numpy())
+    fits = {h: float(np.dot(np.roll(x, -4 * h), e)) for h in range(-12, 13)}
+    best = max(fits, key=fits.get)
+    raise ValueError(f"{night / total:.0%} of the measured energy falls at night (when the "
+                     f"clear-sky power is 0): the measured timestamps are on another clock; "
+                     f"they fit best {abs(best)} h {'earlier' if best > 0 else 'later'} (local "
+                     "times stamped as UTC? write the site's offset, e.g. +08:00, into the "
+                     "timestamps)")
+
+
 def calibrate(
     model: PVModel,
     weather: Weather,
@@ -335,6 +407,7 @@ def calibrate(
                                     with_bands=False)
     clear = before_fc.frame["clear_kw"]
     daylight = daylight_mask(clear)
+    check_time_zone(measured_kw, before_fc.p50, clear)
     quality = None
     if screen:
         quality = screen_power(measured_kw, before_fc.p50, clear, capacity,

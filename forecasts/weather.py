@@ -116,8 +116,31 @@ def check_frame(frame: pd.DataFrame, what: str) -> None:
         problems.append(f"needs at least 2 rows, got {len(frame)}")
     elif not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
         problems.append("timestamps must increase strictly")
+    elif not problems:
+        problems += _implausible(frame)
     if problems:
         raise ValueError(f"{what}: " + "; ".join(problems))
+
+
+def _implausible(frame: pd.DataFrame) -> list[str]:
+    """Irradiance that is in range but cannot be right: a whole day whose GHI never passes
+    2 W/m² (kW/m² written as W/m²), diffuse above global."""
+    out = []
+    ghi = frame["ghi"].to_numpy(dtype=float) if "ghi" in frame else None
+    if ghi is not None and frame.index[-1] - frame.index[0] >= pd.Timedelta(hours=20):
+        top = float(np.nanmax(ghi, initial=0.0))
+        if 0.0 < top <= 2.0:
+            out.append(f"'ghi' is at most {top:g} over {frame.index[0]:%Y-%m-%d %H:%M} .. "
+                       f"{frame.index[-1]:%Y-%m-%d %H:%M}: irradiance is in W/m² (a value in "
+                       "kW/m²?)")
+    if ghi is not None and "dhi" in frame:
+        dhi = frame["dhi"].to_numpy(dtype=float)
+        bad = np.flatnonzero(dhi > 1.1 * ghi + 20.0)
+        if len(bad):
+            out.append(f"'dhi' above 'ghi' in {len(bad)} row(s), first at {frame.index[bad[0]]} "
+                       f"(dhi {dhi[bad[0]]:g}, ghi {ghi[bad[0]]:g} W/m²): diffuse is part of "
+                       "the global irradiance (columns swapped?)")
+    return out
 
 
 def read_weather_csv(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -68,6 +69,24 @@ def describe_db_error(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return safe_text(first)
+
+
+#: A problem that names its field: ``name=value: message`` (the core's own form).
+_FIELD_PROBLEM = re.compile(r"^(?P<field>[A-Za-z_][\w.\[\]]*)=(?P<value>[^:]{0,200}): "
+                            r"(?P<message>.+)$", re.S)
+_ALLOWED = re.compile(r"allowed(?: range)? (?P<allowed>[\[(][^\])]*[\])])")
+
+
+def field_error(problem: str) -> dict[str, Any] | None:
+    """The ``errors`` entry (field, message, allowed) of a problem that names its field, as
+    the request validation's are; None for a problem across fields."""
+    m = _FIELD_PROBLEM.match(problem)
+    if m is None:
+        return None
+    allowed = _ALLOWED.search(m["message"])
+    return {"field": m["field"].replace("[", ".").replace("]", ""),
+            "message": m["message"], "value": None,
+            "allowed": {"range": allowed["allowed"]} if allowed else None}
 
 
 def install(app: FastAPI) -> None:
@@ -127,8 +146,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidInputError)
     async def invalid_input(_: Request, exc: InvalidInputError) -> JSONResponse:
-        return error_response(422, exc.context,
-                              problems=[safe_text(p, 1000) for p in exc.problems])
+        problems = [safe_text(p, 1000) for p in exc.problems]
+        errors = [e for e in map(field_error, problems) if e is not None]
+        return error_response(422, exc.context, problems=problems,
+                              **({"errors": errors} if errors else {}))
 
     @app.exception_handler(InfeasiblePlanError)
     async def infeasible(_: Request, exc: InfeasiblePlanError) -> JSONResponse:

@@ -11,7 +11,6 @@ anything is computed, so a replaced policy file needs no code change.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import re
 from typing import Annotated, Any, Literal
@@ -159,21 +158,6 @@ class SimulationRequest(SimulationOptions, FinanceChoices):
     def finance(self) -> dict[str, Any]:
         """The fields of :class:`vpp.options.FinanceChoices`."""
         return self.model_dump(include=set(FinanceChoices.model_fields))
-
-    def last_day(self) -> dt.date:
-        """The period's last day: ``days`` days, or ``months`` calendar months, from
-        ``start`` (as :func:`forecasts.synthetic.period_index` counts them)."""
-        if self.days is not None:
-            return self.start + dt.timedelta(days=self.days - 1)
-        month = self.start.month - 1 + self.months
-        year, month = self.start.year + month // 12, month % 12 + 1
-        day = min(self.start.day, calendar.monthrange(year, month)[1])
-        return dt.date(year, month, day) - dt.timedelta(days=1)
-
-    @model_validator(mode="after")
-    def _period_supported(self) -> SimulationRequest:
-        _last_day_supported(self.start, self.last_day(), "the simulated period")
-        return self
 
 
 class MeasurementBatchRequest(BaseModel):

@@ -69,6 +69,17 @@ def test_pv_forecast_errors_are_named_not_tracebacks(tmp_path):
     assert r.exit_code == 2 and "'ghi' must be a number in [0, 1500] W/m²" in r.output
     r = run("pv", "forecast", "--site", "CZ-MG-01", "--system", str(tmp_path / "system.json"))
     assert r.exit_code == 2 and "exactly one of --site ID or --system FILE" in r.output
+    # each of these was a traceback
+    for args, message in (
+            (("--end", "2000-01-01"), "--end 2000-01-01 is before --start "),
+            (("--start", "0001-01-01"), "--start 0001-01-01: dates from 2000-01-01 to "
+                                        "2099-12-31 are supported"),
+            (("--out", str(tmp_path / "no" / "such" / "x.csv")), "cannot write the file")):
+        r = run("pv", "forecast", "--site", "CZ-MG-01", *args)
+        assert r.exit_code == 2 and message in r.output, r.output
+    (tmp_path / "mars.json").write_text(json.dumps({**SYSTEM, "tz": "Mars/Base"}))
+    r = run("pv", "forecast", "--system", str(tmp_path / "mars.json"))
+    assert r.exit_code == 2 and "unknown time zone 'Mars/Base'" in r.output
 
 
 def _measured(tmp_path, dc_kwp=120.0):

@@ -519,4 +519,6 @@ def test_the_evaluator_chooses_which_finished_simulation_is_graded(world):
     picked = c.get(f"/ui/evaluator?sim={old}").text
     assert re.findall(r'<tr data-site="([^"]+)">', picked) == ["CZ-MG-02"]
     assert re.search(rf'<option value="{old}" selected>', picked)
-    assert 'id="unknown-sim"' in c.get("/ui/evaluator?sim=nope").text
+    nope = c.get("/ui/evaluator?sim=nope").text
+    assert 'id="unknown-sim"' in nope
+    assert 'id="no-simulation"' not in nope  # "none finished yet" contradicted the list

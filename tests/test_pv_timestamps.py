@@ -116,3 +116,61 @@ def test_power_labels_start_end_instant_by_hand():
     t5 = [f"2026-07-15 12:{m:02d}" for m in range(0, 30, 5)]
     i5 = read("instant", t5, [1, 2, 3, 4, 5, 6])
     assert list(i5) == [2.0, 5.0] and i5.index[1].strftime("%H:%M") == "12:15"
+
+
+def test_power_csv_bad_values_are_named_by_line():
+    """Text, infinite values, values above the limit (a logger in W read as kW) and one time
+    twice with two values are errors naming the lines (the header is line 1); the same time
+    twice with one value is kept once."""
+    rows = ["timestamp,ac_power_kw", "2025-06-01 10:00,10", "2025-06-01 10:15,abc",
+            "2025-06-01 10:30,inf", "2025-06-01 10:45,9000", '2025-06-01 11:00,"1,234.5"']
+    with pytest.raises(ValueError) as e:
+        read_power_csv(io.StringIO("\n".join(rows) + "\n"), max_kw=150.0)
+    assert str(e.value).split(">: ", 1)[1] == (
+        "'ac_power_kw' is not a number on lines 3, 6 (an empty "
+        "cell is a gap; decimal point, no thousands separator); 'ac_power_kw' is infinite on "
+        "line 4; 'ac_power_kw' above 150 kW on line 5 (1.5 x the AC rating; a value in W? "
+        "give --unit W)")
+    clash = "timestamp,ac_power_kw\n2025-06-01 10:00,10\n2025-06-01 10:15,11\n" \
+            "2025-06-01 10:15,12\n2025-06-01 10:30,13\n"
+    with pytest.raises(ValueError, match=r"1 timestamp\(s\) appear twice with different values, "
+                                         r"first 2025-06-01 10:15 \(lines 3, 4\)"):
+        read_power_csv(io.StringIO(clash))
+    same = clash.replace("10:15,12", "10:15,11")
+    assert read_power_csv(io.StringIO(same)).tolist() == [10.0, 11.0, 13.0]
+    with pytest.raises(ValueError, match="the file is empty"):
+        read_power_csv(io.StringIO(""))
+
+
+def test_measured_power_on_another_clock_is_named():
+    """Local PV stamped as UTC lands 8 hours late, 62 % of its energy at night: the
+    calibration stops and says the stamps fit best 8 h earlier."""
+    from forecasts.calibration import check_time_zone
+
+    idx = pd.date_range("2025-06-01", periods=96 * 3, freq="15min", tz="Asia/Shanghai")
+    h = idx.hour + idx.minute / 60 + 0.125
+    clear = pd.Series(np.clip(np.sin(np.pi * (h - 6) / 12), 0, None) * 100.0, index=idx)
+    late = pd.Series(np.roll(clear.to_numpy(), 32), index=idx)
+    check_time_zone(clear, clear, clear)  # on the site's clock: no error
+    with pytest.raises(ValueError, match=r"of the measured energy falls at night .* fit best "
+                                         r"8 h earlier"):
+        check_time_zone(late, clear, clear)
+
+
+def test_weather_in_kw_per_m2_or_with_diffuse_above_global_is_refused():
+    idx = pd.date_range("2025-06-01", periods=96, freq="15min")
+    h = idx.hour + idx.minute / 60
+    ghi = np.clip(np.sin(np.pi * (h - 6) / 12), 0, None) * 0.9  # kW/m²: 0.9 at noon
+    text = pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M"), "ghi": ghi}).to_csv(
+        index=False)
+    with pytest.raises(ValueError, match=r"'ghi' is at most 0.9 over 2025-06-01 00:00 \.\. "
+                                         r"2025-06-01 23:45: irradiance is in W/m²"):
+        read_weather_csv(io.StringIO(text), "Asia/Shanghai")
+    frame = pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%d %H:%M"), "ghi": ghi * 1000,
+                          "dni": 0.0, "dhi": ghi * 1000})
+    frame.loc[48, "dhi"] = 900.0  # 12:00: ghi 900 x sin(pi/2) ... 900 is not above
+    frame.loc[40, "dhi"] = 900.0  # 10:00: ghi 779.4
+    frame.loc[40, "ghi"] = 100.0
+    with pytest.raises(ValueError, match=r"'dhi' above 'ghi' in 1 row\(s\), first at "
+                                         r"2025-06-01 10:00:00\+08:00 \(dhi 900, ghi 100"):
+        read_weather_csv(io.StringIO(frame.to_csv(index=False)), "Asia/Shanghai")

@@ -91,6 +91,25 @@ def test_any_key_or_value_anywhere_is_checked(hostile, method, path, raw, field)
     assert field in [e["field"] for e in r.json()["errors"]]
 
 
+def test_core_problems_that_name_a_field_come_field_by_field(hostile):
+    """Problems found past the request schema (the policy's cap, the fleet's sites) are
+    listed in ``errors`` as the schema's are, with the allowed range; the known sites ride
+    on the last unknown one instead of counting as a problem of their own."""
+    client, keys, *_ = hostile
+    r = send(client, keys["admin"], "POST", "/v1/simulations",
+             {"start": "2025-07-01", "months": 1, "subsidy_rate_yuan_per_kwh": 0.5})
+    assert r.status_code == 422, r.text
+    e = r.json()["errors"]
+    assert e[0]["field"] == "subsidy_rate_yuan_per_kwh"
+    assert e[0]["allowed"] == {"range": "[0, 0.3]"}
+    r = send(client, keys["admin"], "POST", "/v1/simulations",
+             {"start": "2025-07-01", "months": 1, "sites": ["CZ-MG-01", "CZ-MG-98"]})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert len(body["problems"]) == 1 and "known sites: CZ-MG-01" in body["problems"][0]
+    assert [x["field"] for x in body["errors"]] == ["sites.1"]
+
+
 @pytest.mark.parametrize(("path", "body", "words"), [
     ("/v1/plans", {"site_id": "CZ-MG-01", "date": "2300-01-01"}, "supported range"),
     ("/v1/plans", {"site_id": "CZ-MG-01", "date": "1999-12-31"}, "supported range"),

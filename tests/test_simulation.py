@@ -370,6 +370,12 @@ def test_bad_options_are_named():
         check_simulation(default_catalog(), check({"tariff_policy": "2019"}), ["CZ-MG-01"])
     with pytest.raises(InvalidInputError, match=r"start='2300-01-01': .*2099-12-31"):
         check({"start": "2300-01-01"})
+    # the CLI and the API share the rule on the period's last day (the CLI used to simulate
+    # 2100-01-01)
+    with pytest.raises(InvalidInputError) as e:
+        check({"start": "2099-12-31", "days": 2})
+    assert e.value.problems == ["the simulated period ends on 2100-01-01, after 2099-12-31: "
+                                "every day must lie from 2000-01-01 to 2099-12-31"]
     with pytest.raises(InvalidInputError, match=r"subsidy_rate_yuan_per_kwh=0.5: allowed "
                                                 r"range \[0, 0.3\] under"):
         check_simulation(default_catalog(), SimulationOptions(start=dt.date(2025, 1, 1),

@@ -84,6 +84,12 @@ def _span(weather: Weather | None, start: dt.datetime | None, end: dt.datetime |
     """15-minute interval starts: --start..--end (whole days, end inclusive), or --days from
     --start, or the whole days the weather covers (the last one included when the rows
     reach its midnight), or tomorrow. At most :data:`MAX_DAYS` days."""
+    from vpp.options import DATE_MAX, DATE_MIN
+
+    for name, day in (("--start", start), ("--end", end)):
+        if day is not None and not DATE_MIN <= day.date() <= DATE_MAX:
+            raise InvalidInputError(f"{name} {day.date().isoformat()}: dates from {DATE_MIN} to "
+                                    f"{DATE_MAX} are supported")
     if start is None and weather is not None:
         from forecasts.weather import coverage
 
@@ -215,7 +221,8 @@ def _read_inputs(model: PVModel, weather: str, label: str | None, measured: str,
 
     tz = model.system.tz
     wx = _weather(weather, tz, label, None, ambiguous, nonexistent)
-    meas = read_power_csv(measured, column, unit, measured_label, tz, ambiguous, nonexistent)
+    meas = read_power_csv(measured, column, unit, measured_label, tz, ambiguous, nonexistent,
+                          max_kw=1.5 * model.ac_kw)
     return wx, meas
 
 

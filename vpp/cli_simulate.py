@@ -106,11 +106,16 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
     check_simulation(catalog, opts, ids)  # bad sites or tariff named before any progress
     measured = read_actuals(actuals, ids or [s.id for s in catalog.fleet.sites]) \
         if actuals else None
-    with progress_bar("simulating", None, "site-months") as bar:
-        result = simulate(catalog, opts, ids, errors=err_model, weather=wx, out=out,
-                          jobs=workers, executor=executor, address=address,
-                          on_progress=lambda done, total, _s: bar.update(done, total),
-                          actuals=measured)
+    try:
+        with progress_bar("simulating", None, "site-months") as bar:
+            result = simulate(catalog, opts, ids, errors=err_model, weather=wx, out=out,
+                              jobs=workers, executor=executor, address=address,
+                              on_progress=lambda done, total, _s: bar.update(done, total),
+                              actuals=measured)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: the completed months are kept in {out}; run the same "
+                   "command again to resume after them", err=True)
+        sys.exit(130)
     for sid, msg in result.failures.items():
         click.echo(f"{sid}: FAILED: {msg}", err=True)
     for note in _storage_notes(catalog, opts, ids):

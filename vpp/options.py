@@ -8,12 +8,21 @@ checked at once and every bad field named (:func:`parse`).
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import annotated_types as at
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from models import InvalidInputError, SolveOptions
 
@@ -156,6 +165,24 @@ class SimulationOptions(SolverChoices, ControlChoices):
     def describe(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def last_day(self) -> dt.date:
+        """The period's last day: ``days`` days, or ``months`` calendar months, from
+        ``start`` (as :func:`forecasts.synthetic.period_index` counts them)."""
+        if self.days is not None:
+            return self.start + dt.timedelta(days=self.days - 1)
+        month = self.start.month - 1 + self.months
+        year, month = self.start.year + month // 12, month % 12 + 1
+        day = min(self.start.day, calendar.monthrange(year, month)[1])
+        return dt.date(year, month, day) - dt.timedelta(days=1)
+
+    @model_validator(mode="after")
+    def _period_supported(self) -> SimulationOptions:
+        last = self.last_day()
+        if last > DATE_MAX:
+            raise ValueError(f"the simulated period ends on {last}, after {DATE_MAX}: every "
+                             f"day must lie from {DATE_MIN} to {DATE_MAX}")
+        return self
+
 
 class OperateOptions(SolverChoices, ControlChoices):
     """Live operation's choices (CLI ``vpp operate``, the service's scheduler): one control
@@ -218,8 +245,13 @@ def parse(model: type[M], values: dict[str, Any], context: str,
         problems = []
         for e in exc.errors():
             field = ".".join(str(x) for x in e["loc"])
+            if not field:  # across fields (a model's own rule): its message alone
+                problems.append(str(e["msg"]).removeprefix("Value error, "))
+                continue
             shown = names(field) if names and field in model.model_fields else field
             value = e.get("input")
+            value = value.item() if hasattr(value, "item") and hasattr(value, "dtype") \
+                else value  # a numpy scalar reads as its number, not np.float64(...)
             given = ("" if isinstance(value, dict | list) or e["type"] == "missing"
                      else f"={value}" if names and isinstance(value, str) else f"={value!r}")
             problems.append(f"{shown}{given}: {e['msg']}{_range(model, field)}")

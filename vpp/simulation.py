@@ -687,8 +687,8 @@ def check_simulation(catalog: Catalog, opts: SimulationOptions,
     unknown = [f"sites[{i}]={sid!r}: not in the fleet" for i, sid in enumerate(ids)
                if sid not in known]
     if unknown:
-        raise InvalidInputError([*unknown, f"known sites: {', '.join(sorted(known))}"],
-                                "invalid simulation options")
+        unknown[-1] += f" (known sites: {', '.join(sorted(known))})"
+        raise InvalidInputError(unknown, "invalid simulation options")
     for sid in ids:
         site = catalog.fleet.site(sid)
         try:
