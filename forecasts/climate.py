@@ -21,6 +21,15 @@ from pvlib.location import Location
 from forecasts.weather import Decomposition, decompose, interval_clearsky
 
 DEFAULT_FILE = Path(__file__).with_name("data") / "changzhou-climatology.toml"
+#: Where the shipped climatology is for [deg north, deg east] (its clear-sky reference).
+CLIMATE_SITE = (31.81, 119.97)
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance [km] between two points [deg] (haversine, 6,371 km radius)."""
+    p1, p2, dl = np.radians(lat1), np.radians(lat2), np.radians(lon2 - lon1)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return float(2 * 6371.0 * np.arcsin(np.sqrt(a)))
 
 
 @dataclass(frozen=True)

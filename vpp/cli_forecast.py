@@ -197,6 +197,16 @@ def pv_forecast(ctx: click.Context, site_id: str | None, system: str | None,
     if decomposition:
         model = replace(model, decomposition=decomposition)
     wx = _weather(weather, model.system.tz, label, year, ambiguous, nonexistent)
+    if wx is None and year is not None:
+        click.echo("note: --year applies to a typical-year weather file (EPW, TMY3); "
+                   "without --weather it is not used", err=True)
+    if wx is None:
+        from forecasts.climate import CLIMATE_SITE, distance_km
+
+        far = distance_km(model.system.latitude, model.system.longitude, *CLIMATE_SITE)
+        if far > 300:
+            click.echo(f"WARNING: the shipped climatology is Changzhou's and this system lies "
+                       f"{far:,.0f} km away: give its own --weather", err=True)
     index = _span(wx, start, end, days, model.system.tz)
     fc = forecast_pv(model, index, wx)
     frame = fc.frame.copy()

@@ -132,8 +132,8 @@ def summary_table(plans: list[dict[str, Any]]) -> pd.DataFrame:
 
 def format_table(df: pd.DataFrame) -> str:
     """Fixed-width text of a summary table."""
-    fmt = {c: (lambda v: "" if pd.isna(v) else f"{v:,.0f}") for c in df.columns
-           if c.endswith(("[yuan]", "[kWh]", "[kW]"))}
+    fmt = {c: (lambda v: "" if pd.isna(v) else f"{0.0 if abs(v) < 0.5 else v:,.0f}")
+           for c in df.columns if c.endswith(("[yuan]", "[kWh]", "[kW]"))}  # no "-0"
     fmt["RE share [-]"] = lambda v: "" if pd.isna(v) else f"{v:.2f}"
     fmt["gap [%]"] = lambda v: "" if pd.isna(v) else f"{v:.3f}"
     fmt["solve [s]"] = lambda v: "" if pd.isna(v) else f"{v:.2f}"

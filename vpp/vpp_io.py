@@ -25,11 +25,24 @@ def feeder_text(feeders: list[dict[str, Any]]) -> str:
     return format_table(pd.DataFrame(rows).T)
 
 
+def _day_before(day: str) -> str:
+    import datetime as dt
+
+    return (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+
+
 def events_text(events: list[dict[str, Any]]) -> str:
     rows = {}
     for e in events:
+        # "07-15 17:00-19:00" within a day (24:00 its midnight), the end's date across one
+        start, end = e["start"], e["end"]
+        same = start[:10] == end[:10] or (end[11:16] == "00:00" and start[:10] == _day_before(
+            end[:10]))
+        window = (f"{start[5:10]} {start[11:16]}-"
+                  + (("24:00" if end[11:16] == "00:00" else end[11:16]) if same
+                     else f"{end[5:10]} {end[11:16]}"))
         rows[e["id"]] = {
-            "type": e["type"], "window": f"{e['start'][11:16]}-{e['end'][11:16]}",
+            "type": e["type"], "window": window,
             "requested [kW]": e["requested_kw"], "min delivered [kW]": e["min_delivered_kw"],
             "delivered [kWh]": e["delivered_kwh"], "shortfall [kWh]": e["shortfall_kwh"],
             "compensation [yuan]": e["compensation_yuan"],
