@@ -233,3 +233,21 @@ def test_bad_event_files_are_named(small, event, message):
             "--jobs", "1", "--events", str(small / "bad.json"))
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
+
+
+def test_a_bad_feeder_file_is_named_all_at_once(small):
+    """A negative cap (the schema), an unknown site, a site listed twice and a feeder
+    without a cap (the fleet's checks) come in one message."""
+    (small / "bad_feeders.toml").write_text(
+        'version = "t"\nsource = "test"\n[[feeders]]\nname = "F1"\n'
+        'site_ids = ["CZ-MG-01", "CZ-MG-99", "CZ-MG-01"]\nimport_cap_kw = -5.0\n'
+        '[[feeders]]\nname = "F2"\nsite_ids = ["CZ-MG-02"]\n', encoding="utf-8")
+    r = run("--fleet", str(small / "fleet.toml"), "--feeders", str(small / "bad_feeders.toml"),
+            "plan", "--all", "--date", DATE, "--jobs", "1")
+    assert r.exit_code == 2, r.output
+    assert "(4 problem(s))" in r.output
+    for text in ("feeders.0.import_cap_kw: Input should be greater than or equal to 0",
+                 "feeders[0] (F1): site CZ-MG-99 is not in the fleet",
+                 "feeders[0] (F1): site CZ-MG-01 listed twice",
+                 "feeders[1] (F2): give import_cap_kw or export_cap_kw"):
+        assert text in r.output

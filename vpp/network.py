@@ -37,24 +37,40 @@ class FeederFile(StrictModel):
 def load_feeders(path: str | Path, fleet: Fleet) -> FeederFile:
     """Read and validate a feeder file against the fleet (every site known, none twice)."""
     p = Path(path)
-    f = validate_document(FeederFile, read_document(p, "feeder file"),
-                          f"invalid feeder file {p}")
-    known = {s.id for s in fleet.sites}
-    problems, seen = [], {}
-    for i, fd in enumerate(f.feeders):
-        for s in fd.site_ids:
-            if s not in known:
-                problems.append(f"feeders[{i}] ({fd.name}): site {s} is not in the fleet")
-            elif s in seen:
-                problems.append(f"feeders[{i}] ({fd.name}): site {s} is already behind "
-                                f"{seen[s]}")
-            else:
-                seen[s] = fd.name
-        if fd.import_cap_kw is None and fd.export_cap_kw is None:
-            problems.append(f"feeders[{i}] ({fd.name}): give import_cap_kw or export_cap_kw")
+    doc = read_document(p, "feeder file")
+    raw = doc.get("feeders") if isinstance(doc, dict) else None
+    problems = _fleet_problems(raw if isinstance(raw, list) else [],
+                               {s.id for s in fleet.sites})
+    try:
+        f = validate_document(FeederFile, doc, f"invalid feeder file {p}")
+    except InvalidInputError as exc:  # every problem at once, the file's and the fleet's
+        raise InvalidInputError([*exc.problems, *problems], exc.context) from None
     if problems:
         raise InvalidInputError(problems, f"invalid feeder file {p}")
     return f
+
+
+def _fleet_problems(feeders: list, known: set[str]) -> list[str]:
+    """What the fleet says about a feeder file's raw tables: every site known, none behind
+    two feeders, each feeder with a cap."""
+    problems, seen = [], {}
+    for i, fd in enumerate(feeders):
+        if not isinstance(fd, dict):
+            continue
+        name = fd.get("name", "?")
+        ids = fd.get("site_ids")
+        for s in ids if isinstance(ids, list) else []:
+            if s not in known:
+                problems.append(f"feeders[{i}] ({name}): site {s} is not in the fleet")
+            elif s in seen:
+                problems.append(f"feeders[{i}] ({name}): site {s} "
+                                + ("listed twice" if seen[s] == (i, name) else
+                                   f"is already behind {seen[s][1]}"))
+            else:
+                seen[s] = (i, name)
+        if fd.get("import_cap_kw") is None and fd.get("export_cap_kw") is None:
+            problems.append(f"feeders[{i}] ({name}): give import_cap_kw or export_cap_kw")
+    return problems
 
 
 def feeder_caps(f: FeederFile) -> tuple[FeederCap, ...]:
