@@ -47,9 +47,14 @@ MAX_METER_KW = 1e7
 
 
 def read_meter_csv(
-    source: str | Path | io.IOBase, column: str = "load_kw", tz: str = "Asia/Shanghai"
+    source: str | Path | io.IOBase, column: str = "load_kw", tz: str = "Asia/Shanghai",
+    gaps: bool = False,
 ) -> pd.Series:
     """Read a 15-minute meter CSV with columns ``timestamp`` and ``column`` [kW].
+
+    ``gaps``: rows may be a whole number of 15-minute steps apart (a history with missing
+    readings: the missing intervals come back as NaN); otherwise every row follows the
+    last by 15 minutes.
 
     Timestamps without an offset are taken as local time in ``tz``; each row is the average
     power over the 15 minutes starting at its timestamp.
@@ -96,13 +101,19 @@ def read_meter_csv(
                         f"({lines(values > MAX_METER_KW)}; a value in W?)")
     if len(idx) > 1:
         steps = np.asarray((idx[1:] - idx[:-1]).total_seconds())
-        if np.any(steps != 900):
-            bad = int(np.flatnonzero(steps != 900)[0])
-            problems.append(f"rows must be 15 minutes apart; line {bad + 3} follows after "
+        off = (steps <= 0) | (steps % 900 != 0) if gaps else steps != 900
+        if np.any(off):
+            bad = int(np.flatnonzero(off)[0])
+            rule = ("in time order on 15-minute steps (gaps allowed)" if gaps
+                    else "15 minutes apart")
+            problems.append(f"rows must be {rule}; line {bad + 3} follows after "
                             f"{steps[bad] / 60:g} min")
     if problems:
         raise ValueError(f"{name}: " + "; ".join(problems))
-    return pd.Series(values, index=idx, name=column)
+    series = pd.Series(values, index=idx, name=column)
+    if gaps and len(idx) > 1:
+        series = series.reindex(pd.date_range(idx[0], idx[-1], freq="15min"))
+    return series
 
 
 def day_class(day: dt.date) -> str:

@@ -110,3 +110,25 @@ def test_meter_rows_out_of_range_are_named_by_line(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match=r"empty\.csv: the file is empty"):
         read_meter_csv(tmp_path / "empty.csv")
+
+
+def test_meter_history_with_missing_rows_reads_as_gaps(tmp_path):
+    """A history may miss readings (a whole number of 15-minute steps apart): they come back
+    as NaN and the forecast averages what is there; rows out of order or off the 15-minute
+    grid stay errors."""
+    from forecasts.load import read_meter_csv
+
+    idx = pd.date_range("2026-03-02", periods=6, freq="15min")
+    f = tmp_path / "meter.csv"
+    pd.DataFrame({"timestamp": idx.strftime("%Y-%m-%dT%H:%M:%S"), "load_kw": range(6)}) \
+        .drop(index=[2, 3]).to_csv(f, index=False)
+    h = read_meter_csv(f, gaps=True)
+    assert len(h) == 6 and h.isna().tolist() == [False, False, True, True, False, False]
+    with pytest.raises(ValueError, match="rows must be 15 minutes apart; line 4 follows "
+                                         "after 45 min"):
+        read_meter_csv(f)
+    (tmp_path / "odd.csv").write_text("timestamp,load_kw\n2026-03-02T00:00:00,1\n"
+                                      "2026-03-02T00:20:00,1\n")
+    with pytest.raises(ValueError, match=r"in time order on 15-minute steps \(gaps allowed\); "
+                                         "line 3 follows after 20 min"):
+        read_meter_csv(tmp_path / "odd.csv", gaps=True)

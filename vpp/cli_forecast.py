@@ -594,24 +594,26 @@ def load_forecast(history: str, date: dt.datetime | None, days: int, weeks: int,
     """Similar-day load forecast [kW] (working day, weekend, statutory holiday)."""
     from forecasts.load import forecast_load, read_meter_csv
 
-    hist = read_meter_csv(history)
+    hist = read_meter_csv(history, gaps=True)
     start = (pd.Timestamp(date).tz_localize("Asia/Shanghai") if date else
              hist.index[-1].normalize() + pd.Timedelta(days=1))
     index = pd.date_range(start, periods=96 * days, freq="15min")
     fc = forecast_load(hist, index, weeks)
-    later = int((hist.index >= start).sum())
+    before = hist[hist.index < start]
+    later = int(hist[hist.index >= start].notna().sum())
     if later:
         click.echo(f"note: {later} meter intervals from {start:%Y-%m-%d} on are not used: a "
                    "forecast learns only from what was measured before it", err=True)
-    gap = (start - hist.index[hist.index < start][-1]).days
+    gap = (start - before.dropna().index[-1]).days
     if gap > 7:
         click.echo(f"warning: the history ends {gap} days before {start:%Y-%m-%d}; the "
                    "forecast repeats that older pattern", err=True)
     frame = fc.to_frame()
     frame.index.name = "timestamp"
     text = frame.to_csv(float_format="%.3f")
-    click.echo(f"load forecast {start:%Y-%m-%d} +{days} d from {len(hist) - later} meter "
-               f"intervals: {fc.sum() * 0.25:,.0f} kWh, peak {fc.max():,.0f} kW", err=True)
+    click.echo(f"load forecast {start:%Y-%m-%d} +{days} d from {int(before.notna().sum())} "
+               f"meter intervals: {fc.sum() * 0.25:,.0f} kWh, peak {fc.max():,.0f} kW",
+               err=True)
     _emit(text, out)
 
 
@@ -634,7 +636,7 @@ def load_backtest_cmd(histories: tuple[str, ...], days: int, weeks: int) -> None
         name = name or Path(path).stem
         if not Path(path).is_file():
             raise InvalidInputError(f"meter history {path} does not exist")
-        r = load_backtest(read_meter_csv(path), days, weeks)
+        r = load_backtest(read_meter_csv(path, gaps=True), days, weeks)
         rows[name] = {"days": r.days, "MAPE": f"{r.mape:.2%}", "nMAE": f"{r.nmae:.2%}"}
     click.echo(pd.DataFrame(rows).T.to_string())
 
