@@ -350,6 +350,13 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
     cols = ["site_id", "storage_kw", "subsidy_yuan", "discharge_kwh", "savings_yuan",
             "equivalent_full_cycles", "co2_avoided_t"]
     lines.append(_md_table(summary[cols]))
+    parts = savings_parts(summary)
+    if len(parts):
+        total = parts.drop(columns="site_id").sum()
+        lines += ["", f"Savings made of: energy {total['energy_yuan']:,.0f} / demand charge "
+                      f"{total['demand_yuan']:,.0f} / subsidy {total['subsidy_yuan']:,.0f} / "
+                      f"wear {total['wear_yuan']:,.0f} yuan (per site below)", "",
+                  _md_table(parts)]
     month_rows = month_table(result.months)
     if len(month_rows):
         shown = month_rows.copy()
