@@ -24,6 +24,10 @@ the coupling constraints are
       credited[t] <= delivered[t],  0 <= credited[t] <= R          (energy compensation)
       held <= delivered[t] for all t in W,  0 <= held <= R          (capacity compensation)
 
+  A site in the model for a shared feeder only (a *bystander*: in no event, with a
+  baseline) may help but not undo an event: ``d * (imp_s[t] - exp_s[t]) <= d * b_s[t]`` in
+  its window - otherwise it could spend the headroom a participant's paid reduction frees.
+
 Objective [yuan]: the sites' costs + ``sum dt * penalty * short - sum dt * comp_kwh *
 credited - comp_kw * held``. Compensation stops at the request, shortfall is paid for, so the
 fleet delivers the request at least cost or reports what it cannot deliver.
@@ -47,6 +51,9 @@ from models.site import precheck, validate
 from models.specs import DispatchProblem, DispatchResult, DREvent, FeederCap, SolveOptions
 
 INF = float("inf")
+#: Slack of a bystander's bound [kW]: its baseline comes back from the solver within its
+#: tolerances, so the baseline itself must stay feasible.
+BYSTANDER_TOL_KW = 1e-3
 
 
 @dataclass(frozen=True)
@@ -177,6 +184,8 @@ def add_coupling(model: BlockModel, fp: FleetProblem) -> list[dict[str, np.ndarr
              [term for s in f.members for term in ((t, cols[s]["imp"], 1.0),
                                                    (t, cols[s]["exp"], -1.0))])
     event_cols = []
+    taking_part = {s for e in fp.events for s in (e.participants or ids)}
+    bystanders = [s for s in ids if s not in taking_part and s in fp.baseline_net_kw]
     for e in fp.events:
         w = np.arange(e.start, e.end)
         k, d = len(w), e.direction
@@ -199,6 +208,12 @@ def add_coupling(model: BlockModel, fp: FleetProblem) -> list[dict[str, np.ndarr
                                      np.full(1, -e.compensation_yuan_per_kw))
             rows(np.full(k, -INF), base, [*flipped, (np.arange(k), np.full(k, held[0]), 1.0)])
         event_cols.append({"short": short, "credited": credited, "held": held})
+        # bystanders (sites in the model for a shared feeder, in no event) may not undo
+        # the event: d * (imp - exp) <= d * baseline in its window
+        for s in (bystanders if e.participants else ()):
+            b = d * np.asarray(fp.baseline_net_kw[s], float)[w] + BYSTANDER_TOL_KW
+            rows(np.full(k, -INF), b, [(np.arange(k), cols[s]["imp"][w], d),
+                                       (np.arange(k), cols[s]["exp"][w], -d)])
     if nrow:
         model.add_rows(np.concatenate(lower), np.concatenate(upper), np.concatenate(a_row),
                        np.concatenate(a_col), np.concatenate(a_val))

@@ -164,6 +164,38 @@ def test_an_event_on_part_of_a_feeder_keeps_the_feeders_cap(small):
     assert "breaks its cap" not in r.output
 
 
+def test_a_feeder_neighbour_cannot_undo_a_paid_event(small):
+    """CZ-MG-01 and CZ-MG-03 behind a 4,600 kW cap that binds at 10:00-12:00; CZ-MG-01 alone
+    sheds 0.3 MW there. Left free, CZ-MG-03 spent the headroom CZ-MG-01 freed (300 kW more
+    from 11:00): 600 kWh were paid for 300 kWh at the feeder head. A bystander may help but
+    not undo: the head moves by at least what is credited, in every interval."""
+    (small / "f4600.toml").write_text(
+        'version = "t"\nsource = "test"\n[[feeders]]\nname = "F1"\n'
+        'site_ids = ["CZ-MG-01", "CZ-MG-03"]\nimport_cap_kw = 4600.0\n', encoding="utf-8")
+    (small / "shed01.json").write_text(json.dumps({"events": [
+        {"id": "one", "type": "peak_shaving", "start": f"{DATE}T10:00", "end": f"{DATE}T12:00",
+         "requested_mw": 0.3, "compensation_yuan_per_kwh": 3.0,
+         "shortfall_penalty_yuan_per_kwh": 5.0, "sites": ["CZ-MG-01"]}]}))
+    out = small / "shed"
+    r = run("--fleet", str(small / "fleet.toml"), "--feeders", str(small / "f4600.toml"),
+            "plan", "--all", "--date", DATE, "--jobs", "1", "--events",
+            str(small / "shed01.json"), "--out", str(out))
+    assert r.exit_code == 0, r.output
+
+    def net(name):
+        p = json.loads((out / name).read_text())
+        return np.subtract(p["intervals"]["grid_import_kw"], p["intervals"]["grid_export_kw"])
+
+    w = slice(40, 48)
+    head = sum(net(f"{s}_{DATE}.json") - net(f"{s}_{DATE}_baseline.json")
+               for s in ("CZ-MG-01", "CZ-MG-03"))[w]
+    event = json.loads((out / f"vpp_{DATE}.json").read_text())["events"][0]
+    assert event["delivered_kwh"] == pytest.approx(600.0, abs=1e-3)
+    assert np.all(-head >= np.asarray(event["delivered_kw"]) - 1e-3)
+    three = net(f"CZ-MG-03_{DATE}.json") - net(f"CZ-MG-03_{DATE}_baseline.json")
+    assert three[w].max() <= 1e-3
+
+
 def test_shipped_jingkai_feeder_keeps_its_cap_under_an_event_for_one_of_its_sites(tmp_path):
     """The shipped fleet on 2026-07-15, an event for CZ-MG-19 alone: planned on its own
     against the Jingkai cap, CZ-MG-19 imported 4,396 kW at 00:45 while CZ-MG-20 and -22 kept
