@@ -204,7 +204,7 @@ def read_power_csv(
                              f"values, first {clash.index[0]:%Y-%m-%d %H:%M} "
                              f"({_lines(lines, np.asarray(s.index == clash.index[0]))}); "
                              "keep one row per time")
-    s = s[~s.index.duplicated()].sort_index()
+    s = s.groupby(level=0).first().sort_index()  # a time twice: its (first) reading
     if len(s) < 2:
         raise ValueError(f"{what}: needs at least 2 rows, got {len(s)}")
     step = pd.Timedelta(int(np.median(np.diff(s.index.as_unit("ns").asi8))), unit="ns")
@@ -344,9 +344,11 @@ def check_time_zone(measured_kw: pd.Series, expected_kw: pd.Series, clear_kw: pd
     best = max(fits, key=fits.get)
     raise ValueError(f"{night / total:.0%} of the measured energy falls at night (when the "
                      f"clear-sky power is 0): the measured timestamps are on another clock; "
-                     f"they fit best {abs(best)} h {'earlier' if best > 0 else 'later'} (local "
-                     "times stamped as UTC? write the site's offset, e.g. +08:00, into the "
-                     "timestamps)")
+                     f"they fit best {abs(best)} h {'earlier' if best > 0 else 'later'} "
+                     + ("(local times stamped as UTC? write the site's offset, e.g. +08:00, "
+                        "into the timestamps)" if best > 0 else
+                        "(UTC times without an offset read as local? add Z or +00:00 to the "
+                        "timestamps)"))
 
 
 def calibrate(

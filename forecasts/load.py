@@ -90,9 +90,12 @@ def read_meter_csv(
         more = f" and {len(at) - 5} more" if len(at) > 5 else ""
         return f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{more}"
 
-    if np.isnan(values).any():
-        problems.append(f"{int(np.isnan(values).sum())} missing or non-numeric {column} values "
-                        f"({lines(np.isnan(values))})")
+    bad = np.isnan(values)
+    if gaps:
+        bad &= df[column].notna().to_numpy()
+    if bad.any():  # with gaps, an empty cell is a gap; text never is
+        problems.append(f"{int(bad.sum())} {'non-numeric' if gaps else 'missing or non-numeric'}"
+                        f" {column} values ({lines(bad)})")
     if (values < 0).any():
         problems.append(f"{column} must be >= 0 kW, minimum is {float(np.nanmin(values)):g} "
                         f"({lines(values < 0)})")

@@ -74,6 +74,9 @@ def test_audit_catches_a_tampered_plan(tmp_path):
     assert r.exit_code == 1
     assert "intervals.grid_import_kw[5] is null" in r.stdout
     assert "intervals.soc_kwh[7] is nan, not a finite number" in r.stdout
+    plan["intervals"]["grid_import_kw"][0] = "12.5"  # a number written as text
+    path.write_text(json.dumps(plan))
+    assert "intervals.grid_import_kw[0] is '12.5', not a number" in run("audit", str(path)).stdout
 
 
 @pytest.mark.parametrize(

@@ -124,6 +124,10 @@ def test_meter_history_with_missing_rows_reads_as_gaps(tmp_path):
         .drop(index=[2, 3]).to_csv(f, index=False)
     h = read_meter_csv(f, gaps=True)
     assert len(h) == 6 and h.isna().tolist() == [False, False, True, True, False, False]
+    (tmp_path / "blank.csv").write_text("timestamp,load_kw\n2026-03-02T00:00:00,1\n"
+                                        "2026-03-02T00:15:00,\n2026-03-02T00:30:00,x\n")
+    with pytest.raises(ValueError, match=r"1 non-numeric load_kw values \(line 4\)"):
+        read_meter_csv(tmp_path / "blank.csv", gaps=True)  # the empty cell is a gap
     with pytest.raises(ValueError, match="rows must be 15 minutes apart; line 4 follows "
                                          "after 45 min"):
         read_meter_csv(f)

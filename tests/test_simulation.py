@@ -486,12 +486,22 @@ def test_finance_life_starts_at_grid_connection():
     flows = annual_flows(m, 100.0, fi, False, connected=dt.date(2025, 3, 17))
     assert flows.tolist() == pytest.approx([-50_000.0, 10_500.0] + [11_000.0] * 4)
     f = site_finance(m, 100.0, fi, connected=dt.date(2025, 3, 17))
-    assert f["life_from"] == "2025-03" and f["finance_months"] == 3.0
+    assert f["life_from"] == "2025-03" and f["finance_months"] == 2.0
     late = site_finance(m, 100.0, fi, connected=dt.date(2026, 6, 1))
     assert np.isnan(late["npv_with_subsidy_yuan"]) and np.isnan(late["irr_without_subsidy"])
     assert late["finance_note"] == ("the battery is connected on 2026-06-01, after the "
                                     "simulated months: nothing to annualise; simulate months "
                                     "after the connection")
+    # a run from the connection day simulates 15 days of March: those are all its battery
+    # days, so March stays 500 (scaled to 31 days it read 1,033)
+    from_17th = m.iloc[1:].assign(days=[15, 30, 31])
+    flows = annual_flows(from_17th, 100.0, fi, False, connected=dt.date(2025, 3, 17))
+    assert flows[1] == pytest.approx(10_500.0)
+    assert site_finance(from_17th, 100.0, fi, connected=dt.date(2025, 3, 17))[
+        "finance_months"] == 2.0  # April and May: the months the battery was there for whole
+    gone = site_finance(m, 100.0, fi, connected=dt.date(2019, 1, 1))
+    assert gone["finance_note"] == ("the simulated months lie after the 5-year life that "
+                                    "starts in 2019-01: nothing to annualise")
     running = rows(["2026-03", "2026-04"], [1_000.0, 1_000.0], [200.0, 0.0])
     window = (dt.date(2024, 4, 1), dt.date(2026, 3, 31))
     flows = annual_flows(running, 100.0, fi, True, window, connected=dt.date(2024, 3, 10))

@@ -29,7 +29,11 @@ def missing_numbers(plan: dict[str, Any]) -> list[str]:
     out = []
     for part in ("inputs", "intervals"):
         for key, values in plan.get(part, {}).items():
-            if not isinstance(values, list) or not values or isinstance(values[0], str):
+            if not isinstance(values, list) or all(isinstance(v, str) for v in values):
+                continue  # not a list, or labels (timestamps, periods)
+            text = [i for i, v in enumerate(values) if isinstance(v, str | bool)]
+            if text:
+                out.append(f"{part}.{key}[{text[0]}] is {values[text[0]]!r}, not a number")
                 continue
             try:
                 x = np.array([np.nan if v is None else v for v in values], dtype=float)

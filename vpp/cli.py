@@ -89,14 +89,17 @@ class LazyGroup(click.Group):
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder laid out like vpp/data (tariffs/, policies/, fleet/, loads/). "
                    "Default: $VPP_DATA_DIR or the shipped data.")
-@click.option("--fleet", type=click.Path(dir_okay=False), default=None,
-              help="Fleet TOML file instead of the shipped 30 pilot microgrids.")
+@click.option("--fleet", type=click.Path(dir_okay=False), default=None, envvar="VPP_FLEET",
+              help="Fleet TOML file instead of the shipped 30 pilot microgrids. Default: "
+                   "$VPP_FLEET or the shipped fleet.")
 @click.option("--calibrations", type=click.Path(file_okay=False), default=None,
               envvar="VPP_CALIBRATIONS",
               help="Folder of PV calibrations (<site>.toml from `vpp pv calibrate --save`). "
                    "Default: $VPP_CALIBRATIONS or <data-dir>/calibrations if it exists.")
 @click.option("--feeders", type=click.Path(dir_okay=False), default=None,
-              help="Feeder file (shared import/export caps) instead of the shipped one.")
+              envvar="VPP_FEEDERS",
+              help="Feeder file (shared import/export caps) instead of the shipped one. "
+                   "Default: $VPP_FEEDERS or the shipped one (with the shipped fleet).")
 @click.option("-v", "--verbose", is_flag=True, help="Log solver steps to stderr.")
 @click.pass_context
 def main(ctx: click.Context, data_dir: str | None, fleet: str | None,

@@ -130,11 +130,10 @@ def simulate_cmd(ctx: click.Context, sites: str, start: str, weather: str | None
                                 f"sensitivity: rate {r:g}, tariff {p} done", err=True))
     files = write_report(result, catalog, out, finance, table)
     from vpp.finance import annualisation_warning
+    from vpp.sim_report import finance_span
 
     if len(result.months):
-        per_site = result.months.groupby("site_id")
-        warning = annualisation_warning(int(per_site.size().min()),
-                                        int(per_site["days"].sum().min()))
+        warning = annualisation_warning(*finance_span(result, catalog))
         if warning:
             click.echo(warning, err=True)
     tot = result.fleet_totals()

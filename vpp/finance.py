@@ -148,7 +148,8 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
     subsidy = scale * m["subsidy_yuan"].to_numpy(dtype=float)
     n_life = 12 * fi.life_years
     first, pos = _life_positions(m, connected)
-    whole = pos > 0 if connected is not None and connected.day > 1 else pos >= 0
+    partial = connected is not None and connected.day > 1
+    whole = pos > 0 if partial else pos >= 0
     if not whole.any():
         whole = pos >= 0
     if len(m) and not whole.any():
@@ -156,6 +157,18 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
                                 "simulated months: nothing to annualise; simulate months "
                                 "after the connection")
     live = (pos >= 0) & (pos < n_life)
+    if len(m) and not live.any():
+        raise InvalidInputError(f"the simulated months lie after the {fi.life_years}-year "
+                                f"life that starts in {first}: nothing to annualise")
+    if partial and "days" in m:  # the connection month: its battery days, not all its days
+        at = np.flatnonzero(pos == 0)
+        if len(at):
+            i = int(at[0])
+            tail = pd.Period(connected, freq="M").days_in_month - connected.day + 1
+            days = float(m["days"].iloc[i])
+            factor = tail / max(min(days, tail), 1.0)
+            savings[i] = factor * (total[i] - demand[i]) + demand[i]
+            subsidy[i] = factor * m["subsidy_yuan"].iloc[i]
     monthly = np.full(n_life, savings[whole].mean() if whole.any() else 0.0)
     monthly[pos[live]] = savings[live]
     if with_subsidy:
@@ -177,6 +190,13 @@ def _life_positions(m: pd.DataFrame, connected: dt.date | None,
     simulated = pd.PeriodIndex(m["month"].astype(str), freq="M")
     first = pd.Period(connected, freq="M") if connected is not None else simulated[0]
     return first, np.array([(p - first).n for p in simulated], dtype=np.int64)
+
+
+def battery_months(months: pd.DataFrame, connected: dt.date | None) -> int:
+    """Simulated months the battery was there for whole (after the month of a mid-month
+    connection): what finance is annualised from."""
+    _, pos = _life_positions(months.reset_index(drop=True), connected)
+    return int(np.sum(pos > 0 if connected is not None and connected.day > 1 else pos >= 0))
 
 
 def _projected_subsidy(m: pd.DataFrame, subsidy: np.ndarray,
@@ -232,9 +252,9 @@ def site_finance(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
     operation with the subsidy's money taken out (the dispatch still chases it; the
     sensitivity table re-plans without it)."""
     capex = fi.capex_yuan_per_wh * energy_kwh * 1000.0
-    first, pos = _life_positions(months.reset_index(drop=True), connected)
+    first, _ = _life_positions(months.reset_index(drop=True), connected)
     out: dict[str, float | str | None] = {
-        "capex_yuan": capex, "finance_months": float(np.sum(pos >= 0)),
+        "capex_yuan": capex, "finance_months": float(battery_months(months, connected)),
         "life_from": str(first) if first is not None else "", "finance_note": ""}
     try:
         annual_flows(months, energy_kwh, fi, False, window, connected)

@@ -176,8 +176,10 @@ def _overlaps(events: list[DREvent], index: pd.DatetimeIndex) -> list[str]:
                     continue
             else:
                 shared = set(a.participants or b.participants) or {"every site"}
-            out.append(f"events {a.name} and {b.name} overlap at {index[lo]:%Y-%m-%d %H:%M}-"
-                       f"{index[hi - 1] + step:%H:%M} on {', '.join(sorted(shared))}: one "
-                       "reduction against one baseline cannot be credited to both; merge "
-                       "them or give them disjoint sites or times")
+            first, end = index[lo], index[hi - 1] + step
+            until = f"{end:%H:%M}" if end.date() == first.date() else f"{end:%Y-%m-%d %H:%M}"
+            out.append(f"events {a.name} and {b.name} overlap at {first:%Y-%m-%d %H:%M}-"
+                       f"{until} on {', '.join(sorted(shared))}: one reduction against one "
+                       "baseline cannot be credited to both; merge them or give them "
+                       "disjoint sites or times")
     return out

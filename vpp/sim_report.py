@@ -17,7 +17,7 @@ import pandas as pd
 
 from models import InvalidInputError
 from vpp.catalog import INDICATORS_FILE, Catalog
-from vpp.finance import FinanceInputs, annualisation_warning, site_finance
+from vpp.finance import FinanceInputs, annualisation_warning, battery_months, site_finance
 from vpp.simulation import SimulationResult
 
 
@@ -132,6 +132,17 @@ def _perfect_line(result: SimulationResult) -> list[str]:
     return [f"- With perfect foresight (each day re-planned on the actual PV and load from the "
             f"same morning state) the net cost would have been {float(pf.sum()):,.0f} yuan: "
             f"forecast errors cost {net - float(pf.sum()):,.0f} yuan"]
+
+
+def finance_span(result: SimulationResult, catalog: Catalog) -> tuple[int, int]:
+    """The fewest whole battery months (:func:`vpp.finance.battery_months`) and simulated days
+    any storage site's finance is annualised from (all sites' months without storage)."""
+    months, days = [], []
+    for sid, m in result.months.groupby("site_id"):
+        st = catalog.fleet.site(sid).storage
+        months.append(battery_months(m, st.grid_connection_date) if st else len(m))
+        days.append(int(m["days"].sum()))
+    return (min(months), min(days)) if months else (0, 0)
 
 
 def _pct(frac: float) -> str:
@@ -363,9 +374,7 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         shown["demand_cut"] = [_pct(v) for v in shown["demand_cut"]]
         lines += ["", "## Month by month", "", _md_table(shown)]
     if finance is not None and "npv_with_subsidy_yuan" in summary:
-        per_site = result.months.groupby("site_id")
-        n_months = int(per_site.size().min())
-        warning = annualisation_warning(n_months, int(per_site["days"].sum().min()))
+        warning = annualisation_warning(*finance_span(result, catalog))
         lines += ["", "## Storage finance", ""] + ([f"**{warning}**", ""] if warning else []) + [
                   f"Capex {finance.capex_yuan_per_wh} yuan/Wh, life {finance.life_years} years, "
                   f"discount rate {finance.discount_rate:.1%}, O&M "
@@ -400,7 +409,8 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
               "(this summary)."]
     md = "\n".join(lines) + "\n"
     (out / "report.md").write_text(md, encoding="utf-8")
-    ctx = report_context(result, summary, indicators, finance, sensitivity)
+    ctx = report_context(result, summary, indicators, finance, sensitivity,
+                         finance_span(result, catalog))
     files = {"report.md": out / "report.md"}
     for lang in REPORT_LANGS:
         name = "report.html" if lang == "en" else f"report.{lang}.html"
@@ -424,8 +434,10 @@ def _plain(v: Any) -> Any:
 
 def report_context(result: SimulationResult, summary: pd.DataFrame,
                    indicators: list[Indicator], finance: FinanceInputs | None,
-                   sensitivity: pd.DataFrame | None) -> dict[str, Any]:
-    """The report's numbers, in no language: what the HTML templates render."""
+                   sensitivity: pd.DataFrame | None, span: tuple[int, int] = (0, 0),
+                   ) -> dict[str, Any]:
+    """The report's numbers, in no language: what the HTML templates render; ``span`` the
+    months and days finance is annualised from (:func:`finance_span`)."""
     o = result.options
     parts = savings_parts(summary) if len(summary) else pd.DataFrame(
         columns=["site_id", "energy_yuan", "demand_yuan", "subsidy_yuan", "wear_yuan",
@@ -462,8 +474,7 @@ def report_context(result: SimulationResult, summary: pd.DataFrame,
         "finance": None, "sensitivity": None,
     }
     if finance is not None and "npv_with_subsidy_yuan" in summary:
-        per_site = result.months.groupby("site_id")
-        n_months, n_days = int(per_site.size().min()), int(per_site["days"].sum().min())
+        n_months, n_days = span
         fin = summary.dropna(subset=["capex_yuan"])
         ctx["finance"] = {
             "warning": bool(annualisation_warning(n_months)), "months": n_months,
