@@ -133,7 +133,8 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
     Raises
     ------
     InvalidInputError
-        No simulated month has the battery (connected after the simulated period).
+        No simulated month has the battery (connected after the simulated period), or every
+        simulated month lies after the life.
     """
     capex = fi.capex_yuan_per_wh * energy_kwh * 1000.0
     m = months.reset_index(drop=True)
