@@ -230,7 +230,8 @@ def test_simulation_job_progress_result_and_downloads(small_fleet, tmp_path, wai
     r = client.post("/v1/simulations", headers=h(ev), json={**body, "days": None, "months": 2})
     assert r.status_code == 422 and "at most 2 site-months" in r.text  # the server's cap
     r = client.post("/v1/simulations", headers=h(ev), json={**body, "sites": ["CZ-MG-99"]})
-    assert r.status_code == 422 and "sites[0]='CZ-MG-99': not in the fleet" in r.json()["problems"]
+    assert r.status_code == 422 and r.json()["problems"][0].startswith(
+        "sites[0]='CZ-MG-99': not in the fleet (known sites: CZ-MG-01")
     r = client.post("/v1/simulations", headers=h(ev), json=body)
     assert r.status_code == 202, r.text
     url = r.json()["url"]

@@ -143,6 +143,10 @@ def _message(e: dict[str, Any], model: type[BaseModel], tr: Translator) -> str:
     return tr.t("form.invalid", message=str(e.get("msg", "")))
 
 
+#: Key of :func:`parse_form`'s errors for a rule across fields (listed, not by a field).
+FORM_RULE = "form"
+
+
 def parse_form(model: type[BaseModel], form: dict[str, str], tr: Translator,
                extra: dict[str, Any] | None = None) -> tuple[BaseModel | None, dict[str, str]]:
     """``model`` from a submitted form (text values; an empty input means the default, an
@@ -180,8 +184,10 @@ def parse_form(model: type[BaseModel], form: dict[str, str], tr: Translator,
         parsed = model.model_validate(values)
     except ValidationError as exc:
         for e in exc.errors():
-            name = str(e["loc"][0]) if e["loc"] else "form"
-            errors.setdefault(name, _message(e, model, tr))
+            if not e["loc"]:  # a rule across fields: its own message, under FORM_RULE
+                errors.setdefault(FORM_RULE, str(e["msg"]).removeprefix("Value error, "))
+                continue
+            errors.setdefault(str(e["loc"][0]), _message(e, model, tr))
         return None, errors
     if errors:
         return None, errors

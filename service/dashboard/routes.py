@@ -26,6 +26,7 @@ from models.errors import InfeasiblePlanError, InvalidInputError
 from service.auth import authenticate
 from service.dashboard import measurements, views
 from service.dashboard.forms import (
+    FORM_RULE,
     option_fields,
     parse_form,
     problems_text,
@@ -433,7 +434,7 @@ async def start_simulation(request: Request, db: SessionDep, cat: CatalogDep,
         raise Forbidden("simulations are for evaluator or admin keys")
     model = with_policy(SimulationForm, cat.policy.max_rate_yuan_per_kwh)
     parsed, errors = parse_form(model, form, tr)
-    problems: list[str] = []
+    problems: list[str] = [errors.pop(FORM_RULE)] if FORM_RULE in errors else []
     if parsed is not None:
         try:
             req = SimulationRequest.model_validate(
