@@ -35,6 +35,7 @@ from scipy.optimize import brentq, minimize
 
 from forecasts.bands import bound_p50, fit_bands
 from forecasts.climate import Climatology, load_climatology
+from forecasts.load import MAX_METER_KW
 from forecasts.pv import ArraySpec, array_ac_kw, array_conditions
 from forecasts.pv_forecast import PVModel, clear_weather, forecast_from_frame, weather_frame
 from forecasts.quality import QualityReport, screen_power
@@ -44,6 +45,7 @@ from forecasts.timestamps import (
     Ambiguous,
     Nonexistent,
     parse_times,
+    rows_text,
     timestamp_column,
 )
 from forecasts.weather import Label, Weather
@@ -116,17 +118,6 @@ def pv_metrics(
     )
 
 
-#: The most a power row may carry [kW] without a system rating to compare with.
-MAX_POWER_KW = 1e7
-
-
-def _lines(lines: np.ndarray, bad: np.ndarray) -> str:
-    """``line 7`` / ``lines 7, 9, 12 and 4 more`` for the rows flagged in ``bad``."""
-    at = lines[np.asarray(bad, dtype=bool)]
-    more = f" and {len(at) - 5} more" if len(at) > 5 else ""
-    return f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{more}"
-
-
 def read_power_csv(
     source: str | Path | io.IOBase, column: str = "ac_power_kw", unit: Literal["W", "kW"] = "kW",
     label: Label = "start", tz: str = "Asia/Shanghai", ambiguous: Ambiguous = "raise",
@@ -145,7 +136,7 @@ def read_power_csv(
     night values (inverter standby) become 0; gaps stay NaN.
 
     ``max_kw``: the most a row may carry [kW] (1.5 x the system's AC rating where the caller
-    knows it; default :data:`MAX_POWER_KW`).
+    knows it; default :data:`forecasts.load.MAX_METER_KW`).
 
     Raises
     ------
@@ -173,20 +164,24 @@ def read_power_csv(
     idx, keep = parse_times(df[time_col], tz, what, time_col, ambiguous, nonexistent)
     raw = df[column]
     numbers = pd.to_numeric(raw, errors="coerce")
-    lines = np.flatnonzero(keep) + 2  # file line of each kept row (the header is line 1)
+    kept = np.flatnonzero(keep)  # the file's data row of each kept value
+
+    def lines(bad: np.ndarray) -> str:
+        return rows_text(kept[np.asarray(bad, dtype=bool)])
+
     values = numbers.to_numpy(dtype=float)[keep]
     values = values / 1000.0 if unit == "W" else values
     text = (raw.notna() & numbers.isna()).to_numpy()[keep]
     problems = []
     if text.any():
-        problems.append(f"'{column}' is not a number on {_lines(lines, text)} (an empty cell "
+        problems.append(f"'{column}' is not a number on {lines(text)} (an empty cell "
                         "is a gap; decimal point, no thousands separator)")
     if np.isinf(values).any():
-        problems.append(f"'{column}' is infinite on {_lines(lines, np.isinf(values))}")
-    limit = MAX_POWER_KW if max_kw is None else max_kw
+        problems.append(f"'{column}' is infinite on {lines(np.isinf(values))}")
+    limit = MAX_METER_KW if max_kw is None else max_kw
     high = np.isfinite(values) & (values > limit)
     if high.any():
-        problems.append(f"'{column}' above {limit:,.0f} kW on {_lines(lines, high)}"
+        problems.append(f"'{column}' above {limit:,.0f} kW on {lines(high)}"
                         + (" (1.5 x the AC rating; a value in W? give --unit W)"
                            if max_kw is not None else ""))
     if problems:
@@ -202,7 +197,7 @@ def read_power_csv(
         if len(clash):
             raise ValueError(f"{what}: {len(clash)} timestamp(s) appear twice with different "
                              f"values, first {clash.index[0]:%Y-%m-%d %H:%M} "
-                             f"({_lines(lines, np.asarray(s.index == clash.index[0]))}); "
+                             f"({lines(s.index == clash.index[0])}); "
                              "keep one row per time")
     s = s.groupby(level=0).first().sort_index()  # a time twice: its (first) reading
     if len(s) < 2:

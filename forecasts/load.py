@@ -11,6 +11,7 @@ import pandas as pd
 
 from forecasts.calendar import day_kind
 from forecasts.shapes import LoadShape
+from forecasts.timestamps import rows_text
 
 
 def archetype_profile(shape: LoadShape, peak_kw: float, index: pd.DatetimeIndex) -> pd.Series:
@@ -42,7 +43,7 @@ def archetype_profile(shape: LoadShape, peak_kw: float, index: pd.DatetimeIndex)
     return pd.Series(values * peak_kw, index=index, name="load_kw")
 
 
-#: The largest power a meter row may carry [kW] (a site's limits stop at 10 GW as well).
+#: The largest power a meter or PV row may carry [kW] (a site's limits stop there too).
 MAX_METER_KW = 1e7
 
 
@@ -85,10 +86,8 @@ def read_meter_csv(
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
     problems = []
 
-    def lines(bad: np.ndarray) -> str:  # file lines: the header is line 1
-        at = np.flatnonzero(bad) + 2
-        more = f" and {len(at) - 5} more" if len(at) > 5 else ""
-        return f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{more}"
+    def lines(bad: np.ndarray) -> str:
+        return rows_text(np.flatnonzero(bad))
 
     bad = np.isnan(values)
     if gaps:

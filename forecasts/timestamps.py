@@ -56,6 +56,14 @@ def _row(i: int) -> str:
     return f"line {i + 2}"
 
 
+def rows_text(rows: Sequence[int] | np.ndarray, shown: int = 5) -> str:
+    """0-based data rows as their lines of the CSV file (header on line 1): ``line 7``,
+    ``lines 7, 9, 12, 13, 20 and 4 more``."""
+    at = np.asarray(rows, dtype=np.int64) + 2
+    more = f" and {len(at) - shown} more" if len(at) > shown else ""
+    return f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:shown]))}{more}"
+
+
 def parse_times(
     values: pd.Series | Sequence[str], tz: str, what: str, column: str = "timestamp",
     ambiguous: Ambiguous = "raise", nonexistent: Nonexistent = "raise",
