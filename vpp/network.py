@@ -160,6 +160,17 @@ def to_events(specs: list[EventSpec], index: pd.DatetimeIndex, fleet: Fleet) -> 
     return tuple(out)
 
 
+def window_text(start: pd.Timestamp, end: pd.Timestamp, day: str = "%Y-%m-%d") -> str:
+    """An event window ``[start, end)``: ``2026-07-15 17:00-19:00``, its day's midnight as
+    ``24:00``, the end's date when it ends on a later day (``day``: the date format)."""
+    import pandas as pd
+
+    same = (end - pd.Timedelta(seconds=1)).date() == start.date()
+    until = ("24:00" if (end.hour, end.minute) == (0, 0) else f"{end:%H:%M}") if same \
+        else f"{end:{day} %H:%M}"
+    return f"{start:{day} %H:%M}-{until}"
+
+
 def _overlaps(events: list[DREvent], index: pd.DatetimeIndex) -> list[str]:
     """Events that share a site and an interval: a reduction is measured against one
     baseline, so two such events would both be credited with the same kWh."""
@@ -176,10 +187,9 @@ def _overlaps(events: list[DREvent], index: pd.DatetimeIndex) -> list[str]:
                     continue
             else:
                 shared = set(a.participants or b.participants) or {"every site"}
-            first, end = index[lo], index[hi - 1] + step
-            until = f"{end:%H:%M}" if end.date() == first.date() else f"{end:%Y-%m-%d %H:%M}"
-            out.append(f"events {a.name} and {b.name} overlap at {first:%Y-%m-%d %H:%M}-"
-                       f"{until} on {', '.join(sorted(shared))}: one reduction against one "
-                       "baseline cannot be credited to both; merge them or give them "
-                       "disjoint sites or times")
+            out.append(f"events {a.name} and {b.name} overlap at "
+                       f"{window_text(index[lo], index[hi - 1] + step)} on "
+                       f"{', '.join(sorted(shared))}: one reduction against one baseline "
+                       "cannot be credited to both; merge them or give them disjoint sites "
+                       "or times")
     return out

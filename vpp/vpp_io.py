@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vpp.network import window_text
 from vpp.plan_io import format_table
 
 
@@ -25,22 +26,10 @@ def feeder_text(feeders: list[dict[str, Any]]) -> str:
     return format_table(pd.DataFrame(rows).T)
 
 
-def _day_before(day: str) -> str:
-    import datetime as dt
-
-    return (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
-
-
 def events_text(events: list[dict[str, Any]]) -> str:
     rows = {}
     for e in events:
-        # "07-15 17:00-19:00" within a day (24:00 its midnight), the end's date across one
-        start, end = e["start"], e["end"]
-        same = start[:10] == end[:10] or (end[11:16] == "00:00" and start[:10] == _day_before(
-            end[:10]))
-        window = (f"{start[5:10]} {start[11:16]}-"
-                  + (("24:00" if end[11:16] == "00:00" else end[11:16]) if same
-                     else f"{end[5:10]} {end[11:16]}"))
+        window = window_text(pd.Timestamp(e["start"]), pd.Timestamp(e["end"]), "%m-%d")
         rows[e["id"]] = {
             "type": e["type"], "window": window,
             "requested [kW]": e["requested_kw"], "min delivered [kW]": e["min_delivered_kw"],
