@@ -150,7 +150,7 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
     n_life = 12 * fi.life_years
     first, pos = _life_positions(m, connected)
     partial = connected is not None and connected.day > 1
-    whole = pos > 0 if partial else pos >= 0
+    whole = _whole_months(pos, connected)
     if not whole.any():
         whole = pos >= 0
     if len(m) and not whole.any():
@@ -193,11 +193,17 @@ def _life_positions(m: pd.DataFrame, connected: dt.date | None,
     return first, np.array([(p - first).n for p in simulated], dtype=np.int64)
 
 
+def _whole_months(pos: np.ndarray, connected: dt.date | None) -> np.ndarray:
+    """Which month rows (by life position) had the battery the whole month: from the life's
+    first month, or after it when the connection fell mid-month."""
+    return pos > 0 if connected is not None and connected.day > 1 else pos >= 0
+
+
 def battery_months(months: pd.DataFrame, connected: dt.date | None) -> int:
     """Simulated months the battery was there for whole (after the month of a mid-month
     connection): what finance is annualised from."""
     _, pos = _life_positions(months.reset_index(drop=True), connected)
-    return int(np.sum(pos > 0 if connected is not None and connected.day > 1 else pos >= 0))
+    return int(np.sum(_whole_months(pos, connected)))
 
 
 def _projected_subsidy(m: pd.DataFrame, subsidy: np.ndarray,

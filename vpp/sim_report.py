@@ -291,6 +291,7 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     summary = site_summary(result, catalog, finance)
+    span = finance_span(result, catalog)
     indicators = load_indicators(catalog)
     result.months.to_csv(out / "months.csv", index=False)
     result.days.to_csv(out / "days.csv", index=False)
@@ -374,7 +375,7 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
         shown["demand_cut"] = [_pct(v) for v in shown["demand_cut"]]
         lines += ["", "## Month by month", "", _md_table(shown)]
     if finance is not None and "npv_with_subsidy_yuan" in summary:
-        warning = annualisation_warning(*finance_span(result, catalog))
+        warning = annualisation_warning(*span)
         lines += ["", "## Storage finance", ""] + ([f"**{warning}**", ""] if warning else []) + [
                   f"Capex {finance.capex_yuan_per_wh} yuan/Wh, life {finance.life_years} years, "
                   f"discount rate {finance.discount_rate:.1%}, O&M "
@@ -409,8 +410,7 @@ def write_report(result: SimulationResult, catalog: Catalog, folder: str | Path,
               "(this summary)."]
     md = "\n".join(lines) + "\n"
     (out / "report.md").write_text(md, encoding="utf-8")
-    ctx = report_context(result, summary, indicators, finance, sensitivity,
-                         finance_span(result, catalog))
+    ctx = report_context(result, summary, indicators, finance, sensitivity, span)
     files = {"report.md": out / "report.md"}
     for lang in REPORT_LANGS:
         name = "report.html" if lang == "en" else f"report.{lang}.html"
