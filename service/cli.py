@@ -34,14 +34,17 @@ DB_OPTION = click.option(
          "postgresql+psycopg://...).")
 
 
+#: The command line's data choices the service's settings take (``vpp --data-dir`` ...).
+CATALOG_SETTINGS = ("data_dir", "fleet", "calibrations", "feeders")
+
+
 def _settings(database_url: str | None, obj: dict[str, Any] | None = None,
               **fields: Any) -> Any:
     """The service's settings from the environment, with the command line's choices."""
     from service.config import Settings
 
     obj = obj or {}
-    given = {"database_url": database_url,
-             **{k: obj.get(k) for k in ("data_dir", "fleet", "calibrations", "feeders")}}
+    given = {"database_url": database_url, **{k: obj.get(k) for k in CATALOG_SETTINGS}}
     return Settings(**{k: v for k, v in given.items() if v}, **fields)
 
 
@@ -128,7 +131,7 @@ def serve(ctx: click.Context, database_url: str | None, host: str, port: int,
         import secrets
 
         os.environ["VPP_SESSION_SECRET"] = secrets.token_urlsafe(32)
-    for name in ("data_dir", "fleet", "calibrations", "feeders"):
+    for name in CATALOG_SETTINGS:
         value = getattr(settings, name)
         if value:
             os.environ[f"VPP_{name.upper()}"] = str(value)
