@@ -12,6 +12,7 @@ import pytest
 from test_cli_forecast import SYSTEM, _measured, run, spec
 
 from forecasts.pv import clearsky_weather
+from forecasts.weather import Weather
 from models.errors import InvalidInputError
 from vpp.cli_forecast import MAX_DAYS, _span
 from vpp.pv_inputs import load_system_model
@@ -151,6 +152,18 @@ def test_days_and_start_end_share_one_limit(tmp_path):
     s = _span(None, pd.Timestamp("2026-01-01").to_pydatetime(),
               pd.Timestamp("2027-12-31").to_pydatetime(), None, "Asia/Shanghai")
     assert len(s) == 96 * 730
+    # --end and --days together were --end silently ignored; both is now an error
+    with pytest.raises(InvalidInputError, match="--end 2026-01-03 and --days 5 both given"):
+        _span(None, pd.Timestamp("2026-01-01").to_pydatetime(),
+              pd.Timestamp("2026-01-03").to_pydatetime(), 5, "Asia/Shanghai")
+    # weather from 2026-01-01 00:00 to 2026-01-10 23:00 (+08:00, start-labelled hours) and
+    # --end 2026-01-04 without --start: the weather's first day to --end, 4 days, not all 10
+    idx = pd.date_range("2026-01-01", periods=240, freq="h", tz="Asia/Shanghai")
+    wx = Weather(pd.DataFrame({"ghi": 0.0}, index=idx), "start", "test weather")
+    s = _span(wx, None, pd.Timestamp("2026-01-04").to_pydatetime(), None, "Asia/Shanghai")
+    assert (s[0], s[-1], len(s)) == (idx[0], pd.Timestamp("2026-01-04 23:45+08:00"), 4 * 96)
+    assert len(_span(wx, None, None, None, "Asia/Shanghai")) == 10 * 96
+    assert len(_span(wx, None, None, 2, "Asia/Shanghai")) == 2 * 96
 
 
 def test_fit_errors_command(tmp_path):

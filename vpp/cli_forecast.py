@@ -81,15 +81,19 @@ def _weather(path: str | None, tz: str, label: str | None, year: int | None,
 
 def _span(weather: Weather | None, start: dt.datetime | None, end: dt.datetime | None,
           days: int | None, tz: str) -> pd.DatetimeIndex:
-    """15-minute interval starts: --start..--end (whole days, end inclusive), or --days from
-    --start, or the whole days the weather covers (the last one included when the rows
-    reach its midnight), or tomorrow. At most :data:`MAX_DAYS` days."""
+    """15-minute interval starts from --start (default: the weather's first whole day, else
+    tomorrow) to --end (inclusive), or for --days (never both), or else to the weather's
+    last whole day (included when the rows reach its midnight), or for one day. At most
+    :data:`MAX_DAYS` days."""
     from vpp.options import DATE_MAX, DATE_MIN
 
     for name, day in (("--start", start), ("--end", end)):
         if day is not None and not DATE_MIN <= day.date() <= DATE_MAX:
             raise InvalidInputError(f"{name} {day.date().isoformat()}: dates from {DATE_MIN} to "
                                     f"{DATE_MAX} are supported")
+    if end is not None and days is not None:
+        raise InvalidInputError(f"--end {end:%Y-%m-%d} and --days {days} both given: the span "
+                                "is --start..--end (inclusive) or --days from --start, not both")
     if start is None and weather is not None:
         from forecasts.weather import coverage
 
@@ -97,9 +101,13 @@ def _span(weather: Weather | None, start: dt.datetime | None, end: dt.datetime |
         s = first.tz_convert(tz).ceil("D")
         e = last.tz_convert(tz).floor("D")
         if days:
-            e = s + pd.Timedelta(days=days)
+            e = _midnight(s.tz_localize(None) + pd.Timedelta(days=days), tz)
+        if end is not None:
+            e = _midnight(pd.Timestamp(end) + pd.Timedelta(days=1), tz)
         if e <= s:
-            raise InvalidInputError(f"{weather.source} does not cover a whole day in {tz}")
+            raise InvalidInputError(
+                f"{weather.source} does not cover a whole day in {tz}" if end is None else
+                f"--end {end:%Y-%m-%d} is before the weather's first whole day {s:%Y-%m-%d}")
     else:
         s = (_midnight(pd.Timestamp(start), tz) if start else
              (pd.Timestamp.now(tz=tz) + pd.Timedelta(days=1)).normalize())
