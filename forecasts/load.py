@@ -11,7 +11,7 @@ import pandas as pd
 
 from forecasts.calendar import day_kind
 from forecasts.shapes import LoadShape
-from forecasts.timestamps import rows_text
+from forecasts.timestamps import parse_times, rows_text
 
 
 def archetype_profile(shape: LoadShape, peak_kw: float, index: pd.DatetimeIndex) -> pd.Series:
@@ -77,12 +77,7 @@ def read_meter_csv(
         raise ValueError(f"{name}: missing columns {missing}; found {list(df.columns)}")
     if df.empty:
         raise ValueError(f"{name}: no rows after the header")
-    try:
-        ts = pd.to_datetime(df["timestamp"], format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"meter CSV: timestamp column not ISO 8601: {exc}") from None
-    idx = pd.DatetimeIndex(ts)
-    idx = idx.tz_localize(tz) if idx.tz is None else idx.tz_convert(tz)
+    idx, _ = parse_times(df["timestamp"], tz, name)
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
     problems = []
 

@@ -64,6 +64,24 @@ def rows_text(rows: Sequence[int] | np.ndarray, shown: int = 5) -> str:
     return f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:shown]))}{more}"
 
 
+def not_iso(raw: pd.Series, what: str, column: str) -> str:
+    """The message for a time column pandas cannot read as ISO 8601: how many values fail,
+    the first one and the lines they are on."""
+    bad = np.zeros(len(raw), dtype=bool)
+    for i, v in enumerate(raw):
+        try:
+            pd.to_datetime(v, format="ISO8601")
+        except (ValueError, TypeError):
+            bad[i] = True
+    if not bad.any():  # each value reads alone, not together
+        return (f"{what}: column '{column}' is not one ISO 8601 time column; give every "
+                "time in one form, e.g. 2026-07-01T00:15:00+08:00")
+    i = int(np.flatnonzero(bad)[0])
+    return (f"{what}: column '{column}': {int(bad.sum())} value(s) are not ISO 8601 times "
+            f"(e.g. 2026-07-01 00:15 or 2026-07-01T00:15:00+08:00), first "
+            f"{str(raw.iloc[i])!r} ({rows_text(np.flatnonzero(bad))})")
+
+
 def parse_times(
     values: pd.Series | Sequence[str], tz: str, what: str, column: str = "timestamp",
     ambiguous: Ambiguous = "raise", nonexistent: Nonexistent = "raise",
@@ -99,12 +117,21 @@ def parse_times(
         parsed = pd.to_datetime(raw, format="ISO8601")
     except (ValueError, TypeError) as exc:
         if "timezone" in str(exc).lower() or "offset" in str(exc).lower():
+            text = raw.dropna().astype(str).str.strip()
+            naive = ~text.str.contains(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", regex=True)
+            if naive.any() and not naive.all():  # UTC would be a guess for the naive ones
+                i = int(naive.to_numpy().nonzero()[0][0])
+                raise ValueError(
+                    f"{what}: column '{column}' mixes times with and without a UTC offset "
+                    f"(first without: {text.iloc[i]!r} on {_row(int(text.index[i]))}); give "
+                    "every time with its offset (e.g. 2026-07-01T00:15:00+08:00) or none"
+                ) from None
             try:  # offsets that change along the file: each value is an instant
                 parsed = pd.to_datetime(raw, format="ISO8601", utc=True)
-            except (ValueError, TypeError) as exc2:
-                raise ValueError(f"{what}: column '{column}' is not ISO 8601: {exc2}") from None
+            except (ValueError, TypeError):
+                raise ValueError(not_iso(raw, what, column)) from None
         else:
-            raise ValueError(f"{what}: column '{column}' is not ISO 8601: {exc}") from None
+            raise ValueError(not_iso(raw, what, column)) from None
     idx = pd.DatetimeIndex(parsed)
     n = len(idx)
     keep = np.ones(n, dtype=bool)

@@ -93,7 +93,12 @@ def test_meter_csv_with_offset():
          r"rows must be 15 minutes apart; line 3 follows after 30 min"),
         ("timestamp,load_kw\n2026-07-15 00:00,-5\n", r"load_kw must be >= 0 kW, minimum is -5"),
         ("timestamp,load_kw\n2026-07-15 00:00,abc\n", r"1 missing or non-numeric load_kw"),
-        ("timestamp,load_kw\nyesterday,1\n", r"timestamp column not ISO 8601"),
+        ("timestamp,load_kw\nyesterday,1\n", r"'timestamp': 1 value\(s\) are not ISO 8601 "
+                                               r"times .*first 'yesterday' \(line 2\)"),
+        # a naive time among times with offsets was read as UTC: 8 hours off, no word
+        ("timestamp,load_kw\n2026-07-15T00:00+08:00,1\n2026-07-15 00:15,1\n",
+         r"mixes times with and without a UTC offset \(first without: '2026-07-15 00:15' on "
+         r"line 3\)"),
     ],
 )
 def test_meter_csv_errors(text, match):

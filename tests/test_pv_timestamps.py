@@ -71,8 +71,10 @@ def test_offsets_and_zones_without_dst_need_no_policy():
     assert (idx[1] - idx[0]) == pd.Timedelta(hours=1)
     idx, _ = parse_times(FALL, "Asia/Shanghai", "f")  # no daylight saving time in China
     assert len(idx) == 7
-    with pytest.raises(ValueError, match=r"f: column 'timestamp' is not ISO 8601"):
-        parse_times(["yesterday"], NY, "f")
+    # the bad value and its line, not pandas' advice on format= arguments
+    with pytest.raises(ValueError, match=r"f: column 'timestamp': 2 value\(s\) are not ISO "
+                                         r"8601 times .*, first '0x:30' \(lines 3, 4\)$"):
+        parse_times(["2026-07-15 00:00", "0x:30", "yesterday"], NY, "f")
 
 
 def test_one_set_of_time_column_names():
