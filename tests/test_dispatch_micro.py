@@ -397,6 +397,20 @@ def test_subsidy_rules_by_hand(rule, budget, expected):
         assert r.discharge_kw.sum() == pytest.approx(100.0, abs=1e-6)
 
 
+def test_grid_charged_arbitrage_is_unpaid_under_net_of_grid_charging_not_forbidden():
+    """The arbitrage day of :func:`test_arbitrage_two_cheap_two_dear_hours` (209 yuan: 100 kWh
+    charged from the grid, 81 discharged) under the net-of-grid-charging rule at 0.3
+    yuan/kWh: the day's net is 81 - 100 < 0, so the subsidy pays max(0, -19) = 0 and the
+    plan stays 209 yuan. The rule used to demand discharge >= grid charging, which losses
+    make impossible: the battery idled (260 yuan, no storage)."""
+    p = dataclasses.replace(problem([100] * 4, [0.3, 0.3, 1.0, 1.0], subsidy=[0.3] * 4,
+                                    storage=battery()), subsidy_rule="net_of_grid_charging")
+    for method in ("auto", "milp"):
+        r = solve(p, SolveOptions(mip_rel_gap=0.0, method=method))
+        assert r.objective_yuan == pytest.approx(209.0, abs=1e-6)
+        assert r.discharge_kw.sum() == pytest.approx(81.0, abs=1e-6)
+
+
 def test_storage_does_not_feed_the_grid_unless_allowed():
     """Two hours, load 100 kW, PV 200 / 0 kW, import 0.3 / 1.0, export 1.2 / 1.2 yuan/kWh
     (export limit 500 kW), a full lossless 50 kWh battery that may end empty, subsidy 0.3.

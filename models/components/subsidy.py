@@ -20,8 +20,17 @@ the grid; charging beyond the PV surplus over the inflexible load ``max(0, pv - 
 counts as from the grid)::
 
     grid_ch[t] >= ch[t] - max(0, pv[t] - load[t]),  grid_ch[t] >= 0   (subsidy_grid_charge[t])
-    paid_day[d] <= sum_{t in d} dt * (dis[t] - grid_ch[t])            (subsidy_net[d])
+    paid_day[d] <= sum_{t in d} dt * (dis[t] - grid_ch[t]) + M[d] * (1 - on[d])
+                                                                      (subsidy_net[d])
+    paid_day[d] <= M[d] * on[d]                                       (subsidy_on[d])
+    paid_day[d] <= sum_{t in d} dt * dis[t]                           (subsidy_dis[d])
     - sum_d rate[d] * paid_day[d]                        (rate[d]: the day's highest rate)
+
+so ``paid_day = max(0, discharge - grid charging)``: a day that charges more from the grid
+than it discharges (any grid-charged arbitrage, through the round-trip loss) is paid
+nothing, not forbidden. ``on[d]`` is binary in the MILP (1: the day's net is paid) and
+``M[d]`` the most the day can charge or discharge, ``dt * sum_{t in d} max(C[t], D[t])``
+[kWh].
 
 Because a subsidised kWh can be worth more than the round trip loses, a relaxation may charge
 and discharge at once where it pays; those intervals get a binary direction from the start
@@ -35,10 +44,12 @@ from typing import Any
 import numpy as np
 
 from models.components.base import (
+    EMPTY,
     Component,
     Context,
     Flows,
     LPWriter,
+    SiteCols,
     pyomo_env,
 )
 from models.specs import DispatchProblem
@@ -58,6 +69,15 @@ def day_rates(p: DispatchProblem) -> tuple[np.ndarray, np.ndarray]:
     unique = np.unique(days)
     rate = np.asarray(p.subsidy_yuan_per_kwh, dtype=float)
     return unique, np.array([rate[days == d].max(initial=0.0) for d in unique])
+
+
+def day_bounds_kwh(p: DispatchProblem, hi: dict[str, np.ndarray], days: np.ndarray,
+                   ) -> np.ndarray:
+    """The most each day can charge or discharge [kWh]: ``M[d]`` of the module docstring,
+    from the flow bounds ``hi`` (:func:`models.components.coupling.flow_bounds`)."""
+    day = np.asarray(p.day_of_interval)
+    most = np.maximum(hi["ch"], hi["dis"]) * p.dt_h
+    return np.array([max(float(most[day == d].sum()), 1.0) for d in days])
 
 
 def paid_kwh(p: DispatchProblem, discharge_kw: np.ndarray, charge_kw: np.ndarray,
@@ -128,6 +148,7 @@ class Subsidy(Component):
             w.columns("grid_ch", n, 0.0, np.inf)
             days, rates = day_rates(p)
             w.columns("paid_day", len(days), 0.0, np.inf, -rates, labels=days.tolist())
+            w.columns("paid_on", len(days), 0.0, 1.0, labels=days.tolist())
         elif p.subsidy_budget_kwh is not None:
             w.columns("paid", n, 0.0, np.inf, -dt * rate)
         else:
@@ -141,13 +162,19 @@ class Subsidy(Component):
                    [(t, c["grid_ch"], 1.0), (t, c["ch"], -1.0)])
             days, _ = day_rates(p)
             member = np.asarray(p.day_of_interval)[None, :] == days[:, None]
-            terms = []
+            big = day_bounds_kwh(ctx.p, ctx.hi, days)
+            net, dis = [], []
             for k in range(len(days)):
                 row = np.full(n, k)
-                terms += [(row, c["dis"], -dt * member[k]), (row, c["grid_ch"], dt * member[k])]
-            k = np.arange(len(days))
-            w.rows("subsidy_net", -np.inf, 0.0, len(days),
-                   [(k, c["paid_day"], 1.0), *terms], labels=days.tolist())
+                net += [(row, c["dis"], -dt * member[k]), (row, c["grid_ch"], dt * member[k])]
+                dis.append((row, c["dis"], -dt * member[k]))
+            k, labels = np.arange(len(days)), days.tolist()
+            w.rows("subsidy_net", -np.inf, big, len(days),
+                   [(k, c["paid_day"], 1.0), (k, c["paid_on"], big), *net], labels=labels)
+            w.rows("subsidy_on", -np.inf, 0.0, len(days),
+                   [(k, c["paid_day"], 1.0), (k, c["paid_on"], -big)], labels=labels)
+            w.rows("subsidy_dis", -np.inf, 0.0, len(days),
+                   [(k, c["paid_day"], 1.0), *dis], labels=labels)
         elif p.subsidy_budget_kwh is not None:
             w.rows("subsidy_paid", -np.inf, 0.0, n, [(t, c["paid"], 1.0), (t, c["dis"], -1.0)])
             w.rows("subsidy_budget", -np.inf, p.subsidy_budget_kwh, 1,
@@ -159,6 +186,7 @@ class Subsidy(Component):
         if p.subsidy_rule == "net_of_grid_charging":
             m.grid_ch = pyo.Var(m.T, bounds=(0.0, None))
             m.paid_day = pyo.Var(day_rates(p)[0].tolist(), bounds=(0.0, None))
+            m.paid_on = pyo.Var(day_rates(p)[0].tolist(), bounds=(0.0, 1.0))
         elif p.subsidy_budget_kwh is not None:
             m.paid = pyo.Var(m.T, bounds=(0.0, None))
 
@@ -172,8 +200,13 @@ class Subsidy(Component):
             days, rates = day_rates(p)
             member = {int(d): [t for t in range(n) if int(p.day_of_interval[t]) == d]
                       for d in days}
+            big = dict(zip(days.tolist(), day_bounds_kwh(p, ctx.hi, days).tolist(), strict=True))
             m.subsidy_net = pyo.Constraint(days.tolist(), rule=lambda m, d: m.paid_day[d] <= sum(
-                dt * (m.dis[t] - m.grid_ch[t]) for t in member[d]))
+                dt * (m.dis[t] - m.grid_ch[t]) for t in member[d]) + big[d] * (1 - m.paid_on[d]))
+            m.subsidy_on = pyo.Constraint(
+                days.tolist(), rule=lambda m, d: m.paid_day[d] <= big[d] * m.paid_on[d])
+            m.subsidy_dis = pyo.Constraint(days.tolist(), rule=lambda m, d: m.paid_day[d] <= sum(
+                dt * m.dis[t] for t in member[d]))
             ctx.pyomo_cost.append(sum(-float(r) * m.paid_day[int(d)]
                                       for d, r in zip(days, rates, strict=True)))
         elif p.subsidy_budget_kwh is not None:
@@ -183,6 +216,44 @@ class Subsidy(Component):
             ctx.pyomo_cost.append(sum(-dt * rate[t] * m.paid[t] for t in range(n)))
         else:
             ctx.pyomo_cost.append(sum(-dt * rate[t] * m.dis[t] for t in range(n)))
+
+    # ------------------------------------------------------------------ integer decisions
+    def integer_columns(self, p: DispatchProblem, cols: SiteCols) -> np.ndarray:
+        return cols.get_cols("paid_on")
+
+    def candidates(self, p: DispatchProblem, cols: SiteCols) -> np.ndarray:
+        """One per day: binary from the start costs a few LPs at most."""
+        return cols.get_cols("paid_on")
+
+    def repairs(self, p: DispatchProblem, cols: SiteCols, x: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        on = cols.get_cols("paid_on")
+        if not len(on):
+            return EMPTY, np.array([])
+        bad = np.flatnonzero(np.abs(x[on] - np.round(x[on])) > 1e-6)
+        return on[bad], self._net_paid(p, x[cols["dis"]], x[cols["ch"]])[bad]
+
+    def from_hint(self, p: DispatchProblem, cols: SiteCols, hint: Flows,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        on = cols.get_cols("paid_on")
+        if not len(on):
+            return EMPTY, np.array([])
+        return on, self._net_paid(p, hint.discharge_kw, hint.charge_kw)
+
+    def start(self, p: DispatchProblem, cols: SiteCols, x: np.ndarray,
+              ) -> tuple[np.ndarray, np.ndarray]:
+        on = cols.get_cols("paid_on")
+        if not len(on):
+            return EMPTY, np.array([])
+        return on, self._net_paid(p, x[cols["dis"]], x[cols["ch"]])
+
+    @staticmethod
+    def _net_paid(p: DispatchProblem, dis: Any, ch: Any) -> np.ndarray:
+        """1.0 for each day whose discharge exceeds its grid charging (its net is paid)."""
+        grid = np.clip(np.asarray(ch, dtype=float) - pv_surplus_kw(p), 0.0, None)
+        net = np.asarray(dis, dtype=float) - grid
+        days = np.asarray(p.day_of_interval)
+        return np.array([float(net[days == d].sum() * p.dt_h > 1e-6) for d in day_rates(p)[0]])
 
     def costs(self, p: DispatchProblem, f: Flows) -> dict[str, float]:
         _, money = paid_kwh(p, f.discharge_kw, f.charge_kw)
