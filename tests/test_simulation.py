@@ -193,6 +193,32 @@ def test_subsidy_window_edges_across_a_month_boundary(tmp_path):
     assert old == pytest.approx({"2025-01-31": 30.0, "2025-02-01": 0.0, "2025-02-02": 0.0})
 
 
+def test_the_simulation_pays_by_the_policys_counting_rule(tmp_path):
+    """The hand case under the two rules a rate series cannot carry (it paid every kWh).
+    ``annual_hours_cap`` with 0.3 h: 0.3 x 500 kW = 150 kWh a calendar year. 1 Feb uses
+    100 kWh of it (30 yuan), 2 Feb gets the 50 kWh left (15 yuan) and discharges only the
+    83.33 kWh the peak shave needs (more would earn nothing and wear 0.01 yuan/kWh).
+    ``net_of_grid_charging``: no PV, the lossless battery ends each day where it started,
+    so it charges from the grid what it discharges and is paid max(0, D - G) = 0."""
+    opts = SimulationOptions(start=dt.date(2025, 1, 31), days=3, foresight="perfect",
+                             mip_rel_gap=1e-6, control="day-ahead")
+
+    def run(**rule):
+        cat = _hand_catalog()
+        cat = dataclasses.replace(cat, policies=PolicyBook(
+            [dataclasses.replace(cat.policy, **rule)]))
+        _, days, _ = simulate_site(cat, "HAND-1", opts, series=_hand_series(cat, opts))
+        return ({d["date"]: d["subsidy_yuan"] for d in days},
+                [d["discharge_kwh"] for d in days])
+
+    paid, discharge = run(rule="annual_hours_cap", annual_hours=0.3)
+    assert paid == pytest.approx({"2025-01-31": 0.0, "2025-02-01": 30.0, "2025-02-02": 15.0})
+    assert discharge[1:] == pytest.approx([100.0, 250.0 / 3.0], abs=1e-4)
+    paid, _ = run(rule="net_of_grid_charging")
+    assert paid == pytest.approx({"2025-01-31": 0.0, "2025-02-01": 0.0, "2025-02-02": 0.0},
+                                 abs=1e-6)
+
+
 def test_subsidy_rate_zero_and_blind_dispatch():
     """Rate 0 pays nothing; subsidy-blind plans on the hand case still earn 0.3 x their
     (smaller) discharge inside the window: 83.33 kWh a day -> 25 yuan a day in February."""

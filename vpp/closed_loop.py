@@ -70,11 +70,13 @@ class ClosedLoop:
     opts : SimulationOptions
         The horizon, cadence, deviation threshold, peak margin, hold value, subsidy
         awareness and solver choices.
+    subsidy_rule : str
+        The subsidy's counting form in the re-plans (:func:`vpp.subsidy.model_rule`).
     """
 
     def __init__(self, site: Site, series: object, rates: np.ndarray, month_key: np.ndarray,
                  clear_kw: np.ndarray, tariffs: object, stats: ErrorStats,
-                 opts: SimulationOptions) -> None:
+                 opts: SimulationOptions, subsidy_rule: str = "discharge") -> None:
         self.site, self.ser = site, series
         self.rates, self.month_key, self.clear = rates, month_key, clear_kw
         self.tariffs = tariffs
@@ -84,6 +86,7 @@ class ClosedLoop:
         self.cadence = opts.replan_minutes // INTERVAL_MINUTES
         self.threshold_kw = opts.replan_deviation_frac * site.load.peak_kw
         self.aware, self.solve = opts.subsidy_aware, opts.solve_options()
+        self.subsidy_rule = subsidy_rule
         self.history = History(series.load_actual_kw, series.pv_actual_kw)
         self.controllers: dict[bool, SiteController] = {}
         daylight = clear_kw > DAYLIGHT_SHARE * max(float(clear_kw.max(initial=0.0)), 1e-9)
@@ -95,16 +98,20 @@ class ClosedLoop:
         if battery not in self.controllers:
             self.controllers[battery] = site_controller(
                 self.site, self.ser.index[pos:pos + self.horizon], self.tariffs(pos),
-                self.stats, self.choices, self.solve)
+                self.stats, self.choices, self.solve, self.subsidy_rule)
         return self.controllers[battery]
 
     def operate_day(self, start: int, storage: StorageSpec | None, state: BatteryState | None,
                     month_peak_kw: float, flexible_kw: np.ndarray, fresh: bool = False,
+                    subsidy_budget_kwh: float | None = None,
                     ) -> tuple[RealisedDay, float, LoopStats]:
         """Run the day from position ``start``; the realised day, the month-to-date peak at
         its end [kW] and the re-plans' statistics. ``state`` advances in place. ``fresh``
         starts the controllers anew (the first day of a month: a month's operation then
-        depends only on the state it starts from, so a resumed run repeats it exactly)."""
+        depends only on the state it starts from, so a resumed run repeats it exactly).
+        ``subsidy_budget_kwh``: what is left of an annual cap on rewarded discharge at the
+        day's start [kWh] (None: no cap); each re-plan gets it less what the day has
+        discharged where the subsidy pays."""
         ser, n, h = self.ser, PER_DAY, self.horizon
         if fresh:
             self.controllers.clear()
@@ -124,7 +131,12 @@ class ClosedLoop:
             self.history.now = pos
             if due or plan is None:
                 t0 = time.perf_counter()
-                plan = self._replan(ctl, pos, start, state, month_peak_kw, flexible_kw)
+                budget = None
+                if subsidy_budget_kwh is not None:
+                    paid = ser.subsidy_rate[start:pos] > 0
+                    budget = max(0.0, subsidy_budget_kwh - float(out["dis"][:i][paid].sum())
+                                 * DT_H)
+                plan = self._replan(ctl, pos, start, state, month_peak_kw, flexible_kw, budget)
                 stats.seconds.append(time.perf_counter() - t0)
                 stats.replans += 1
                 stats.terminal_relaxed += plan.terminal_relaxed
@@ -156,7 +168,8 @@ class ClosedLoop:
         return real, month_peak_kw, stats
 
     def _replan(self, ctl: SiteController, pos: int, day_start: int,
-                state: BatteryState | None, month_peak_kw: float, flex_today: np.ndarray):
+                state: BatteryState | None, month_peak_kw: float, flex_today: np.ndarray,
+                subsidy_budget_kwh: float | None = None):
         ser, h = self.ser, self.horizon
         sl = slice(pos, pos + h)
         lead = np.arange(h)
@@ -175,4 +188,5 @@ class ClosedLoop:
             export_price=ser.export_price[sl],
             subsidy=ser.subsidy_rate[sl] if self.aware else np.zeros(h),
             month_key=self.month_key[sl], demand_rate=self.rates[sl], load_err=load_err,
-            kc_err=kc_err, month_peak_kw=month_peak_kw, state=state)
+            kc_err=kc_err, month_peak_kw=month_peak_kw, state=state,
+            subsidy_budget_kwh=subsidy_budget_kwh)

@@ -174,14 +174,17 @@ def nowcast(stats: ErrorStats, lead_of: np.ndarray, today: np.ndarray, load_fc: 
 
 
 def site_controller(site: Site, index: pd.DatetimeIndex, tariff: Tariff, stats: ErrorStats,
-                    choices: ControlChoices, solve: SolveOptions) -> SiteController:
+                    choices: ControlChoices, solve: SolveOptions,
+                    subsidy_rule: str = "discharge") -> SiteController:
     """The controller of ``site`` for horizons of ``len(index)`` intervals, its template
-    built on ``index`` with ``tariff`` (:func:`vpp.problem.site_problem`, no shiftable loads)
-    and the battery's hold value of ``choices``."""
+    built on ``index`` with ``tariff`` (:func:`vpp.problem.site_problem`, no shiftable loads),
+    the subsidy's counting form ``subsidy_rule`` (:func:`vpp.subsidy.model_rule`; net of
+    grid charging counts the rest of today as the day: what was charged and discharged
+    earlier today is settled, not planned) and the battery's hold value of ``choices``."""
     zeros = np.zeros(len(index))
     template = site_problem(site, index, load_kw=zeros, pv_kw=zeros, import_price=zeros,
                             export_price=zeros, subsidy_rate=zeros, tariff=tariff,
-                            labels=False, shiftable=False)
+                            labels=False, shiftable=False, subsidy_rule=subsidy_rule)
     nominal = 0.0
     if template.storage is not None:
         nominal = template.storage.soc_initial_kwh
@@ -238,8 +241,10 @@ class SiteController:
                 export_price: np.ndarray, subsidy: np.ndarray, days: np.ndarray,
                 months: np.ndarray, month_rates: tuple[float, ...] | float,
                 month_peak_kw: float, margin_kw: np.ndarray, state: BatteryState | None,
-                terminal_kwh: float | None) -> DispatchProblem:
-        """The template with this re-plan's numbers."""
+                terminal_kwh: float | None, subsidy_budget_kwh: float | None = None,
+                ) -> DispatchProblem:
+        """The template with this re-plan's numbers (``subsidy_budget_kwh``: what is left
+        of an annual cap on rewarded discharge [kWh], None without one)."""
         t = self.template
         grid = dataclasses.replace(t.grid, month_peak_kw=month_peak_kw, peak_margin_kw=margin_kw,
                                    demand_rate_yuan_per_kw_month=month_rates)
@@ -253,7 +258,7 @@ class SiteController:
         return dataclasses.replace(
             t, load_kw=load_kw, pv_kw=pv_kw, import_price_yuan_per_kwh=import_price,
             export_price_yuan_per_kwh=export_price,
-            subsidy_yuan_per_kwh=subsidy,
+            subsidy_yuan_per_kwh=subsidy, subsidy_budget_kwh=subsidy_budget_kwh,
             day_of_interval=days, month_of_interval=months if months[-1] > 0 else None,
             storage=storage, grid=grid)
 
@@ -336,7 +341,8 @@ def replan_step(ctl: SiteController, start: int, *, today: np.ndarray,
                 flexible_kw: np.ndarray, import_price: np.ndarray, export_price: np.ndarray,
                 subsidy: np.ndarray, month_key: np.ndarray, demand_rate: np.ndarray,
                 load_err: np.ndarray, kc_err: np.ndarray, month_peak_kw: float,
-                state: BatteryState | None) -> ControlPlan:
+                state: BatteryState | None, subsidy_budget_kwh: float | None = None,
+                ) -> ControlPlan:
     """One re-plan from the decision interval ``start`` (a position the controller counts
     in): nowcast, peak margin, the problem, the certified solve (steps 1-3 of the module
     docstring). The simulation's closed loop and ``vpp operate`` both re-plan here.
@@ -362,6 +368,8 @@ def replan_step(ctl: SiteController, start: int, *, today: np.ndarray,
         The month-to-date peak [kW].
     state : BatteryState or None
         The battery now (None without one).
+    subsidy_budget_kwh : float or None
+        What is left now of an annual cap on rewarded discharge [kWh] (None: no cap).
     """
     h = len(today)
     lead = np.arange(h)
@@ -376,7 +384,8 @@ def replan_step(ctl: SiteController, start: int, *, today: np.ndarray,
         days=(~today).astype(np.int64), months=keys,
         month_rates=rates[0] if len(set(rates)) == 1 else rates,
         month_peak_kw=month_peak_kw, margin_kw=ctl.margin(now, lead), state=state,
-        terminal_kwh=(None if state is None else min(state.soc_kwh, ctl.nominal)))
+        terminal_kwh=(None if state is None else min(state.soc_kwh, ctl.nominal)),
+        subsidy_budget_kwh=subsidy_budget_kwh)
     at_stake = float(np.sum(import_price * p.load_kw) * DT_H)
     return ctl.replan(start, p, at_stake)
 

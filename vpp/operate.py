@@ -44,7 +44,7 @@ from vpp.problem import demand_rate, shiftable_loads, storage_in_service
 from vpp.realtime import BatteryState, realise_interval
 from vpp.sites import Site
 from vpp.state import battery_state, interval_floor, month_start, site_state
-from vpp.subsidy import subsidy_rate_series
+from vpp.subsidy import model_rule, subsidy_rate_series
 from vpp.tariffs import price_series
 from vpp.timebase import DT_H, INTERVAL_MINUTES, PER_DAY, TZ, horizon
 
@@ -167,7 +167,8 @@ class Operator:
         ctl = self.controllers.get(key)
         if ctl is None:
             ctl = site_controller(site, fc.index[sl], fc.tariffs[0], self.stats, opts,
-                                  opts.solve_options())
+                                  opts.solve_options(),
+                                  model_rule(self.catalog.policy_for(site)))
             self.controllers[key] = ctl
         iv = to_intervals(measurements, min(month_start(local), day0), decision,
                           zero_fields_of(site))

@@ -85,7 +85,7 @@ from vpp.problem import demand_rate, grid_spec, site_problem, storage_spec
 from vpp.pv_inputs import site_pv_model
 from vpp.realtime import BatteryState, realise_day
 from vpp.sites import Site
-from vpp.subsidy import subsidy_rate_series
+from vpp.subsidy import annual_budget_kwh, model_rule, subsidy_rate_series
 from vpp.tariffs import Tariff, price_series
 from vpp.timebase import DT_H, INTERVAL_MINUTES, PER_DAY, TZ, align_series
 
@@ -398,6 +398,16 @@ def simulate_site(
     day_index = ser.index[::PER_DAY]
     battery = storage_spec(site)
     nominal = battery.soc_initial_kwh if battery is not None else 0.0
+    # the policy's counting rule, and the annual cap's kWh paid so far per calendar year
+    # (from completed months on a resumed run: every kWh the cap pays earns the one rate)
+    policy = catalog.policy_for(site)
+    rule = model_rule(policy)
+    top_rate = float(ser.subsidy_rate.max(initial=0.0))
+    paid_year: dict[int, float] = {}
+    for r in done:
+        if top_rate > 0:
+            year = int(r["month"][:4])
+            paid_year[year] = paid_year.get(year, 0.0) + float(r["subsidy_yuan"]) / top_rate
     version = forced_version(opts)
     solver: PersistentDispatch | None = None
     perfect: PersistentDispatch | None = None
@@ -438,16 +448,19 @@ def simulate_site(
         # the battery exists from its grid-connection day on
         storage = storage_spec(site, day=day)
         side, held = state.side, state.held_h
+        budget = (annual_budget_kwh(policy, storage.power_kw, paid_year.get(day.year, 0.0))
+                  if storage is not None else None)
 
         def problem(load: np.ndarray, pv: np.ndarray, terminal: float, *, sl=sl,
                     month_peak=month_peak, level=level, tariff=tariff,
-                    aware: bool = opts.subsidy_aware, side=side, held=held) -> DispatchProblem:
+                    aware: bool = opts.subsidy_aware, side=side, held=held,
+                    budget=budget) -> DispatchProblem:
             p = site_problem(
                 site, ser.index[sl], load_kw=load, pv_kw=pv,
                 import_price=ser.import_price[sl], export_price=ser.export_price[sl],
                 subsidy_rate=ser.subsidy_rate[sl], tariff=tariff, month_peak_kw=month_peak,
                 soc_initial_kwh=level, soc_terminal_min_kwh=terminal, subsidy_aware=aware,
-                labels=False)
+                labels=False, subsidy_rule=rule, subsidy_budget_kwh=budget)
             if p.storage is None or side is None:
                 return p
             # the direction hold carried over from the day before
@@ -515,7 +528,7 @@ def simulate_site(
             t1 = time.perf_counter()
             real, _, loop_stats = loop.operate_day(
                 d * PER_DAY, storage, state if storage is not None else None, month_peak,
-                plan.flexible_load_kw, fresh=fresh)
+                plan.flexible_load_kw, fresh=fresh, subsidy_budget_kwh=budget)
             timing.replan += time.perf_counter() - t1
             timing.replans += loop_stats.replans
             timing.replan_seconds += loop_stats.seconds
@@ -526,6 +539,8 @@ def simulate_site(
         actual = problem(load, pv, terminal)
         base = baseline(actual)
         got = day_account(actual, real, rate_day)
+        if budget is not None and top_rate > 0:
+            paid_year[day.year] = paid_year.get(day.year, 0.0) + got["subsidy_yuan"] / top_rate
         without = day_account(actual, base, np.zeros(PER_DAY))
         for col, key in _REALISED.items():
             acc[col] += got[key]
@@ -590,7 +605,7 @@ def _closed_loop(catalog: Catalog, site: Site, ser: SiteSeries, opts: Simulation
              ErrorStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
     return ClosedLoop(
         site, ser, rates, month_key, clear, lambda pos: by_day[pos // PER_DAY],
-        stats, opts)
+        stats, opts, model_rule(catalog.policy_for(site)))
 
 
 def _carries_its_peak(site: Site) -> bool:

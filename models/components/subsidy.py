@@ -29,8 +29,7 @@ counts as from the grid)::
 so ``paid_day = max(0, discharge - grid charging)``: a day that charges more from the grid
 than it discharges (any grid-charged arbitrage, through the round-trip loss) is paid
 nothing, not forbidden. ``on[d]`` is binary in the MILP (1: the day's net is paid) and
-``M[d]`` the most the day can charge or discharge, ``dt * sum_{t in d} max(C[t], D[t])``
-[kWh].
+``M[d]`` the most the day can charge or discharge [kWh] (:func:`day_bounds_kwh`).
 
 Because a subsidised kWh can be worth more than the round trip loses, a relaxation may charge
 and discharge at once where it pays; those intervals get a binary direction from the start
@@ -73,11 +72,22 @@ def day_rates(p: DispatchProblem) -> tuple[np.ndarray, np.ndarray]:
 
 def day_bounds_kwh(p: DispatchProblem, hi: dict[str, np.ndarray], days: np.ndarray,
                    ) -> np.ndarray:
-    """The most each day can charge or discharge [kWh]: ``M[d]`` of the module docstring,
-    from the flow bounds ``hi`` (:func:`models.components.coupling.flow_bounds`)."""
-    day = np.asarray(p.day_of_interval)
-    most = np.maximum(hi["ch"], hi["dis"]) * p.dt_h
-    return np.array([max(float(most[day == d].sum()), 1.0) for d in days])
+    """The most each day can charge or discharge [kWh]: ``M[d]`` of the module docstring.
+    Discharge: the flow bounds ``hi`` (:func:`models.components.coupling.flow_bounds`)
+    summed over the day, and the day's cycle cap. Charge: the flow bounds, and what the SOC
+    window plus that discharge can take (``(window + dis / eta_d) / eta_c``)."""
+    from models.components.storage import day_budgets_kwh
+
+    s, day = p.storage, np.asarray(p.day_of_interval)
+    cap = dict(zip(*day_budgets_kwh(p), strict=True))
+    out = []
+    for d in days:
+        sel = day == d
+        dis = min(float(hi["dis"][sel].sum() * p.dt_h), float(cap.get(d, np.inf)))
+        ch = min(float(hi["ch"][sel].sum() * p.dt_h),
+                 (s.soc_max_kwh - s.soc_min_kwh + dis / s.eta_discharge) / s.eta_charge)
+        out.append(max(dis, ch, 1.0))
+    return np.array(out)
 
 
 def paid_kwh(p: DispatchProblem, discharge_kw: np.ndarray, charge_kw: np.ndarray,
