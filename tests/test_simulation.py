@@ -532,6 +532,15 @@ def test_finance_life_starts_at_grid_connection():
     window = (dt.date(2024, 4, 1), dt.date(2026, 3, 31))
     flows = annual_flows(running, 100.0, fi, True, window, connected=dt.date(2024, 3, 10))
     assert flows[:4].tolist() == pytest.approx([-50_000.0, 13_200.0, 13_400.0, 11_200.0])
+    # a window opened on 2024-07-11 (CZ-MG-06: the policy's effective date) pays 21 of
+    # July's 31 days: simulated July 2,100 and August 3,100 are 3,100 per whole window
+    # month (5,200 / (21/31 + 1)), projected from September. Year 1 = 12,000 + 2,100 +
+    # 3,100 + 6 x 3,100 - 1,000 = 34,800 (the mean 2,600 gave 31,800); year 2 = 12,000 +
+    # 12 x 3,100 - 1,000 = 48,200; year 3 = 12,000 + 3,100 (March 2026) - 1,000 = 14,100.
+    opened = rows(["2024-07", "2024-08"], [1_000.0, 1_000.0], [2_100.0, 3_100.0])
+    window = (dt.date(2024, 7, 11), dt.date(2026, 3, 31))
+    flows = annual_flows(opened, 100.0, fi, True, window, connected=dt.date(2024, 3, 5))
+    assert flows[:4].tolist() == pytest.approx([-50_000.0, 34_800.0, 48_200.0, 14_100.0])
 
 
 def test_report_states_indicators_and_finance(july_runs, tmp_path):

@@ -64,6 +64,23 @@ def test_the_month_of_connection_is_not_paid_and_the_next_counts_peak_and_flat(c
     assert mtd.subsidy_yuan == pytest.approx(aug.subsidy_yuan)
 
 
+def test_a_window_opened_inside_a_month_counts_only_its_days_in_the_totals(catalog):
+    """CZ-MG-06 (connected 2024-03-05) is paid from the policy's effective date 2024-07-11:
+    400 kW at 09:00 (peak under 555号) on 5 and 20 July is 100 + 100 kWh metered, of which
+    only the 20th's 100 kWh lie in the window: counted 100 kWh, 30 yuan, and 100 kWh of
+    discharge in the window (the totals said 200, the whole month's)."""
+    now = pd.Timestamp("2024-08-01T08:00:00+08:00")
+    rows = frame(catalog, "CZ-MG-06", [("2024-07-05T09:00", 400.0),
+                                       ("2024-07-20T09:00", 400.0)], now)
+    led = subsidy_ledger(catalog, "CZ-MG-06", rows, now)
+    (jul,) = led.months
+    assert (jul.in_window, jul.discharge_kwh) == (True, 200.0)
+    assert jul.counted_discharge_kwh == pytest.approx(100.0)
+    assert led.discharge_in_window_kwh == pytest.approx(100.0)
+    assert led.counted_discharge_in_window_kwh == pytest.approx(100.0)
+    assert led.subsidy_in_window_yuan == pytest.approx(30.0)
+
+
 def test_a_station_below_half_a_megawatt_earns_nothing(catalog):
     led = subsidy_ledger(catalog, "CZ-MG-07", frame(catalog, "CZ-MG-07",
                                                     [(t, b / 4) for t, b in ROWS]), NOW)

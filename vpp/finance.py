@@ -123,10 +123,11 @@ def annual_flows(months: pd.DataFrame, energy_kwh: float, fi: FinanceInputs,
     connection; default the first simulated month): a simulated month's savings (energy and
     demand charge, without the subsidy) and subsidy; the other months, the mean savings of
     the simulated months the battery was there for whole, and - ``with_subsidy``, in the
-    months of the paid ``window`` (first, last paid day) - the mean subsidy of the simulated
-    months inside it. A month simulated for part of its days stands for the whole month:
-    its energy savings and subsidy are scaled by days in month / days simulated; its
-    demand-charge saving is not (the month is billed on its peak either way). Without
+    months of the paid ``window`` (first, last paid day) - the simulated months' subsidy per
+    whole window month, times the share of the month's days in the window. A month
+    simulated for part of its days stands for the whole month: its energy savings and
+    subsidy are scaled by days in month / days simulated; its demand-charge saving is not
+    (the month is billed on its peak either way). Without
     ``month``/``days`` columns rows are whole months from the start of the life, and without
     ``window`` (or a ``month`` column) no subsidy is projected.
 
@@ -209,19 +210,28 @@ def battery_months(months: pd.DataFrame, connected: dt.date | None) -> int:
 def _projected_subsidy(m: pd.DataFrame, subsidy: np.ndarray,
                        window: tuple[dt.date, dt.date] | None, first: pd.Period | None,
                        n_life: int) -> np.ndarray:
-    """Per month of the life from ``first``: the mean subsidy of the simulated months inside
-    ``window`` for the months inside it, else 0 [yuan]."""
+    """Per month of the life from ``first``: the simulated months' subsidy per whole month
+    of the window, times the share of each month's days inside ``window`` (a window opened
+    on the 11th pays 21/31 of July), else 0 [yuan]."""
     out = np.zeros(n_life)
     if window is None or first is None:
         return out
     months = pd.period_range(first, periods=n_life, freq="M")
-    lo, hi = pd.Period(window[0], freq="M"), pd.Period(window[1], freq="M")
-    inside = (months >= lo) & (months <= hi)
     simulated = pd.PeriodIndex(m["month"].astype(str), freq="M")
-    paid = (simulated >= lo) & (simulated <= hi)
-    if paid.any():
-        out[inside] = subsidy[paid].mean()
+    paid = _window_share(simulated, window)
+    if paid.sum() > 0:
+        out = subsidy[paid > 0].sum() / paid.sum() * _window_share(months, window)
     return out
+
+
+def _window_share(months: pd.PeriodIndex, window: tuple[dt.date, dt.date]) -> np.ndarray:
+    """Share of each month's days [-] that lie in ``window`` (first and last day)."""
+    first = np.array([p.start_time.date() for p in months])
+    last = np.array([p.end_time.date() for p in months])
+    lo = np.maximum(first, window[0])
+    hi = np.minimum(last, window[1])
+    days = np.array([(b - a).days + 1 for a, b in zip(lo, hi, strict=True)], dtype=float)
+    return np.clip(days, 0.0, None) / months.days_in_month.to_numpy(dtype=float)
 
 
 def annualisation_warning(months_simulated: int, days_simulated: int | None = None,

@@ -11,7 +11,9 @@ below). Per month (units in the names):
 * ``in_window`` - the month lies in the site's paid window (from the first day of the month
   after grid connection, for the policy's ``duration_months``; never for a station below
   ``min_power_kw``). The window starts on a month's first day and ends on a month's last
-  day, so a month is wholly in or out;
+  day, except where the policy's effective date opens it inside a month (a station
+  connected before the policy); the totals' ``discharge_in_window_kwh`` then counts only
+  that month's days from the effective date, as the counted discharge does;
 * ``discharge_kwh`` - the metered battery discharge; ``counted_discharge_kwh`` - the part
   the counting rule pays for (``peak_flat``: in peak, critical-peak and flat periods;
   ``net_of_grid_charging``: per day, net of grid charging; ``all``: every kWh;
@@ -42,8 +44,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vpp.catalog import Catalog
-from vpp.state import _local, metered_month, month_cut, month_end, month_rows
-from vpp.timebase import INTERVAL_MINUTES, TZ
+from vpp.state import _local, metered_flows, metered_month, month_cut, month_end, month_rows
+from vpp.timebase import DT_H, INTERVAL_MINUTES, TZ
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,8 +184,11 @@ def subsidy_ledger(catalog: Catalog, site_id: str, measurements: pd.DataFrame,
             subsidy_yuan=month.subsidy_yuan, intervals_measured=measured,
             intervals_in_month=n, coverage_frac=measured / n,
             tariff_version=month.tariff_version, counting_rule=policy.rule))
-        if in_window:
-            ledger.discharge_in_window_kwh += month.discharge_kwh
+        if in_window:  # a month the window opens or closes in: only its days inside
+            days = np.asarray(pd.DatetimeIndex(iv.index).tz_convert(TZ).date)
+            inside = (days >= window[0]) & (days <= window[1])
+            ledger.discharge_in_window_kwh += float(
+                metered_flows(iv).discharge_kw[inside].sum() * DT_H)
             ledger.counted_discharge_in_window_kwh += counted
             ledger.subsidy_in_window_yuan += month.subsidy_yuan
     return ledger
