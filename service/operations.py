@@ -61,6 +61,8 @@ TABLE = MeasurementRecord.__table__
 VERSIONS = MeasurementVersion.__table__
 #: Rows read before a month's first interval, so that a reading at its start is there [h].
 LOOKBACK = pd.Timedelta(hours=1)
+#: Rows a state reads before its billing month: the SOC and battery power of the day before.
+CARRY_IN = pd.Timedelta(hours=24)
 
 
 def _insert(db: Session) -> Any:
@@ -238,9 +240,20 @@ def measurement_marks(db: Session, site_ids: Sequence[str], start: dt.datetime |
 
 
 def month_rows(db: Session, site_id: str, now: dt.datetime | pd.Timestamp) -> pd.DataFrame:
-    """The rows a state at ``now`` reads: from an hour before its billing month to now."""
+    """The rows a state at ``now`` reads: from :data:`CARRY_IN` before its billing month to
+    now (on the 1st, the SOC read late on the last day and the battery power since carry
+    it over, as they do within a month), and without any row in that span the newest one
+    before it (the data's freshness of a site gone silent: stale, not never measured)."""
     t = pd.Timestamp(now).tz_convert(TZ)
-    return read_measurements(db, site_id, month_start(t) - LOOKBACK, t)
+    start = month_start(t) - CARRY_IN
+    rows = read_measurements(db, site_id, start, t)
+    if rows.empty:
+        epoch = pd.Timestamp("1970-01-01", tz="UTC")
+        last = measurement_marks(db, [site_id], epoch,
+                                 start - pd.Timedelta(microseconds=1))[site_id].last_at
+        if last is not None:
+            rows = read_measurements(db, site_id, last, last)
+    return rows
 
 
 def state_of(db: Session, catalog: Catalog, site_id: str,

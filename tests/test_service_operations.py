@@ -75,6 +75,33 @@ def test_measurements_are_upserted_idempotently_and_the_state_is_right(svc):
     assert st["soc_kwh"] == 1925.0 and st["age_s"] == 2700.0
 
 
+def test_the_state_on_the_first_of_a_month_keeps_the_soc_and_freshness_of_the_day_before(
+        svc):
+    """CZ-MG-04: SOC 1200 kWh read at 22:30 on 31 May, then 15-minute rows with the battery
+    idle to 00:00 on 1 June; at 00:20 the SOC is still that reading (the state read only
+    an hour before the month, so it said "none measured" and a control step fell back to
+    the nominal SOC). CZ-MG-22 last reported at 15:00 on 30 May: on 1 June it is stale
+    since 15:15 that day, not "never measured"."""
+    client, keys, _, _ = svc
+    times = ["2026-05-31T22:30"] + [f"2026-05-31T{h}:{m:02d}" for h in (22, 23)
+                                    for m in (0, 15, 30, 45)][3:] + ["2026-06-01T00:00"]
+    rows = [{"timestamp": f"{t}:00+08:00", "battery_kw": 0.0, "grid_import_kw": 800.0}
+            for t in times]
+    rows[0]["soc_kwh"] = 1200.0
+    assert post(client, keys["admin"], rows, site="CZ-MG-04").status_code == 200
+    at = "2026-06-01T00:20:00%2B08:00"
+    st = client.get(f"/v1/sites/CZ-MG-04/state?at={at}", headers=h(keys["ev"])).json()
+    assert (st["soc_kwh"], st["soc_measured_at"]) == (1200.0, "2026-05-31T22:30:00+08:00")
+    assert st["month"] == "2026-06" and st["month_peak_kw"] == 800.0  # June's 00:00 only
+    one = [{"timestamp": "2026-05-30T15:00:00+08:00", "battery_kw": 400.0,
+            "grid_import_kw": 500.0}]
+    assert post(client, keys["admin"], one, site="CZ-MG-22").status_code == 200
+    st = client.get(f"/v1/sites/CZ-MG-22/state?at={at}", headers=h(keys["ev"])).json()
+    assert st["measured"] is True and st["data_until"] == "2026-05-30T15:15:00+08:00"
+    assert st["age_s"] == pytest.approx((33 * 60 + 5) * 60)  # 15:15 on the 30th to 00:20
+    assert st["month_peak_kw"] == 0.0 and st["demand_charge_yuan"] == 0.0
+
+
 def test_a_row_without_a_field_keeps_the_stored_value(svc):
     client, keys, _, _ = svc
     r = post(client, keys["admin"], [{"timestamp": "2026-07-15T10:15:00+08:00",
