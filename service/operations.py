@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import DateTime, String, delete, func, or_, select, type_coerce, update
+from sqlalchemy import DateTime, String, case, delete, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from service.db import (
@@ -37,6 +37,7 @@ from vpp.measurements import (
     COUNTER_FIELDS,
     FIELDS,
     MAX_BATCH_ROWS,
+    POWER_FIELDS,
     MeasurementBatch,
     MeasurementError,
     empty_frame,
@@ -137,7 +138,9 @@ def ingest(db: Session, site: Site, rows: Sequence[Mapping[str, Any]], interval_
 
 def upsert(db: Session, site_id: str, batch: MeasurementBatch) -> None:
     """Write a validated batch (not committed): a given field replaces, an absent one
-    keeps the stored value; the site's measurement version goes up by one."""
+    keeps the stored value - except a power (an average over the row's interval) when the
+    row's interval length changes: it would then be read as an average over the new
+    length, so it is dropped. The site's measurement version goes up by one."""
     frame = batch.frame
     received = utcnow()
     values = frame[list(FIELDS)].to_numpy(dtype=float)
@@ -150,9 +153,13 @@ def upsert(db: Session, site_id: str, batch: MeasurementBatch) -> None:
         records.append(rec)
     insert = _insert(db)
     stmt = insert(TABLE)
+    same = TABLE.c.interval_minutes == stmt.excluded.interval_minutes
+    kept = {name: func.coalesce(stmt.excluded[name], TABLE.c[name]) for name in FIELDS}
+    kept.update({name: case((same, kept[name]), else_=stmt.excluded[name])
+                 for name in POWER_FIELDS})
     stmt = stmt.on_conflict_do_update(
         index_elements=["site_id", "ts"],
-        set_={**{name: func.coalesce(stmt.excluded[name], TABLE.c[name]) for name in FIELDS},
+        set_={**kept,
               "interval_minutes": stmt.excluded.interval_minutes,
               "received_at": stmt.excluded.received_at})
     for i in range(0, len(records), 1000):

@@ -176,7 +176,9 @@ def test_counters_become_15_minute_powers_by_hand(site):
     1420 kWh. 10:00-10:15: (1300 - 1000) kWh / 0.25 h = 1200 kW; 10:15-10:30: (1420 - 1300)
     / 0.25 = 480 kW. A 5-minute power row inside the first interval loses to the counter;
     10:30-10:45 has no closing reading: its power rows (600 and 900 kW, 5 minutes each)
-    average 750 kW over the 10 minutes measured (coverage 2/3)."""
+    cover 10 of its 15 minutes (coverage 2/3), so its 15-minute average - what billing reads
+    - is unknown (it was taken as their 750 kW: 187.5 kWh where 125 were measured); only a
+    control step's running interval takes the partial average."""
     counter = [1000, 1100, 1150, 1300, 1300, 1360, 1420]
     rows = [{"timestamp": f"2026-07-15T10:{5 * i:02d}:00+08:00", "import_counter_kwh": v}
             for i, v in enumerate(counter)]
@@ -186,9 +188,11 @@ def test_counters_become_15_minute_powers_by_hand(site):
     b = batch(site, rows, minutes=5)
     start = pd.Timestamp("2026-07-15T10:00:00+08:00")
     iv = to_intervals(b.frame, start, start + pd.Timedelta(hours=1))
-    np.testing.assert_allclose(iv["grid_import_kw"].to_numpy()[:3], [1200.0, 480.0, 750.0])
-    assert np.isnan(iv["grid_import_kw"].iloc[3])
+    np.testing.assert_allclose(iv["grid_import_kw"].to_numpy()[:2], [1200.0, 480.0])
+    assert np.isnan(iv["grid_import_kw"].iloc[2]) and np.isnan(iv["grid_import_kw"].iloc[3])
     np.testing.assert_allclose(iv["import_coverage"].to_numpy(), [1.0, 1.0, 2 / 3, 0.0])
+    running = to_intervals(b.frame, start, start + pd.Timedelta(hours=1), partial=True)
+    assert running["grid_import_kw"].iloc[2] == 750.0
 
 
 def test_soc_at_interval_end_and_load_from_the_balance(site):

@@ -144,7 +144,10 @@ def test_the_state_outside_the_window_and_export_at_an_anti_backflow_site(site):
 def test_plan_vs_actual_leaves_the_interval_under_way_out(site):
     """At 13:36 the 13:30 interval has 5 of its 15 minutes (a 5-minute row at 6,000 kW):
     plan-vs-actual counted it as a whole interval at 6,000 kW (1,500 kWh) while the state
-    did not; it is now unmeasured until 13:45, like in the state; 13:15 (complete) counts."""
+    did not; it is unmeasured, like in the state; 13:15 (complete) counts. After 13:45 it
+    stays unmeasured while no more rows cover it (its 15-minute average is unknown: 6,000
+    kW for 5 minutes is 500 kWh, not 1,500); with rows of 6,000, 6,000 and 3,000 kW for
+    its three 5-minute parts it is 5,000 kW."""
     from vpp.state import plan_vs_actual
 
     at = dt.datetime(2026, 12, 1, 13, 36, tzinfo=CST)
@@ -160,4 +163,11 @@ def test_plan_vs_actual_leaves_the_interval_under_way_out(site):
     i = 13 * 4 + 2  # 13:30
     assert now["actual"]["grid_import_kw"][i - 1] == 5000.0
     assert now["actual"]["grid_import_kw"][i] is None
-    assert later["actual"]["grid_import_kw"][i] == 6000.0
+    assert later["actual"]["grid_import_kw"][i] is None
+    full = pd.concat([frame, rows(site, [
+        ("2026-12-01T13:35:00+08:00", {"grid_import_kw": 6000.0, "battery_kw": 0.0}),
+        ("2026-12-01T13:40:00+08:00", {"grid_import_kw": 3000.0, "battery_kw": 0.0})], 5,
+        pd.Timestamp("2026-12-01T13:46:00+08:00"))])
+    later = plan_vs_actual(site, day, full, [], None,
+                           now=pd.Timestamp("2026-12-01T13:46:00+08:00"))
+    assert later["actual"]["grid_import_kw"][i] == pytest.approx(5000.0)

@@ -83,8 +83,8 @@ def test_the_state_on_the_first_of_a_month_keeps_the_soc_and_freshness_of_the_da
     the nominal SOC). CZ-MG-22 last reported at 15:00 on 30 May: on 1 June it is stale
     since 15:15 that day, not "never measured"."""
     client, keys, _, _ = svc
-    times = ["2026-05-31T22:30"] + [f"2026-05-31T{h}:{m:02d}" for h in (22, 23)
-                                    for m in (0, 15, 30, 45)][3:] + ["2026-06-01T00:00"]
+    quarters = [f"2026-05-31T{h}:{m:02d}" for h in (22, 23) for m in (0, 15, 30, 45)]
+    times = [*quarters[2:], "2026-06-01T00:00"]  # 22:30 .. 00:00
     rows = [{"timestamp": f"{t}:00+08:00", "battery_kw": 0.0, "grid_import_kw": 800.0}
             for t in times]
     rows[0]["soc_kwh"] = 1200.0
@@ -183,6 +183,20 @@ def test_rows_of_another_length_may_replace_but_not_overlap_stored_ones(svc):
     state = client.get("/v1/sites/CZ-MG-01/state?at=2026-05-12T09:00:00%2B08:00",
                        headers=h(keys["park1"])).json()
     assert state["month_peak_kw"] == 100.0  # the 5-minute 7,000 kW rows are gone
+    # a power not re-sent when the row's length changes is dropped, not kept: the stored
+    # 15-minute battery -500 kW would read as a 5-minute average (a different energy)
+    at_nine = "2026-05-12T09:00:00+08:00"
+    both = [{"timestamp": at_nine, "grid_import_kw": 5000.0, "battery_kw": -500.0,
+             "soc_kwh": 900.0}]
+    assert post(client, keys["park1"], both).status_code == 200
+    five = [{"timestamp": at_nine, "grid_import_kw": 3000.0}]
+    assert post(client, keys["park1"], five, interval_minutes=5).status_code == 200
+    with sessions() as s:
+        row = s.execute(select(MeasurementRecord).where(
+            MeasurementRecord.site_id == "CZ-MG-01", MeasurementRecord.ts == dt.datetime(
+                2026, 5, 12, 1, 0, tzinfo=dt.UTC))).scalar_one()
+        assert (row.interval_minutes, row.grid_import_kw, row.battery_kw, row.soc_kwh) == (
+            5, 3000.0, None, 900.0)  # the SOC, an instant reading, stays
     # rows of one length: a 15-minute row on the grid covers finer stored rows wholly or
     # not at all, so the only clash left is a finer row under a coarser stored one (above)
 

@@ -498,7 +498,7 @@ def empty_frame() -> pd.DataFrame:
 
 
 def to_intervals(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
-                 zero_fields: tuple[str, ...] = ()) -> pd.DataFrame:
+                 zero_fields: tuple[str, ...] = (), partial: bool = False) -> pd.DataFrame:
     """Stored measurement rows as 15-minute billing intervals from ``start`` to ``end``
     (interval starts, Asia/Shanghai, ``end`` excluded; see the module docstring).
 
@@ -513,6 +513,12 @@ def to_intervals(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
         Power fields known to be 0 when not measured (``pv_kw`` at a site without PV,
         ``battery_kw`` without a battery, ``grid_export_kw`` at an anti-backflow site): they
         let the load be derived from the balance.
+    partial : bool
+        Whether an interval that shorter rows cover only in part (one 5-minute row of
+        three) gets the average of what they cover. By default it is not measured: its
+        15-minute average, what billing reads, is unknown (``import_coverage`` still says
+        how much of it the import rows cover). The running interval of a control step
+        takes the partial average.
 
     Returns
     -------
@@ -550,8 +556,9 @@ def to_intervals(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
             continue
         w = np.bincount(pos_avg[ok], weights=minutes[ok], minlength=n)
         s = np.bincount(pos_avg[ok], weights=minutes[ok] * v[ok], minlength=n)
+        whole = w > 0 if partial else w >= INTERVAL_MINUTES - 1e-9
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[name] = np.where(w > 0, s / np.where(w > 0, w, 1.0), np.nan)
+            out[name] = np.where(whole, s / np.where(w > 0, w, 1.0), np.nan)
         if name == "grid_import_kw":
             out["import_coverage"] = np.minimum(w / INTERVAL_MINUTES, 1.0)
     edges = np.asarray(grid.asi8)

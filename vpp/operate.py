@@ -171,7 +171,7 @@ class Operator:
                                   model_rule(self.catalog.policy_for(site)))
             self.controllers[key] = ctl
         iv = to_intervals(measurements, min(month_start(local), day0), decision,
-                          zero_fields_of(site))
+                          zero_fields_of(site), partial=True)
         soc_src = "measured"
         bstate = None
         if battery and ctl.template.storage is not None:
@@ -291,7 +291,7 @@ def running_interval(rows: pd.DataFrame, start: pd.Timestamp, now: pd.Timestamp,
     import pandas as pd
 
     iv = to_intervals(rows[rows.index < now], start,
-                      start + pd.Timedelta(minutes=INTERVAL_MINUTES)).iloc[0]
+                      start + pd.Timedelta(minutes=INTERVAL_MINUTES), partial=True).iloc[0]
     if not (np.isfinite(iv["grid_import_kw"]) and np.isfinite(iv["battery_kw"])):
         return None
     export = iv["grid_export_kw"]
