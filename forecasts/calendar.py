@@ -35,6 +35,23 @@ def day_kind(day: dt.date) -> tuple[bool, str | None]:
     return bool(workday), (str(name) if is_holiday and name else None)
 
 
+@lru_cache(maxsize=4096)
+def holiday_break(day: dt.date) -> frozenset[str]:
+    """The statutory holidays of the break ``day`` is a day off of: the names along the run
+    of consecutive named days off around it (one merged break - National Day and the
+    Mid-autumn Festival, 1-8 October 2025 - is one holiday for rules that name either);
+    empty on other days."""
+    if day_kind(day)[1] is None:
+        return frozenset()
+    names = set()
+    for step in (dt.timedelta(days=-1), dt.timedelta(days=1)):
+        d = day
+        while (name := day_kind(d)[1]) is not None:
+            names.add(name)
+            d += step
+    return frozenset(names)
+
+
 @lru_cache(maxsize=256)
 def _warn_year(year: int) -> None:
     log.warning("no Chinese holiday data for %d: using Mon-Fri as working days, no holidays",

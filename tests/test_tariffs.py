@@ -115,8 +115,13 @@ def test_holiday_deep_valley_426(catalog):
     assert at(df, "13:45") == ("deep_valley", 0.312)
     assert at(df, "14:00") == ("flat", 0.65)
     assert (df["period"] == "deep_valley").sum() == 16
-    # the first working day after the holiday has the ordinary midday valley
+    # 6 Oct is the Mid-autumn Festival inside the one National Day break (the calendar
+    # names it apart): deep valley too; it was priced at the ordinary valley 0.39
+    assert at(day(catalog, "2025-10-06"), "11:00") == ("deep_valley", 0.312)
+    # the first working day after the holiday has the ordinary midday valley, and so has
+    # a Mid-autumn Festival alone (2026-09-25, a Friday off)
     assert at(day(catalog, "2025-10-09"), "10:00") == ("valley", 0.39)
+    assert at(day(catalog, "2026-09-25"), "11:00") == ("valley", 0.39)
     # 555号 has no deep valley
     assert "deep_valley" not in set(day(catalog, "2025-10-02", version=V555)["period"])
 

@@ -389,7 +389,7 @@ def price_series(
     """
     import pandas as pd
 
-    from forecasts.calendar import day_kind
+    from forecasts.calendar import holiday_break
 
     if index.tz is None:
         raise InvalidInputError("price index must be timezone-aware (Asia/Shanghai)")
@@ -426,9 +426,8 @@ def price_series(
         price = np.array([t.prices_yuan_per_kwh[p] for p in names])
         critical = t.critical_by_month.get(date.month, ()) if (
             transformer_kva >= t.critical_min_kva) else ()
-        _, holiday = day_kind(date)
-        deep = t.deep_valley_minutes if (holiday in t.deep_valley_holidays and transformer_kva
-                                         >= t.deep_valley_min_kva) else ()
+        deep = t.deep_valley_minutes if (t.deep_valley_holidays & holiday_break(date)
+                                         and transformer_kva >= t.deep_valley_min_kva) else ()
         for a, b in (*critical, *deep):
             inside = [x for x in (a, b) if np.any((mins < x) & (x < mins + step))]
             if inside:
