@@ -81,21 +81,30 @@ def import_cmd(ctx: click.Context, file: str, site_id: str, interval_minutes: st
 
 @click.command()
 @click.option("--site", "site_id", required=True, help="Site id, e.g. CZ-MG-01.")
+@click.option("--month", "month_text", default=None, metavar="YYYY-MM",
+              help="A billing month instead of the month of --now: a closed month is read "
+                   "to its end (its final peak and charges).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 @DB_OPTION
 @NOW_OPTION
 @click.pass_context
-def state(ctx: click.Context, site_id: str, fmt: str, database_url: str | None,
-          now_text: str | None) -> None:
+def state(ctx: click.Context, site_id: str, month_text: str | None, fmt: str,
+          database_url: str | None, now_text: str | None) -> None:
     """The site's state from its stored measurements: SOC now, month-to-date peak [kW] and
-    its demand charge, energy cost, discharge and subsidy this month, freshness, gaps."""
+    its demand charge, energy cost, discharge and subsidy this month, freshness, gaps.
+
+    \b
+    vpp state --site CZ-MG-01
+    vpp state --site CZ-MG-01 --month 2026-11    # last month's final peak and charges
+    """
     from service.operations import state_of
 
     catalog = catalog_of(ctx)
     _site(catalog, site_id)
+    first = _month(month_text, "--month")
     with _sessions(database_url, existing=True)() as db:
-        st = state_of(db, catalog, site_id, _now(now_text)).to_dict()
+        st = state_of(db, catalog, site_id, _now(now_text), first).to_dict()
     if fmt == "json":
         click.echo(json.dumps(st, indent=1, ensure_ascii=False))
         return

@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy import DateTime, String, case, delete, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
+from models.errors import InvalidInputError
 from service.db import (
     MeasurementRecord,
     MeasurementVersion,
@@ -51,12 +52,13 @@ from vpp.state import (
     SOC_MAX_AGE_MINUTES,
     InitialState,
     SiteState,
+    month_end,
     month_start,
     plan_initial_state,
     plan_vs_actual,
     site_state,
 )
-from vpp.timebase import TZ
+from vpp.timebase import INTERVAL_MINUTES, TZ
 
 TABLE = MeasurementRecord.__table__
 VERSIONS = MeasurementVersion.__table__
@@ -246,14 +248,19 @@ def measurement_marks(db: Session, site_ids: Sequence[str], start: dt.datetime |
     return out
 
 
-def month_rows(db: Session, site_id: str, now: dt.datetime | pd.Timestamp) -> pd.DataFrame:
-    """The rows a state at ``now`` reads: from :data:`CARRY_IN` before its billing month to
-    now (on the 1st, the SOC read late on the last day and the battery power since carry
-    it over, as they do within a month), and without any row in that span the newest one
-    before it (the data's freshness of a site gone silent: stale, not never measured)."""
+def month_rows(db: Session, site_id: str, now: dt.datetime | pd.Timestamp,
+               first: dt.date | None = None) -> pd.DataFrame:
+    """The rows a state at ``now`` reads: from :data:`CARRY_IN` before its billing month
+    (``first``, a month's first day; default the month of ``now``) to now, or to one
+    interval past the month's end when it is over (on the 1st, the SOC read late on the
+    last day and the battery power since carry it over, as they do within a month), and
+    without any row in that span the newest one before it (the data's freshness of a site
+    gone silent: stale, not never measured)."""
     t = pd.Timestamp(now).tz_convert(TZ)
-    start = month_start(t) - CARRY_IN
-    rows = read_measurements(db, site_id, start, t)
+    begin = month_start(t) if first is None else pd.Timestamp(first).tz_localize(TZ)
+    start = begin - CARRY_IN
+    rows = read_measurements(db, site_id, start, min(
+        t, month_end(begin) + pd.Timedelta(minutes=INTERVAL_MINUTES)))
     if rows.empty:
         epoch = pd.Timestamp("1970-01-01", tz="UTC")
         last = measurement_marks(db, [site_id], epoch,
@@ -264,9 +271,21 @@ def month_rows(db: Session, site_id: str, now: dt.datetime | pd.Timestamp) -> pd
 
 
 def state_of(db: Session, catalog: Catalog, site_id: str,
-             now: dt.datetime | pd.Timestamp) -> SiteState:
-    """:func:`vpp.state.site_state` of the stored measurements."""
-    return site_state(catalog, site_id, month_rows(db, site_id, now), now)
+             now: dt.datetime | pd.Timestamp, first: dt.date | None = None) -> SiteState:
+    """:func:`vpp.state.site_state` of the stored measurements: of the billing month of
+    ``now``, or of the month starting ``first`` (a month over at ``now`` to its end).
+
+    Raises
+    ------
+    InvalidInputError
+        ``first`` after the month of ``now`` (not begun), or no tariff in force.
+    """
+    t = pd.Timestamp(now).tz_convert(TZ)
+    if first is not None and first > month_start(t).date():
+        raise InvalidInputError(f"month={first:%Y-%m} has not begun at {t.isoformat()}",
+                                "invalid state query")
+    begin = None if first is None else pd.Timestamp(first).tz_localize(TZ)
+    return site_state(catalog, site_id, month_rows(db, site_id, now, first), now, begin)
 
 
 def ledger_of(db: Session, catalog: Catalog, site_id: str, now: dt.datetime | pd.Timestamp,

@@ -93,6 +93,15 @@ def test_the_state_on_the_first_of_a_month_keeps_the_soc_and_freshness_of_the_da
     st = client.get(f"/v1/sites/CZ-MG-04/state?at={at}", headers=h(keys["ev"])).json()
     assert (st["soc_kwh"], st["soc_measured_at"]) == (1200.0, "2026-05-31T22:30:00+08:00")
     assert st["month"] == "2026-06" and st["month_peak_kw"] == 800.0  # June's 00:00 only
+    # May's bill on 1 June: its six intervals 22:30-23:45 at 800 kW, 1,200 kWh at the flat
+    # 0.65 yuan/kWh (spring: flat 22-02)
+    may = client.get(f"/v1/sites/CZ-MG-04/state?at={at}&month=2026-05",
+                     headers=h(keys["ev"])).json()
+    assert (may["month"], may["month_peak_kw"], may["month_peak_at"]) == (
+        "2026-05", 800.0, "2026-05-31T22:30:00+08:00")
+    assert may["import_kwh"] == 1200.0 and may["energy_cost_yuan"] == pytest.approx(780.0)
+    r = client.get(f"/v1/sites/CZ-MG-04/state?at={at}&month=2026-07", headers=h(keys["ev"]))
+    assert r.status_code == 422 and "month=2026-07 has not begun" in r.text
     one = [{"timestamp": "2026-05-30T15:00:00+08:00", "battery_kw": 400.0,
             "grid_import_kw": 500.0}]
     assert post(client, keys["admin"], one, site="CZ-MG-22").status_code == 200

@@ -73,13 +73,18 @@ def post_measurements(site_id: SitePath, body: MeasurementBatchRequest, db: Sess
 
 @router.get("/{site_id}/state")
 def read_state(site_id: SitePath, db: SessionDep, cat: CatalogDep, who: CurrentKey,
-               at: At = None) -> dict[str, Any]:
+               at: At = None,
+               month: Annotated[IsoMonth | None, Query(description=(
+                   "billing month (YYYY-MM) to read instead of the month of `at`: a month "
+                   "over at `at` is read to its end (its bill), with the SOC and freshness "
+                   "as of then"))] = None) -> dict[str, Any]:
     """The site's measured state: SOC now, month-to-date peak and its demand charge, energy
-    cost, discharge and subsidy this month, freshness and gaps (units in the names)."""
+    cost, discharge and subsidy this month, freshness and gaps (units in the names); with
+    ``month``, those of that billing month (a closed month: its final peak and charges)."""
     readable_site(cat, who, site_id)
     _check_at(at, "state")
     try:
-        return state_of(db, cat, site_id, at or utcnow()).to_dict()
+        return state_of(db, cat, site_id, at or utcnow(), month).to_dict()
     except InvalidInputError as exc:  # e.g. no tariff in force at that time
         if at is None:
             raise
