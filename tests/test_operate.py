@@ -118,6 +118,23 @@ def test_a_step_during_a_peak_overshoot_does_not_charge():
     assert sp.initial["age_s"] >= 0.0
 
 
+def test_a_soc_carried_over_unmetered_battery_hours_says_so():
+    """CZ-MG-05 on 2026-12-01: the SOC read at 06:00 (2,500 kWh, battery idle for that
+    quarter hour), then import rows without battery power until 13:30. The step at 13:50
+    starts from 2,500 kWh - the 7 h 30 min unmetered are taken as idle - and says so: read
+    465 min before the step (13:45), battery power metered for 15 of them."""
+    cat = default_catalog()
+    site = cat.fleet.site("CZ-MG-05")
+    now = dt.datetime(2026, 12, 1, 13, 50, 11, tzinfo=CST)
+    day = [(f"2026-12-01T{h:02d}:{m:02d}:00+08:00", {"grid_import_kw": 5000.0, "pv_kw": 0.0})
+           for h in range(14) for m in (0, 15, 30, 45) if (h, m) < (13, 45)]
+    day[24] = (day[24][0], {**day[24][1], "battery_kw": 0.0, "soc_kwh": 2500.0})  # 06:00
+    sp = Operator(cat).step("CZ-MG-05", rows(site, day, 15, now), now)
+    assert sp.initial["soc_kwh"] == pytest.approx(2500.0)
+    assert ("the SOC was read 465 min before this step and the battery power is metered for "
+            "15 min of that: the rest is taken as idle (0 kW)") in sp.notes, sp.notes
+
+
 def test_the_state_outside_the_window_and_export_at_an_anti_backflow_site(site):
     """CZ-MG-05 (anti-backflow; subsidy window 2024-10-01 to 2026-09-30) on 2026-12-01: a
     15-minute row exporting 200 kW is 50 kWh of export that earns nothing (it earned

@@ -181,8 +181,14 @@ class Operator:
                 soc, soc_src = ctl.nominal, "site nominal SOC (none measured)"
                 notes.append("no SOC measured: the step starts from the site's nominal SOC")
             else:
-                soc, rolled_h = soc_at(s, soc, pd.Timestamp(state.soc_measured_at),
-                                       decision, measurements)
+                read_at = pd.Timestamp(state.soc_measured_at)
+                soc, rolled_h = soc_at(s, soc, read_at, decision, measurements)
+                since_h = max(0.0, (decision - read_at) / pd.Timedelta(hours=1))
+                if since_h - rolled_h > INTERVAL_MINUTES / 60 + 1e-9:
+                    notes.append(
+                        f"the SOC was read {since_h * 60:.0f} min before this step and the "
+                        f"battery power is metered for {rolled_h * 60:.0f} min of that: the "
+                        "rest is taken as idle (0 kW)")
                 if rolled_h > 0:
                     soc_src = (f"measured {state.soc_kwh:g} kWh at {state.soc_measured_at}, "
                                f"carried to {decision:%H:%M} with the metered battery power "
