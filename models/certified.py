@@ -31,8 +31,8 @@ plan that is not integer-feasible, what a known plan sets them to.
    a narrow range takes that headroom away, so the ranges' bounds rise well above the LP
    bound (CZ-MG-24, 2026-07-13, one day: LP 444,788, ranges 445,613, optimum 445,976
    yuan). The lowest range is split (at its LP's demand charge) and its LP solution
-   repaired into a plan, until the gap closes, the split stalls, or half the time left is
-   spent. The bound is the lowest range's.
+   repaired into a plan, until the gap closes, the split stalls, or ``MAX_RANGE_LPS`` LPs
+   are spent (work, not time: see below). The bound is the lowest range's.
 5. If still open: the MILP with binaries on the candidate columns and every column a repair
    touched, started from the best plan - on the ranges still open (their hull) when the
    ranges closed a good share of the gap, else on the whole model - in what is left of the
@@ -42,7 +42,9 @@ The gap is ``(plan - bound) / max(|plan|, floor)``. The whole solve has one time
 (``SolveOptions.time_limit_s``): each HiGHS call gets what is left of it. A plan is
 certified when the gap is within ``mip_rel_gap``; when the budget runs out first, the best
 plan is returned with status ``"time_limit"``, its proven gap and a note (``strict=True``:
-an error), and without any plan the solve raises.
+an error), and without any plan the solve raises. Every other stopping rule counts work
+(LPs, splits), never seconds, so a solve that does not run out of its budget gives the same
+plan on a busy machine as on an idle one.
 """
 
 from __future__ import annotations
@@ -70,9 +72,7 @@ _banner = threading.Lock()
 _quiet = False
 log = logging.getLogger(__name__)
 
-#: Demand-charge ranges (step 4): at most this share of the time left goes to splitting them,
-BRANCH_SHARE = 0.5
-#: at most this many LPs,
+#: Demand-charge ranges (step 4): at most this many LPs,
 MAX_RANGE_LPS = 60
 #: no range narrower than this [yuan] is split,
 MIN_RANGE_YUAN = 1.0
@@ -666,8 +666,9 @@ class BlockModel:
         capped = self.blocks[k].problem  # as the incumbent capped it (step 3)
         first, start_upper, lps = lower, upper, 0
         stall = 0
-        budget = time.perf_counter() + BRANCH_SHARE * self._time_left()
-        while lps < MAX_RANGE_LPS and time.perf_counter() < budget:
+        # bounded by work, not by the clock: a plan is then the same on a busy machine
+        # unless a solve runs out of its whole budget (and says so)
+        while lps < MAX_RANGE_LPS and self._time_left():
             up = ranges.best[0]
             r = ranges.lowest()
             if r is None or self._gap(up, r.bound) <= self.opts.mip_rel_gap:

@@ -106,13 +106,14 @@ class _PeekingLoop(ClosedLoop):
     """A controller that cheats: it plans on the actual load of the next hour, read straight
     from the series instead of through the history."""
 
-    def _replan(self, ctl, pos, day_start, state, month_peak_kw, flex_today):
+    def _replan(self, ctl, pos, day_start, state, month_peak_kw, flex_today, budget=None):
         honest = self.ser
         forecast = honest.load_forecast_kw.copy()
         forecast[pos:pos + 4] = honest.load_actual_kw[pos:pos + 4]
         self.ser = dataclasses.replace(honest, load_forecast_kw=forecast)
         try:
-            return super()._replan(ctl, pos, day_start, state, month_peak_kw, flex_today)
+            return super()._replan(ctl, pos, day_start, state, month_peak_kw, flex_today,
+                                   budget)
         finally:
             self.ser = honest
 
@@ -120,9 +121,9 @@ class _PeekingLoop(ClosedLoop):
 class _AskingLoop(ClosedLoop):
     """A controller that asks the history for the interval it is deciding."""
 
-    def _replan(self, ctl, pos, day_start, state, month_peak_kw, flex_today):
+    def _replan(self, ctl, pos, day_start, state, month_peak_kw, flex_today, budget=None):
         self.history.measured(day_start, pos + 1)
-        return super()._replan(ctl, pos, day_start, state, month_peak_kw, flex_today)
+        return super()._replan(ctl, pos, day_start, state, month_peak_kw, flex_today, budget)
 
 
 def test_the_controller_decides_on_the_past_only(day_inputs):
